@@ -1,0 +1,79 @@
+"""Measurements on recorded audio: tone amplitude per frame, when a tone vanished or came back, marker latency.
+
+Used by the tests (the mute promise is checked on the audio itself), the demo's report and the benchmarks.
+numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .media.audio import FRAME_SAMPLES, SAMPLE_RATE
+
+_WINDOW = np.hanning(FRAME_SAMPLES)
+_WINDOW_GAIN = _WINDOW.sum() / 2.0
+_N = np.arange(FRAME_SAMPLES)
+
+
+def tone_amplitude(samples: np.ndarray, frequency: float, rate: int = SAMPLE_RATE) -> float:
+    """Peak amplitude of the sinusoid at `frequency` in one frame (Hann-windowed single-bin DFT).
+
+    Exact for a steady tone at the frequency; other tones more than ~150 Hz away leak less than 1%.
+    """
+    if samples.shape[0] == FRAME_SAMPLES:
+        window, gain, n = _WINDOW, _WINDOW_GAIN, _N
+    else:
+        window = np.hanning(samples.shape[0])
+        gain, n = window.sum() / 2.0, np.arange(samples.shape[0])
+    phasor = np.exp(-2j * np.pi * frequency * n / rate)
+    return float(abs(np.dot(samples.astype(np.float64) * window, phasor)) / gain)
+
+
+def tone_amplitudes(frames: Sequence[np.ndarray], frequency: float) -> np.ndarray:
+    """`tone_amplitude` of each frame, vectorised."""
+    if len(frames) == 0:
+        return np.zeros(0)
+    stack = np.stack([f.astype(np.float64) for f in frames]) * _WINDOW
+    phasor = np.exp(-2j * np.pi * frequency * _N / SAMPLE_RATE)
+    return np.abs(stack @ phasor) / _WINDOW_GAIN
+
+
+def spectrum_peak(samples: np.ndarray, rate: int = SAMPLE_RATE) -> tuple[float, float]:
+    """(frequency, amplitude) of the strongest component of a longer stretch of audio."""
+    window = np.hanning(samples.shape[0])
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * window)) / (window.sum() / 2.0)
+    spectrum[0] = 0.0
+    index = int(np.argmax(spectrum))
+    return index * rate / samples.shape[0], float(spectrum[index])
+
+
+def last_time_above(times: np.ndarray, amplitudes: np.ndarray, threshold: float, start: float, end: float) -> float | None:
+    """The last arrival time in [start, end) whose amplitude was at or above `threshold` (None if none)."""
+    mask = (times >= start) & (times < end) & (amplitudes >= threshold)
+    return float(times[mask][-1]) if mask.any() else None
+
+
+def first_time_above(times: np.ndarray, amplitudes: np.ndarray, threshold: float, start: float, end: float = np.inf) -> float | None:
+    """The first arrival time in [start, end) whose amplitude reached `threshold` (None if none)."""
+    mask = (times >= start) & (times < end) & (amplitudes >= threshold)
+    return float(times[mask][0]) if mask.any() else None
+
+
+def marker_onsets(times: np.ndarray, amplitudes: np.ndarray, threshold: float) -> np.ndarray:
+    """Arrival times of the frames where a marker burst begins (amplitude crosses `threshold` upwards)."""
+    above = amplitudes >= threshold
+    rising = above & ~np.concatenate(([True], above[:-1]))
+    return times[rising]
+
+
+def marker_latencies(sent: Sequence[float], received_onsets: Sequence[float], max_latency: float = 0.4) -> list[float]:
+    """Pair each received onset with the latest marker sent before it (within `max_latency`): the delays."""
+    sent_array = np.asarray(sent)
+    latencies = []
+    for onset in received_onsets:
+        earlier = sent_array[(sent_array <= onset) & (sent_array > onset - max_latency)]
+        if earlier.size:
+            latencies.append(float(onset - earlier[-1]))
+    return latencies

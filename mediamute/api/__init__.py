@@ -1,0 +1,1 @@
+"""The HTTP layer: Graph-shaped routes, WHIP, extensions, error envelope."""

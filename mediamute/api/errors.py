@@ -1,0 +1,96 @@
+"""Graph's error envelope for every 4xx/5xx, so no request, however malformed, gets a bare 500 or a traceback."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..calls.errors import CallError
+
+log = logging.getLogger("mediamute.api")
+
+STATUS_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "Forbidden",
+    404: "itemNotFound",
+    405: "MethodNotAllowed",
+    409: "conflict",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "BadRequest",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
+
+
+class GraphError(Exception):
+    """An error to answer in Graph's shape: status, code, message."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or STATUS_CODES.get(status, "BadRequest")
+
+
+def error_body(request: Request, code: str, message: str) -> dict:
+    inner = {
+        "request-id": getattr(request.state, "request_id", None) or str(uuid.uuid4()),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    client_request_id = request.headers.get("client-request-id")
+    if client_request_id:
+        inner["client-request-id"] = client_request_id[:128]
+    return {"error": {"code": code, "message": message, "innerError": inner}}
+
+
+def error_response(request: Request, status: int, message: str, code: str | None = None) -> JSONResponse:
+    level = logging.WARNING if status < 500 else logging.ERROR
+    log.log(level, "%s %s -> %d %s", request.method, request.url.path, status, message)
+    body = error_body(request, code or STATUS_CODES.get(status, "BadRequest"), message)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GraphError)
+    async def _graph_error(request: Request, exc: GraphError) -> JSONResponse:
+        return error_response(request, exc.status, exc.message, exc.code)
+
+    @app.exception_handler(CallError)
+    async def _call_error(request: Request, exc: CallError) -> JSONResponse:
+        return error_response(request, exc.status, exc.message, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(request, 400, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"Resource not found for the segment '{request.url.path}'."
+        if exc.status_code == 405:
+            message = f"The method {request.method} is not allowed on {request.url.path}."
+        return error_response(request, exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "An internal error occurred; see the server log.")

@@ -1,0 +1,79 @@
+"""WHIP ingest (RFC 9725 shape): POST an SDP offer to join a call, DELETE the returned Location to leave."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+
+from ..calls.model import Participant
+from ..rtc.peer import OfferError, ParticipantPeer
+from .errors import GraphError
+from .state import app_state
+
+log = logging.getLogger("mediamute.whip")
+router = APIRouter(tags=["WHIP"])
+
+MAX_DISPLAY_NAME = 64
+
+
+def _display_name(request: Request) -> str:
+    name = request.query_params.get("displayName", "").strip()
+    if len(name) > MAX_DISPLAY_NAME:
+        raise GraphError(400, f"displayName is longer than {MAX_DISPLAY_NAME} characters.")
+    if any(ord(ch) < 32 for ch in name):
+        raise GraphError(400, "displayName contains control characters.")
+    return name or "Guest"
+
+
+@router.post("/whip/{call_id}", status_code=201, summary="Join a call with an SDP offer (WHIP)")
+async def whip_join(call_id: str, request: Request) -> Response:
+    state = app_state(request)
+    call = state.registry.live(call_id)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/sdp":
+        raise GraphError(415, "A WHIP offer must be sent with Content-Type: application/sdp.")
+    raw = await request.body()
+    try:
+        offer = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GraphError(400, "The SDP offer is not valid UTF-8.") from None
+    display_name = _display_name(request)
+    participant = Participant(display_name=display_name)
+    peer = ParticipantPeer(
+        participant.id,
+        participant.gate,
+        call.mixer,
+        ice_servers=state.settings.ice_servers,
+        reset_on_open=state.settings.reset_jitter_on_unmute,
+        on_gone=lambda pid: state.participant_gone(call.id, pid),
+    )
+    try:
+        answer = await peer.accept(offer)
+    except OfferError as exc:
+        await peer.close()
+        raise GraphError(400, str(exc)) from None
+    if call.terminated:  # the call ended while ICE was gathering
+        await peer.close()
+        raise GraphError(409, f"Call {call.id} has been terminated.")
+    call.join(participant, sink=peer.deliver, media=peer)
+    location = f"/whip/{call.id}/{participant.id}"
+    log.info("call %s: %s joined as %s", call.id, display_name, participant.id)
+    return Response(
+        content=answer,
+        status_code=201,
+        media_type="application/sdp",
+        headers={"Location": location, "ETag": f'"{participant.id}"'},
+    )
+
+
+@router.delete("/whip/{call_id}/{participant_id}", summary="Leave a call (WHIP session teardown)")
+async def whip_leave(call_id: str, participant_id: str, request: Request) -> Response:
+    call = app_state(request).registry.get(call_id)
+    await call.remove(participant_id)
+    return Response(status_code=200)
+
+
+@router.patch("/whip/{call_id}/{participant_id}", summary="Trickle ICE (not supported)")
+async def whip_patch(call_id: str, participant_id: str) -> Response:
+    raise GraphError(405, "Trickle ICE and ICE restarts are not supported: send a complete offer.")

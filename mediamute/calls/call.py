@@ -1,0 +1,210 @@
+"""A call: its roster, its mixer and clock, and the mute actions, with the events each change emits.
+
+Everything here runs on the event loop thread, so a mute is atomic with respect to mixer ticks: when `mute()`
+returns, the participant's gate is closed and its queued frames are gone, and no later tick can mix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pyee import EventEmitter
+
+from ..media.clock import MixClock
+from ..media.mixer import FrameSink, Mixer
+from ..sources import AudioSource, SilenceSource
+from .errors import CallNotFound, CallTerminated, NotSupportedForCall, OperationNotFound, ParticipantNotFound
+from .model import MediaSession, Operation, Participant, new_id, utc_now
+
+log = logging.getLogger(__name__)
+
+CallState = Literal["establishing", "established", "terminating", "terminated"]
+
+# Event names (payload: the Call, then the participant(s) or operation concerned).
+PARTICIPANT_JOINED = "participant_joined"
+PARTICIPANT_UPDATED = "participant_updated"
+PARTICIPANT_LEFT = "participant_left"
+OPERATION_COMPLETED = "operation_completed"
+CALL_UPDATED = "call_updated"
+CALL_ENDED = "call_ended"
+
+
+@dataclass
+class CallOptions:
+    """What the creator of a call chooses."""
+
+    callback_uri: str | None = None
+    peer_to_peer: bool = False
+    allow_self_unmute: bool = True
+    subject: str | None = None
+    app_display_name: str = "mediamute application"
+    app_source: AudioSource | None = None
+    tenant_id: str | None = None
+    requested_modalities: list[str] = field(default_factory=lambda: ["audio"])
+    inbox_frames: int = 5
+
+
+class Call:
+    """One group (or peer-to-peer) call with its own mixer on a 20 ms clock."""
+
+    def __init__(self, options: CallOptions, events: EventEmitter, call_id: str | None = None) -> None:
+        self.id = call_id or new_id()
+        self.options = options
+        self.events = events
+        self.state: CallState = "established"
+        self.created_at = utc_now()
+        self.roster_sequence = 0
+        self.mixer = Mixer(inbox_frames=options.inbox_frames)
+        self.clock = MixClock(self._tick)
+        self.participants: dict[str, Participant] = {}
+        self.operations: dict[str, Operation] = {}
+        self.tick_listeners: list[Callable[[float], None]] = []
+        self.app = Participant(
+            display_name=options.app_display_name,
+            kind="application",
+            source=options.app_source or SilenceSource(),
+        )
+        self._add(self.app, sink=None, media=None)
+
+    # lifecycle ----------------------------------------------------------------------------------------------
+    @property
+    def terminated(self) -> bool:
+        return self.state in ("terminating", "terminated")
+
+    def start(self) -> None:
+        self.clock.start()
+
+    async def end(self) -> None:
+        """End the call: every participant's media closed, the clock stopped, state `terminated`."""
+        if self.terminated:
+            return
+        self.state = "terminating"
+        for participant in list(self.participants.values()):
+            self._drop(participant)
+            if participant.media is not None:
+                try:
+                    await participant.media.close()
+                except Exception:  # a broken peer must not keep the call alive
+                    log.exception("closing participant %s failed", participant.id)
+        await self.clock.stop()
+        self.state = "terminated"
+        self.events.emit(CALL_ENDED, self)
+
+    def _tick(self, deadline: float) -> None:
+        source = self.app.source
+        if source is not None and self.app.id in self.participants:
+            self.mixer.push(self.app.id, source.next_frame())
+        self.mixer.tick(deadline)
+        for listener in self.tick_listeners:
+            listener(deadline)
+
+    # roster -------------------------------------------------------------------------------------------------
+    def _bump(self, participant: Participant) -> None:
+        self.roster_sequence += 1
+        participant.roster_sequence = self.roster_sequence
+
+    def _add(self, participant: Participant, sink: FrameSink | None, media: MediaSession | None) -> None:
+        participant.media = media
+        self.mixer.add(participant.id, participant.gate, sink)
+        self.participants[participant.id] = participant
+        self._bump(participant)
+
+    def join(self, participant: Participant, sink: FrameSink | None, media: MediaSession | None) -> Participant:
+        """Add a connected participant to the roster and the mix."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        self._add(participant, sink, media)
+        self.events.emit(PARTICIPANT_JOINED, self, participant)
+        return participant
+
+    def participant(self, participant_id: str) -> Participant:
+        try:
+            return self.participants[participant_id]
+        except KeyError:
+            raise ParticipantNotFound(participant_id) from None
+
+    def _drop(self, participant: Participant) -> None:
+        self.participants.pop(participant.id, None)
+        self.mixer.remove(participant.id)
+        participant.gate.close()  # nothing of a removed participant may be mixed, even if packets still arrive
+
+    async def remove(self, participant_id: str) -> Participant:
+        """Remove a participant: its media is dropped at once, then its connection closed."""
+        participant = self.participant(participant_id)
+        if participant.kind == "application":
+            raise NotSupportedForCall("The application's own participant cannot be removed; delete the call.")
+        self._drop(participant)
+        self._bump(participant)
+        self.events.emit(PARTICIPANT_LEFT, self, participant)
+        if participant.media is not None:
+            await participant.media.close()
+        return participant
+
+    # mute ---------------------------------------------------------------------------------------------------
+    def _record(self, operation: Operation) -> Operation:
+        operation.completed_monotonic = time.monotonic()
+        self.operations[operation.id] = operation
+        self.events.emit(OPERATION_COMPLETED, self, operation)
+        return operation
+
+    def mute(self, participant_id: str, client_context: str | None = None) -> Operation:
+        """Server-mute a participant: its gate closes and its queued audio is discarded before this returns."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        participant = self.participant(participant_id)
+        if self.options.peer_to_peer and participant.kind == "remote":
+            raise NotSupportedForCall("Participant mute is only supported for group calls.")
+        if participant.gate.close():
+            self._bump(participant)
+            self.events.emit(PARTICIPANT_UPDATED, self, participant)
+        return self._record(Operation("muteParticipant", participant.id, client_context))
+
+    def unmute(self, participant_id: str, client_context: str | None = None) -> Operation:
+        """Lift a server mute: the gate re-opens (and the receiver's jitter buffer is reset)."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        participant = self.participant(participant_id)
+        if participant.gate.open():
+            self._bump(participant)
+            self.events.emit(PARTICIPANT_UPDATED, self, participant)
+        return self._record(Operation("unmuteParticipant", participant.id, client_context))
+
+    def operation(self, operation_id: str) -> Operation:
+        try:
+            return self.operations[operation_id]
+        except KeyError:
+            raise OperationNotFound(operation_id) from None
+
+
+class CallRegistry:
+    """Every live (and recently ended) call of this server, and the event bus they share."""
+
+    def __init__(self, events: EventEmitter | None = None) -> None:
+        self.events = events or EventEmitter()
+        self.calls: dict[str, Call] = {}
+
+    def create(self, options: CallOptions | None = None, call_id: str | None = None) -> Call:
+        call = Call(options or CallOptions(), self.events, call_id=call_id)
+        self.calls[call.id] = call
+        call.start()
+        return call
+
+    def get(self, call_id: str) -> Call:
+        try:
+            return self.calls[call_id]
+        except KeyError:
+            raise CallNotFound(call_id) from None
+
+    def live(self, call_id: str) -> Call:
+        call = self.get(call_id)
+        if call.terminated:
+            raise CallTerminated(call_id)
+        return call
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            await call.end()

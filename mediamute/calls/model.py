@@ -1,0 +1,72 @@
+"""The call model's records: participants and operations. No HTTP, no aiortc."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal, Protocol
+
+from ..media.gate import MuteGate
+from ..sources import AudioSource
+
+ParticipantKind = Literal["remote", "application"]
+OperationKind = Literal["muteParticipant", "unmuteParticipant"]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class MediaSession(Protocol):
+    """What the domain needs of a participant's media connection: a way to end it."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Participant:
+    """A call member. Server mute is the state of its gate; self mute is what its client says of itself."""
+
+    display_name: str
+    kind: ParticipantKind = "remote"
+    id: str = field(default_factory=new_id)
+    user_id: str = field(default_factory=new_id)
+    gate: MuteGate = field(default_factory=MuteGate)
+    joined_at: datetime = field(default_factory=utc_now)
+    self_muted: bool = False
+    roster_sequence: int = 0
+    media: MediaSession | None = None
+    source: AudioSource | None = None
+    """For the application's own participant: what it plays into the mix."""
+    session_token_id: str | None = None
+    """Identifies the WHIP session that may act for this participant (self-unmute)."""
+
+    @property
+    def server_muted(self) -> bool:
+        return not self.gate.is_open
+
+    @property
+    def is_muted(self) -> bool:
+        """Graph's isMuted: true if muted by the client or by the server."""
+        return self.self_muted or self.server_muted
+
+
+@dataclass
+class Operation:
+    """A completed (or failed) mute/unmute action, resolvable at its Location."""
+
+    kind: OperationKind
+    participant_id: str
+    client_context: str | None
+    id: str = field(default_factory=new_id)
+    status: Literal["notStarted", "running", "completed", "failed"] = "completed"
+    result_code: int = 200
+    result_subcode: int = 0
+    result_message: str = ""
+    created_at: datetime = field(default_factory=utc_now)
+    completed_monotonic: float = 0.0

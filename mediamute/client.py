@@ -1,0 +1,208 @@
+"""A Python call participant: joins a mediamute call by WHIP, sends a source, records what it hears.
+
+    async with CallParticipant(base_url, call_id, ToneSource(440), display_name="Alice") as alice:
+        await alice.wait_for_frames(50)
+        audio = alice.recording.audio()
+
+Tests, the demo and the benchmarks all use it. ICE offers 127.0.0.1 only unless `ice_addresses` says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Reframer
+from .rtc.ice import configure_ice, rtc_configuration
+from .rtc.tracks import SourceTrack, frame_to_mono
+from .sources import AudioSource, SilenceSource
+
+log = logging.getLogger(__name__)
+
+
+class JoinError(RuntimeError):
+    """The server refused the WHIP offer; `status` and `body` say how."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"WHIP join failed with HTTP {status}: {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+class Recording:
+    """What a participant heard: 20 ms mono frames with the monotonic time each arrived."""
+
+    def __init__(self, max_frames: int = 30_000) -> None:
+        self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
+        self.max_frames = max_frames
+        self._arrived = asyncio.Event()
+
+    def add(self, frame: np.ndarray, at: float) -> None:
+        if len(self.frames) >= self.max_frames:
+            del self.frames[: self.max_frames // 10]
+            del self.times[: self.max_frames // 10]
+        self.frames.append(frame)
+        self.times.append(at)
+        self._arrived.set()
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def window(self, start: float = -np.inf, end: float = np.inf) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Arrival times and frames that arrived in [start, end)."""
+        times = np.asarray(self.times)
+        picked = [i for i in range(len(times)) if start <= times[i] < end]
+        return times[picked], [self.frames[i] for i in picked]
+
+    def audio(self, start: float = -np.inf, end: float = np.inf) -> np.ndarray:
+        _, frames = self.window(start, end)
+        return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+
+    def save_wav(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE)
+            wav.writeframes(self.audio().astype("<i2").tobytes())
+        return path
+
+    async def wait_for(self, count: int, timeout: float) -> None:
+        """Wait until at least `count` frames have arrived in all."""
+        async with asyncio.timeout(timeout):
+            while len(self.frames) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+class CallParticipant:
+    """One WHIP participant with a real RTCPeerConnection."""
+
+    def __init__(
+        self,
+        base_url: str,
+        call_id: str,
+        source: AudioSource | None = None,
+        display_name: str = "Guest",
+        token: str | None = None,
+        ice_servers: Sequence[str] = (),
+        ice_addresses: str | None = None,
+        record: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.call_id = call_id
+        self.source = source or SilenceSource()
+        self.display_name = display_name
+        self.token = token
+        self.ice_servers = list(ice_servers)
+        self.ice_addresses = ice_addresses
+        self.record = record
+        self.recording = Recording()
+        self.track = SourceTrack(self.source)
+        self.pc: RTCPeerConnection | None = None
+        self.location: str | None = None
+        self.participant_id: str | None = None
+        self._connected = asyncio.Event()
+        self._recorder: asyncio.Task[None] | None = None
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
+
+    def _headers(self, **extra: str) -> dict[str, str]:
+        headers = dict(extra)
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def join(self, timeout: float = 10.0) -> None:
+        """Offer, get the answer, and wait until the peer connection is connected."""
+        if self.ice_addresses is not None:
+            configure_ice(self.ice_addresses)
+        self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
+        self.pc.addTransceiver(self.track, direction="sendrecv")
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        response = await self._http.post(
+            f"/whip/{self.call_id}",
+            params={"displayName": self.display_name},
+            content=self.pc.localDescription.sdp,
+            headers=self._headers(**{"Content-Type": "application/sdp"}),
+        )
+        if response.status_code != 201:
+            await self.pc.close()
+            raise JoinError(response.status_code, response.text)
+        self.location = response.headers["Location"]
+        self.participant_id = self.location.rstrip("/").rsplit("/", 1)[-1]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    def _on_state(self) -> None:
+        if self.pc is not None and self.pc.connectionState == "connected":
+            self._connected.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._recorder is None:
+            self._recorder = asyncio.get_running_loop().create_task(self._record(track))
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        reframer = Reframer()
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            at = time.monotonic()
+            if not self.record:
+                continue
+            for piece in reframer.push(frame_to_mono(frame)):
+                self.recording.add(piece, at)
+
+    @property
+    def marker_times(self) -> list[float]:
+        """Monotonic times at which marker bursts were handed to the encoder (MarkerSource only)."""
+        return self.track.marker_times
+
+    async def wait_for_frames(self, count: int, timeout: float = 10.0) -> None:
+        await self.recording.wait_for(count, timeout)
+
+    async def leave(self) -> None:
+        """Leave politely: DELETE the WHIP session, then close the connection."""
+        try:
+            if self.location is not None:
+                await self._http.delete(self.location, headers=self._headers())
+        finally:
+            await self.vanish()
+
+    async def vanish(self) -> None:
+        """Close the connection without telling the server (a participant that crashes or loses its network)."""
+        if self.pc is not None:
+            await self.pc.close()
+        if self._recorder is not None:
+            self._recorder.cancel()
+            try:
+                await self._recorder
+            except (asyncio.CancelledError, MediaStreamError):
+                pass
+        self.track.stop()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "CallParticipant":
+        await self.join()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.leave()
+
+
+FRAMES_PER_SECOND = SAMPLE_RATE // FRAME_SAMPLES

@@ -1,0 +1,124 @@
+"""aiortc media tracks: the outbound N-1 mix of one listener, and a paced source for senders.
+
+Frames go to aiortc as interleaved stereo (L == R): aiortc's Opus encoder up-mixes mono at -3 dB, so stereo is
+what keeps a tone's amplitude unchanged end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections import deque
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
+
+from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, Frame, interleaved_to_mono, mono_to_stereo
+from ..sources import AudioSource
+
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+
+
+def frame_to_mono(frame: AudioFrame) -> Frame:
+    """A decoded aiortc frame (packed s16, any channel count, 48 kHz) as mono int16."""
+    if frame.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"expected {SAMPLE_RATE} Hz audio, got {frame.sample_rate} Hz")
+    if frame.format.name != "s16":
+        raise ValueError(f"expected s16 audio, got {frame.format.name}")
+    return interleaved_to_mono(frame.to_ndarray(), len(frame.layout.channels))
+
+
+def mono_to_frame(mono: Frame, pts: int) -> AudioFrame:
+    """A mono int16 frame as an aiortc-ready stereo AudioFrame with the given pts (in 1/48000 s)."""
+    stereo = mono_to_stereo(mono)
+    frame = AudioFrame.from_ndarray(stereo.reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
+
+
+class MixTrack(MediaStreamTrack):
+    """The listener's outbound track: frames pushed by the mixer tick, pulled by aiortc's sender.
+
+    A small bounded queue (drop-oldest, counted) decouples the two: a stalled encoder never makes the mixer wait,
+    and never builds up latency beyond `depth` frames.
+    """
+
+    kind = "audio"
+
+    def __init__(self, depth: int = 3) -> None:
+        super().__init__()
+        self._queue: deque[Frame] = deque(maxlen=depth)
+        self._ready = asyncio.Event()
+        self._pts = 0
+        self.frames_sent = 0
+        self.dropped = 0
+
+    def push(self, mono: Frame) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(mono)
+        self._ready.set()
+
+    async def recv(self) -> AudioFrame:
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = mono_to_frame(self._queue.popleft(), self._pts)
+        self._pts += FRAME_SAMPLES
+        self.frames_sent += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+class SourceTrack(MediaStreamTrack):
+    """Sends an `AudioSource` in real time, one 20 ms frame per period on absolute deadlines.
+
+    `sent_at[i]` is the monotonic time frame i was handed to the encoder; `marker_times` those of marker onsets.
+    """
+
+    kind = "audio"
+
+    def __init__(self, source: AudioSource) -> None:
+        super().__init__()
+        self.source = source
+        self._start: float | None = None
+        self._index = 0
+        self.marker_times: list[float] = []
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            wait = self._start + self._index * FRAME_SECONDS - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.2:  # far behind (the loop stalled): restart the schedule instead of bursting
+                self._start = now - self._index * FRAME_SECONDS
+        mono = self.source.next_frame()
+        frame = mono_to_frame(mono, self._index * FRAME_SAMPLES)
+        if self.source.is_marker(self._index):
+            self.marker_times.append(time.monotonic())
+        self._index += 1
+        return frame
+
+    @property
+    def frames_sent(self) -> int:
+        return self._index
+
+
+def silence(samples: int = FRAME_SAMPLES) -> Frame:
+    return np.zeros(samples, dtype=np.int16)

@@ -1,0 +1,183 @@
+"""Audio sources a participant can send: a tone, a WAV file, silence, or marked tone bursts for latency probes.
+
+Each source yields 20 ms mono int16 frames at 48 kHz and knows nothing of WebRTC; `rtc.tracks.SourceTrack` paces
+them in real time for aiortc, and the application's own server-side participant feeds them to the mixer.
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+
+DEFAULT_AMPLITUDE = 8000
+
+
+class AudioSource(ABC):
+    """Produces consecutive 20 ms mono frames; `marker` says whether the last frame began a marked burst."""
+
+    frames_made = 0
+
+    @abstractmethod
+    def next_frame(self) -> Frame: ...
+
+    @property
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def is_marker(self, frame_index: int) -> bool:
+        """True if frame `frame_index` is the onset of a marker burst (for latency probes)."""
+        return False
+
+
+class SilenceSource(AudioSource):
+    def next_frame(self) -> Frame:
+        self.frames_made += 1
+        return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+    @property
+    def describe(self) -> str:
+        return "silence"
+
+
+class ToneSource(AudioSource):
+    """A continuous sine, phase-continuous across frames."""
+
+    def __init__(self, frequency: float, amplitude: int = DEFAULT_AMPLITUDE) -> None:
+        if not 0 < frequency < SAMPLE_RATE / 2:
+            raise ValueError(f"tone frequency must be between 0 and {SAMPLE_RATE // 2} Hz, not {frequency}")
+        if not 0 <= amplitude <= 32767:
+            raise ValueError(f"tone amplitude must be between 0 and 32767, not {amplitude}")
+        self.frequency = frequency
+        self.amplitude = amplitude
+        self._step = 2 * math.pi * frequency / SAMPLE_RATE
+        self._n = np.arange(FRAME_SAMPLES, dtype=np.float64)
+
+    def next_frame(self) -> Frame:
+        start = self.frames_made * FRAME_SAMPLES
+        self.frames_made += 1
+        phase = (start + self._n) * self._step
+        return np.round(self.amplitude * np.sin(phase)).astype(np.int16)
+
+    @property
+    def describe(self) -> str:
+        return f"tone {self.frequency:g} Hz"
+
+
+class MarkerSource(ToneSource):
+    """Tone bursts of `burst_frames` frames every `period_frames` frames, silence between: onsets are markers."""
+
+    def __init__(
+        self,
+        frequency: float = 1000.0,
+        amplitude: int = DEFAULT_AMPLITUDE,
+        period_frames: int = 25,
+        burst_frames: int = 5,
+    ) -> None:
+        super().__init__(frequency, amplitude)
+        if not 0 < burst_frames < period_frames:
+            raise ValueError("burst_frames must be between 1 and period_frames - 1")
+        self.period_frames = period_frames
+        self.burst_frames = burst_frames
+
+    def next_frame(self) -> Frame:
+        index = self.frames_made
+        frame = super().next_frame()
+        if index % self.period_frames >= self.burst_frames:
+            frame[:] = 0
+        return frame
+
+    def is_marker(self, frame_index: int) -> bool:
+        return frame_index % self.period_frames == 0
+
+    @property
+    def describe(self) -> str:
+        return f"marker bursts {self.frequency:g} Hz every {self.period_frames * 20} ms"
+
+
+def load_wav(path: str | Path) -> np.ndarray:
+    """Read a PCM WAV file as mono int16 at 48 kHz (averaging channels, resampling with libswresample)."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels = wav.getnchannels()
+            width = wav.getsampwidth()
+            rate = wav.getframerate()
+            raw = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from exc
+    if width != 2:
+        raise ValueError(f"{path}: only 16-bit PCM WAV is supported, this one has {8 * width}-bit samples")
+    samples = np.frombuffer(raw, dtype="<i2").astype(np.int32)
+    if channels > 1:
+        samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels).mean(axis=1)
+    mono = np.asarray(samples, dtype=np.int16)
+    if rate != SAMPLE_RATE:
+        mono = _resample(mono, rate)
+    return mono
+
+
+def _resample(mono: np.ndarray, rate: int) -> np.ndarray:
+    import av  # the resampler is libswresample's; av is a dependency of aiortc anyway
+
+    frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(out).astype(np.int16) if out else np.zeros(0, dtype=np.int16)
+
+
+class WavSource(AudioSource):
+    """Plays a WAV file, looping (with a short pause between loops) or once followed by silence."""
+
+    def __init__(self, path: str | Path, loop: bool = True, gap_ms: int = 400) -> None:
+        self.path = Path(path)
+        audio = load_wav(self.path)
+        if audio.size == 0:
+            raise ValueError(f"{self.path}: the WAV file holds no audio")
+        if loop and gap_ms > 0:
+            audio = np.concatenate((audio, np.zeros(SAMPLE_RATE * gap_ms // 1000, dtype=np.int16)))
+        pad = (-audio.size) % FRAME_SAMPLES
+        self._audio = np.concatenate((audio, np.zeros(pad, dtype=np.int16)))
+        self._frames = self._audio.size // FRAME_SAMPLES
+        self.loop = loop
+
+    def next_frame(self) -> Frame:
+        index = self.frames_made
+        self.frames_made += 1
+        if index >= self._frames:
+            if not self.loop:
+                return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            index %= self._frames
+        return self._audio[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES].copy()
+
+    @property
+    def describe(self) -> str:
+        return f"wav {self.path.name}"
+
+
+def source_from_spec(spec: str | float | int | None, samples_dir: Path | None = None) -> AudioSource:
+    """Build a source from a short spec: None/"silence", a frequency ("440" or "tone:440"), or a WAV path."""
+    if spec is None or spec == "silence":
+        return SilenceSource()
+    if isinstance(spec, (int, float)):
+        return ToneSource(float(spec))
+    text = str(spec).strip()
+    if text.startswith("tone:"):
+        text = text[5:]
+    try:
+        return ToneSource(float(text))
+    except ValueError:
+        pass
+    path = Path(text)
+    if not path.is_absolute() and samples_dir is not None and not path.exists():
+        path = samples_dir / path
+    if not path.exists():
+        raise ValueError(f"audio source {spec!r} is neither 'silence', a tone frequency, nor an existing WAV file")
+    return WavSource(path)
