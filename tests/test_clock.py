@@ -1,0 +1,46 @@
+import asyncio
+import time
+
+from mediamute.media.clock import MixClock
+
+
+async def test_ticks_on_absolute_deadlines_without_drift():
+    deadlines: list[float] = []
+    enough = asyncio.Event()
+
+    def on_tick(deadline: float) -> None:
+        deadlines.append(deadline)
+        if len(deadlines) == 25:
+            enough.set()
+
+    clock = MixClock(on_tick)
+    clock.start()
+    async with asyncio.timeout(5):
+        await enough.wait()
+    await clock.stop()
+    steps = [b - a for a, b in zip(deadlines, deadlines[1:24])]
+    assert all(abs(step - 0.02) < 1e-9 for step in steps)  # deadlines, not "sleep 20 ms after each tick"
+    assert clock.late_ticks == 0
+
+
+async def test_a_stalled_loop_counts_a_late_tick_and_resynchronises():
+    deadlines: list[float] = []
+    done = asyncio.Event()
+
+    def on_tick(deadline: float) -> None:
+        deadlines.append(deadline)
+        if len(deadlines) == 3:
+            time.sleep(0.07)  # deliberately block the event loop, as a slow handler would
+        if len(deadlines) == 8:
+            done.set()
+
+    clock = MixClock(on_tick)
+    clock.start()
+    async with asyncio.timeout(5):
+        await done.wait()
+    await clock.stop()
+    assert clock.late_ticks == 1
+    assert clock.max_lateness >= 0.04
+    # no burst of catch-up ticks: after the resync, deadlines are 20 ms apart again
+    after = [b - a for a, b in zip(deadlines[3:], deadlines[4:])]
+    assert all(abs(step - 0.02) < 1e-9 for step in after)

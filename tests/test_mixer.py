@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mediamute.media.audio import FRAME_SAMPLES, SILENT_FRAME
+from mediamute.media.gate import MuteGate
+from mediamute.media.mixer import Mixer, saturate_int16
+
+frames_strategy = st.lists(
+    arrays(np.int16, FRAME_SAMPLES, elements=st.integers(-32768, 32767)), min_size=1, max_size=12
+)
+
+
+def make_mixer(count, inbox=5):
+    mixer = Mixer(inbox_frames=inbox)
+    heard: dict[str, np.ndarray] = {}
+    gates = {}
+    for i in range(count):
+        pid = f"p{i}"
+        gates[pid] = MuteGate()
+        mixer.add(pid, gates[pid], sink=lambda frame, pid=pid: heard.__setitem__(pid, frame))
+    return mixer, heard, gates
+
+
+def reference_mix(frames, listener):
+    total = sum(f.astype(np.int64) for i, f in enumerate(frames) if i != listener)
+    if isinstance(total, int):
+        total = np.zeros(FRAME_SAMPLES, dtype=np.int64)
+    return np.clip(total, -32768, 32767).astype(np.int16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames_strategy)
+def test_each_listener_hears_exactly_the_saturated_sum_of_the_others(frames):
+    mixer, heard, _ = make_mixer(len(frames))
+    for i, frame in enumerate(frames):
+        mixer.push(f"p{i}", frame)
+    record = mixer.tick()
+    assert record.contributors == tuple(f"p{i}" for i in range(len(frames)))
+    for i in range(len(frames)):
+        assert heard[f"p{i}"].dtype == np.int16
+        assert np.array_equal(heard[f"p{i}"], reference_mix(frames, i)), f"listener p{i}"
+
+
+@given(st.integers(2, 40), st.sampled_from([-32768, 32767]))
+def test_saturates_at_int16_limits_instead_of_wrapping(count, extreme):
+    mixer, heard, _ = make_mixer(count + 1)
+    for i in range(count):
+        mixer.push(f"p{i}", np.full(FRAME_SAMPLES, extreme, dtype=np.int16))
+    mixer.tick()
+    # the silent listener hears all `count` loud frames: clipped at the limit, never the wrapped-around sign
+    assert np.all(heard[f"p{count}"] == extreme)
+    assert np.all(heard["p0"] == (extreme if count > 1 else 0))
+
+
+def test_saturate_int16_clamps_both_ends():
+    values = np.array([-70000, -32769, -32768, 0, 32767, 32768, 70000], dtype=np.int32)
+    assert saturate_int16(values).tolist() == [-32768, -32768, -32768, 0, 32767, 32767, 32767]
+
+
+def test_listeners_who_contributed_nothing_share_one_frame():
+    mixer, heard, _ = make_mixer(6)
+    mixer.push("p0", np.full(FRAME_SAMPLES, 100, dtype=np.int16))
+    mixer.push("p1", np.full(FRAME_SAMPLES, 10, dtype=np.int16))
+    mixer.tick()
+    assert heard["p2"] is heard["p3"] is heard["p4"] is heard["p5"]  # one shared mix, not one per listener
+    assert np.all(heard["p2"] == 110)
+    assert np.all(heard["p0"] == 10) and np.all(heard["p1"] == 100)
+
+
+@pytest.mark.parametrize("count", [2, 8, 128, 512])
+def test_large_calls_mix_correctly(count):
+    rng = np.random.default_rng(count)
+    frames = [rng.integers(-300, 300, FRAME_SAMPLES).astype(np.int16) for _ in range(count)]
+    mixer, heard, _ = make_mixer(count)
+    for i, frame in enumerate(frames):
+        mixer.push(f"p{i}", frame)
+    mixer.tick()
+    total = np.sum(np.stack(frames).astype(np.int64), axis=0)
+    for i in (0, count // 2, count - 1):
+        expected = np.clip(total - frames[i], -32768, 32767)
+        assert np.array_equal(heard[f"p{i}"], expected)
+
+
+def test_inbox_is_bounded_drop_oldest_and_counts_overflow():
+    mixer, heard, _ = make_mixer(2, inbox=3)
+    for value in range(1, 6):  # 5 frames into an inbox of 3: frames 1 and 2 are dropped
+        mixer.push("p0", np.full(FRAME_SAMPLES, value, dtype=np.int16))
+    slot = mixer.slot("p0")
+    assert slot.counters().inbox_overflow == 2
+    assert slot.counters().inbox_depth == 3
+    mixer.tick()
+    assert np.all(heard["p1"] == 3)
+
+
+def test_underrun_is_silence_and_counted_only_for_open_gates():
+    mixer, heard, gates = make_mixer(3)
+    gates["p2"].close()
+    record = mixer.tick()
+    assert record.contributors == ()
+    assert heard["p0"] is SILENT_FRAME
+    assert mixer.slot("p0").underruns == 1 and mixer.slot("p1").underruns == 1
+    assert mixer.slot("p2").underruns == 0  # a muted participant is not "late"
+
+
+def test_closing_the_gate_flushes_the_inbox_and_refuses_new_frames():
+    mixer, heard, gates = make_mixer(2)
+    for _ in range(3):
+        mixer.push("p0", np.full(FRAME_SAMPLES, 1000, dtype=np.int16))
+    gates["p0"].close()
+    assert mixer.push("p0", np.full(FRAME_SAMPLES, 1000, dtype=np.int16)) is False
+    record = mixer.tick()
+    assert "p0" not in record.contributors
+    assert not heard["p1"].any()
+    counters = mixer.slot("p0").counters()
+    assert (counters.flushed, counters.discarded_closed, counters.inbox_depth) == (3, 1, 0)
+
+
+def test_standing_backlog_is_trimmed_to_bound_latency():
+    mixer, _, _ = make_mixer(1)
+    mixer.trim_after_ticks = 4
+    frame = np.ones(FRAME_SAMPLES, dtype=np.int16)
+    mixer.push("p0", frame)
+    for _ in range(4):  # one frame in, one out per tick, with one extra always waiting
+        mixer.push("p0", frame)
+        mixer.tick()
+    slot = mixer.slot("p0")
+    assert slot.trimmed == 1
+    assert len(slot.inbox) == 0
+
+
+def test_audit_records_contributors_and_levels_per_tick():
+    mixer, _, gates = make_mixer(3)
+    mixer.push("p0", np.full(FRAME_SAMPLES, 1000, dtype=np.int16))
+    mixer.push("p1", np.full(FRAME_SAMPLES, -500, dtype=np.int16))
+    first = mixer.tick(at=1.0)
+    gates["p0"].close()
+    mixer.push("p1", np.full(FRAME_SAMPLES, -500, dtype=np.int16))
+    second = mixer.tick(at=1.02)
+    assert first.contributors == ("p0", "p1") and first.level_of("p0") == pytest.approx(1000)
+    assert first.heard_by("p0") == ("p1",)
+    assert second.contributors == ("p1",)
+    assert mixer.audit.frames_from("p0", 1.01) == 0
+    assert mixer.audit.frames_from("p0", 0.0) == 1
+    assert mixer.audit.first_without("p0", 0.0) is second
+
+
+def test_removed_participant_is_no_longer_mixed():
+    mixer, heard, _ = make_mixer(2)
+    mixer.push("p0", np.full(FRAME_SAMPLES, 5, dtype=np.int16))
+    mixer.remove("p0")
+    assert mixer.push("p0", np.full(FRAME_SAMPLES, 5, dtype=np.int16)) is False
+    assert mixer.tick().contributors == ()
+    assert "p0" not in mixer
