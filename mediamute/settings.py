@@ -17,3 +17,5 @@ class ServerSettings:
     """Reset the receiver's jitter buffer when a gate re-opens (off only to measure what it saves)."""
     inbox_frames: int = 5
     log_level: str = "info"
+    auth: bool = True
+    """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
