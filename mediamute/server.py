@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 
 import uvicorn
 
 from .api.app import create_app
 from .calls.call import CallRegistry
 from .rtc.ice import configure_ice
+from .api.notifications import NotificationHub
 from .settings import ServerSettings
+from .tokens import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +23,15 @@ log = logging.getLogger(__name__)
 class MediamuteServer:
     """A running mediamute: start it, use `base_url`, stop it. The port may be 0 (any free port)."""
 
-    def __init__(self, settings: ServerSettings | None = None) -> None:
+    def __init__(self, settings: ServerSettings | None = None, signing_key: SigningKey | None = None) -> None:
         self.settings = settings or ServerSettings()
         self.registry = CallRegistry()
-        self.app = create_app(self.registry, self.settings)
+        if signing_key is None:
+            key_file = Path(self.settings.key_file) if self.settings.key_file else None
+            signing_key = SigningKey.generate() if self.settings.ephemeral_key else SigningKey.load_or_create(key_file)
+        self.signing_key = signing_key
+        self.hub: NotificationHub | None = None
+        self._app = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._socket: socket.socket | None = None
@@ -33,8 +41,17 @@ class MediamuteServer:
     def base_url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
 
+    @property
+    def app(self):
+        if self._app is None:
+            raise RuntimeError("the server is not started")
+        return self._app
+
     async def start(self) -> None:
         configure_ice(self.settings.ice_addresses)
+        # the hub starts delivery tasks, so it is made inside the running loop
+        self.hub = NotificationHub(self.registry.events, self.signing_key)
+        self._app = create_app(self.registry, self.settings, self.signing_key, self.hub)
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -55,6 +72,8 @@ class MediamuteServer:
 
     async def stop(self) -> None:
         await self.registry.close()
+        if self.hub is not None:
+            await self.hub.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:

@@ -17,5 +17,9 @@ class ServerSettings:
     """Reset the receiver's jitter buffer when a gate re-opens (off only to measure what it saves)."""
     inbox_frames: int = 5
     log_level: str = "info"
+    key_file: str | None = None
+    """The signing key's PEM file (default: $MEDIAMUTE_KEY_FILE or ~/.local/state/mediamute/signing-key.pem)."""
+    ephemeral_key: bool = False
+    """Sign with a key made at start and never written (tests, benchmarks)."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""

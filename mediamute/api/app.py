@@ -1,29 +1,71 @@
-"""The HTTP application: Graph routes under /v1.0 and /beta, WHIP, and the extensions."""
+"""The HTTP application: Graph routes under /v1.0 and /beta, WHIP, the extensions, docs and error envelope."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi_swagger import patch_fastapi
 
 from .. import __version__
 from ..calls.call import CallRegistry
 from ..settings import ServerSettings
+from ..tokens import SigningKey
 from . import ext, graph, whip
-from .errors import install_error_handlers
+from .errors import error_response, install_error_handlers
+from .notifications import NotificationHub
 from .state import AppState
 
 GRAPH_PREFIXES = ("/v1.0", "/beta")
+JSON_PREFIXES = ("/v1.0/", "/beta/", "/ext/")
+
+DESCRIPTION = """A media-plane simulator of server-side mute with a Microsoft Graph-shaped calls API.
+
+* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`, operations.
+  Bearer tokens carry Graph application roles (`mediamute token --role …` mints development tokens).
+* **WHIP** (`/whip/{callId}`): join with an SDP offer; the answer carries a session token for the participant.
+* **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, stats with
+  the contributor audit, the call's event stream (WebSocket), and the JWKS that verifies callback signatures.
+"""
 
 
-def create_app(registry: CallRegistry, settings: ServerSettings) -> FastAPI:
+def create_app(
+    registry: CallRegistry, settings: ServerSettings, signing_key: SigningKey, hub: NotificationHub
+) -> FastAPI:
     app = FastAPI(
         title="mediamute",
         version=__version__,
-        description="A media-plane simulator of server-side mute with a Microsoft Graph-shaped calls API.",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.mediamute = AppState(registry=registry, settings=settings)
+    app.state.mediamute = AppState(registry=registry, settings=settings, signing_key=signing_key, hub=hub)
     install_error_handlers(app)
+    # Swagger UI served from the package (no CDN): the interactive docs work offline.
+    patch_fastapi(app, docs_url="/docs", redirect_from_root_to_docs=False)
+
+    @app.middleware("http")
+    async def graph_conventions(request: Request, call_next):
+        """Graph's request-id header on every answer, and 415 for a JSON API body that is not JSON."""
+        request.state.request_id = str(uuid.uuid4())
+        path = request.url.path
+        if request.method in ("POST", "PATCH", "PUT") and path.startswith(JSON_PREFIXES):
+            has_body = int(request.headers.get("content-length") or 0) > 0 or "transfer-encoding" in request.headers
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if has_body and content_type != "application/json":
+                response = error_response(request, 415, "The request body must be sent with Content-Type: application/json.")
+                response.headers["request-id"] = request.state.request_id
+                return response
+        response = await call_next(request)
+        response.headers["request-id"] = request.state.request_id
+        if "client-request-id" in request.headers:
+            response.headers["client-request-id"] = request.headers["client-request-id"][:128]
+        return response
+
     for prefix in GRAPH_PREFIXES:
         app.include_router(graph.router, prefix=prefix)
+    app.include_router(graph.beta_router, prefix="/beta")
     app.include_router(whip.router)
     app.include_router(ext.router)
     return app

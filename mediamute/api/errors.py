@@ -61,8 +61,13 @@ def error_response(request: Request, status: int, message: str, code: str | None
 
 
 def _validation_message(exc: RequestValidationError) -> str:
+    errors = exc.errors()
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            detail = (error.get("ctx") or {}).get("error", "")
+            return f"The request body is not valid JSON: {detail}".rstrip(": ")
     parts = []
-    for error in exc.errors()[:5]:
+    for error in errors[:5]:
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts)

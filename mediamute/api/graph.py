@@ -1,181 +1,238 @@
-"""The Graph-shaped calls API (served under /v1.0 and /beta): calls, participants, mute and operations."""
+"""The Graph-shaped calls API, served under /v1.0 and /beta: calls, participants, mute, operations.
+
+Each route names the application roles it accepts (the spec's permission table); bodies and answers are the
+pydantic models of `schemas`, so the JSON is Graph's: camelCase and `@odata.type` everywhere.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..calls.call import Call, CallOptions
-from ..calls.model import Operation, Participant
+from ..calls.model import Operation
+from ..sources import source_from_spec
+from ..tokens import (
+    ALL_CALL_ROLES,
+    ROLE_ACCESS_MEDIA,
+    ROLE_INITIATE,
+    ROLE_INITIATE_GROUP_CALLS,
+    ROLE_JOIN_GROUP_CALLS,
+    ROLE_JOIN_GROUP_CALLS_AS_GUEST,
+)
+from . import schemas
+from .auth import Principal, roles
 from .errors import GraphError
+from .resources import call_resource, operation_resource, participant_resource
 from .state import app_state
+from .urls import metadata, operation_location
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS)
+READ = roles(*ALL_CALL_ROLES)
+PARTICIPANT_MUTE = roles(ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
+SELF_MUTE = roles(ROLE_INITIATE, ROLE_ACCESS_MEDIA)
 
 router = APIRouter(tags=["Graph calls"])
-MAX_CLIENT_CONTEXT = 256
+beta_router = APIRouter(tags=["Graph calls (beta)"])
 
-
-async def json_body(request: Request, required: bool = False) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        if required:
-            raise GraphError(400, "A JSON request body is required.")
-        return {}
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type and content_type != "application/json":
-        raise GraphError(415, "The request body must be sent with Content-Type: application/json.")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GraphError(400, f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise GraphError(400, "The request body must be a JSON object.")
-    return body
-
-
-def client_context(body: dict[str, Any]) -> str | None:
-    value = body.get("clientContext")
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise GraphError(400, "clientContext must be a string.")
-    if len(value) > MAX_CLIENT_CONTEXT:
-        raise GraphError(400, f"clientContext must be at most {MAX_CLIENT_CONTEXT} characters.")
-    return value
-
-
-def participant_json(call: Call, participant: Participant) -> dict[str, Any]:
-    identity_key = "application" if participant.kind == "application" else "user"
-    return {
-        "@odata.type": "#microsoft.graph.participant",
-        "id": participant.id,
-        "info": {
-            "@odata.type": "#microsoft.graph.participantInfo",
-            "identity": {
-                "@odata.type": "#microsoft.graph.identitySet",
-                identity_key: {
-                    "@odata.type": "#microsoft.graph.identity",
-                    "displayName": participant.display_name,
-                    "id": participant.user_id,
-                },
-            },
-            "region": "local",
-            "languageId": "en-US",
-        },
-        "mediaStreams": [
-            {
-                "@odata.type": "#microsoft.graph.mediaStream",
-                "mediaType": "audio",
-                "label": "main-audio",
-                "sourceId": "1",
-                "direction": "sendReceive",
-                "serverMuted": participant.server_muted,
-            }
-        ],
-        "isMuted": participant.is_muted,
-        "isInLobby": False,
-        "rosterSequenceNumber": participant.roster_sequence,
-        "metadata": None,
-    }
-
-
-def operation_json(operation: Operation) -> dict[str, Any]:
-    return {
-        "@odata.type": f"#microsoft.graph.{operation.kind}Operation",
-        "id": operation.id,
-        "status": operation.status,
-        "clientContext": operation.client_context,
-        "resultInfo": {
-            "@odata.type": "#microsoft.graph.resultInfo",
-            "code": operation.result_code,
-            "subcode": operation.result_subcode,
-            "message": operation.result_message,
-        },
-    }
-
-
-def call_json(call: Call) -> dict[str, Any]:
-    return {
-        "@odata.type": "#microsoft.graph.call",
-        "id": call.id,
-        "state": call.state,
-        "direction": "outgoing",
-        "callbackUri": call.options.callback_uri,
-        "myParticipantId": call.app.id,
-        "requestedModalities": call.options.requested_modalities,
-        "subject": call.options.subject,
-        "tenantId": call.options.tenant_id,
-    }
-
-
-def _base(request: Request) -> str:
-    return request.url.path.split("/communications/")[0]
+ContextBody = Annotated[schemas.ClientContextBody | None, Body()]
+ERRORS = {
+    400: {"description": "Bad request (Graph error envelope)"},
+    401: {"description": "No, malformed or expired token"},
+    403: {"description": "The token lacks the permission, or is delegated"},
+    404: {"description": "Unknown call, participant or operation"},
+    409: {"description": "The call has been terminated"},
+}
 
 
 def operation_response(request: Request, call: Call, operation: Operation) -> JSONResponse:
-    body = operation_json(operation)
-    body["@odata.context"] = f"{request.base_url}{_base(request).lstrip('/')}/$metadata#{operation.kind}Operation"
-    location = f"{request.base_url}{_base(request).lstrip('/')}/communications/calls/{call.id}/operations/{operation.id}"
-    return JSONResponse(body, status_code=200, headers={"Location": location})
+    """200 OK, the typed operation, and a Location that `GET …/operations/{id}` resolves."""
+    body = operation_resource(operation, context=metadata(request, f"{operation.kind}Operation")).wire()
+    return JSONResponse(body, headers={"Location": operation_location(request, call.id, operation.id)})
 
 
-@router.post("/communications/calls", status_code=201, summary="Create a call")
-async def create_call(request: Request) -> JSONResponse:
-    body = await json_body(request)
-    callback = body.get("callbackUri")
-    if callback is not None and not isinstance(callback, str):
-        raise GraphError(400, "callbackUri must be a string.")
+def _check_callback(uri: str | None, request: Request) -> None:
+    if uri is None:
+        return
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GraphError(400, "callbackUri must be an absolute http(s) URL.")
+    allowed = LOOPBACK_HOSTS | {app_state(request).settings.host}
+    if parts.hostname not in allowed:
+        raise GraphError(
+            400, f"callbackUri must point at this machine ({', '.join(sorted(allowed))}): mediamute is a local simulator."
+        )
+
+
+@router.post(
+    "/communications/calls", status_code=201, response_model=schemas.Call, responses=ERRORS, summary="Create a call"
+)
+async def create_call(
+    request: Request, body: Annotated[schemas.CreateCallBody, Body()], _: Principal = Depends(CREATE)
+) -> JSONResponse:
+    _check_callback(body.callback_uri, request)
+    extension = body.mediamute or schemas.MediamuteCallOptions()
+    try:
+        app_source = source_from_spec(extension.app_source, SAMPLES_DIR) if extension.app_source else None
+    except ValueError as exc:
+        raise GraphError(400, f"mediamute.appSource: {exc}") from None
     state = app_state(request)
-    call = state.registry.create(CallOptions(callback_uri=callback, inbox_frames=state.settings.inbox_frames))
-    return JSONResponse(call_json(call), status_code=201)
+    call = state.registry.create(
+        CallOptions(
+            callback_uri=body.callback_uri,
+            peer_to_peer=body.is_peer_to_peer,
+            allow_self_unmute=extension.allow_self_unmute,
+            subject=body.subject,
+            app_display_name=extension.app_display_name,
+            app_source=app_source,
+            tenant_id=body.tenant_id,
+            requested_modalities=list(body.requested_modalities),
+            targets=body.targets,
+            chat_info=body.chat_info,
+            meeting_info=body.meeting_info,
+            inbox_frames=state.settings.inbox_frames,
+        )
+    )
+    resource = call_resource(call, context=metadata(request, "communications/calls/$entity"))
+    return JSONResponse(resource.wire(), status_code=201)
 
 
-@router.get("/communications/calls/{call_id}", summary="Get a call")
-async def get_call(call_id: str, request: Request) -> JSONResponse:
-    return JSONResponse(call_json(app_state(request).registry.get(call_id)))
+@router.get("/communications/calls/{call_id}", response_model=schemas.Call, responses=ERRORS, summary="Get a call")
+async def get_call(call_id: str, request: Request, _: Principal = Depends(READ)) -> JSONResponse:
+    call = app_state(request).registry.get(call_id)
+    return JSONResponse(call_resource(call, context=metadata(request, "communications/calls/$entity")).wire())
 
 
-@router.delete("/communications/calls/{call_id}", status_code=204, summary="End a call")
-async def delete_call(call_id: str, request: Request) -> Response:
-    await app_state(request).registry.get(call_id).end()
+@router.delete("/communications/calls/{call_id}", status_code=204, responses=ERRORS, summary="End a call")
+async def delete_call(call_id: str, request: Request, _: Principal = Depends(CREATE)) -> Response:
+    call = app_state(request).registry.live(call_id)
+    await call.end()
     return Response(status_code=204)
 
 
-@router.get("/communications/calls/{call_id}/participants", summary="List participants")
-async def list_participants(call_id: str, request: Request) -> JSONResponse:
+@router.get(
+    "/communications/calls/{call_id}/participants",
+    response_model=schemas.ParticipantCollection,
+    responses=ERRORS,
+    summary="List participants",
+)
+async def list_participants(call_id: str, request: Request, _: Principal = Depends(READ)) -> JSONResponse:
     call = app_state(request).registry.get(call_id)
-    return JSONResponse(
-        {
-            "@odata.context": f"{request.base_url}{_base(request).lstrip('/')}/$metadata#communications/calls('{call.id}')/participants",
-            "value": [participant_json(call, p) for p in call.participants.values()],
-        }
+    collection = schemas.ParticipantCollection(
+        odata_context=metadata(request, f"communications/calls('{call.id}')/participants"),
+        value=[participant_resource(p) for p in call.participants.values()],
     )
+    return JSONResponse(collection.wire())
 
 
-@router.get("/communications/calls/{call_id}/participants/{participant_id}", summary="Get a participant")
-async def get_participant(call_id: str, participant_id: str, request: Request) -> JSONResponse:
+@router.get(
+    "/communications/calls/{call_id}/participants/{participant_id}",
+    response_model=schemas.Participant,
+    responses=ERRORS,
+    summary="Get a participant",
+)
+async def get_participant(
+    call_id: str, participant_id: str, request: Request, _: Principal = Depends(READ)
+) -> JSONResponse:
     call = app_state(request).registry.get(call_id)
-    return JSONResponse(participant_json(call, call.participant(participant_id)))
+    body = participant_resource(call.participant(participant_id)).wire()
+    body["@odata.context"] = metadata(request, f"communications/calls('{call.id}')/participants/$entity")
+    return JSONResponse(body)
 
 
-@router.delete("/communications/calls/{call_id}/participants/{participant_id}", status_code=204)
-async def delete_participant(call_id: str, participant_id: str, request: Request) -> Response:
+@router.delete(
+    "/communications/calls/{call_id}/participants/{participant_id}",
+    status_code=204,
+    responses=ERRORS,
+    summary="Remove a participant (its media is dropped at once)",
+)
+async def delete_participant(
+    call_id: str, participant_id: str, request: Request, _: Principal = Depends(PARTICIPANT_MUTE)
+) -> Response:
     await app_state(request).registry.live(call_id).remove(participant_id)
     return Response(status_code=204)
 
 
-@router.post("/communications/calls/{call_id}/participants/{participant_id}/mute", summary="Mute a participant")
-async def mute_participant(call_id: str, participant_id: str, request: Request) -> JSONResponse:
-    body = await json_body(request)
-    context = client_context(body)
+@router.post(
+    "/communications/calls/{call_id}/participants/{participant_id}/mute",
+    response_model=schemas.MuteParticipantOperation,
+    responses=ERRORS,
+    summary="Mute a participant (server mute: its packets are dropped before decoding and mixing)",
+)
+async def mute_participant(
+    call_id: str,
+    participant_id: str,
+    request: Request,
+    body: ContextBody = None,
+    _: Principal = Depends(PARTICIPANT_MUTE),
+) -> JSONResponse:
     call = app_state(request).registry.live(call_id)
-    operation = call.mute(participant_id, context)  # the gate is closed when this returns
+    operation = call.mute(participant_id, body.client_context if body else None)  # gate closed on return
     return operation_response(request, call, operation)
 
 
-@router.get("/communications/calls/{call_id}/operations/{operation_id}", summary="Get an operation")
-async def get_operation(call_id: str, operation_id: str, request: Request) -> JSONResponse:
+@router.post(
+    "/communications/calls/{call_id}/mute",
+    response_model=schemas.MuteParticipantOperation,
+    responses=ERRORS,
+    summary="Mute the application's own participant",
+)
+async def mute_self(
+    call_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(SELF_MUTE)
+) -> JSONResponse:
+    call = app_state(request).registry.live(call_id)
+    operation = call.mute(call.app.id, body.client_context if body else None)
+    return operation_response(request, call, operation)
+
+
+@router.post(
+    "/communications/calls/{call_id}/unmute",
+    response_model=schemas.UnmuteParticipantOperation,
+    responses=ERRORS,
+    summary="Unmute the application's own participant",
+)
+async def unmute_self(
+    call_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(SELF_MUTE)
+) -> JSONResponse:
+    call = app_state(request).registry.live(call_id)
+    operation = call.unmute(call.app.id, body.client_context if body else None)
+    return operation_response(request, call, operation)
+
+
+@router.get(
+    "/communications/calls/{call_id}/operations/{operation_id}",
+    response_model=schemas.CommsOperation,
+    responses=ERRORS,
+    summary="Get an operation",
+)
+async def get_operation(
+    call_id: str, operation_id: str, request: Request, _: Principal = Depends(READ)
+) -> JSONResponse:
     call = app_state(request).registry.get(call_id)
-    return JSONResponse(operation_json(call.operation(operation_id)))
+    operation = call.operation(operation_id)
+    return JSONResponse(operation_resource(operation, context=metadata(request, f"{operation.kind}Operation")).wire())
+
+
+@beta_router.post(
+    "/communications/calls/{call_id}/participants/muteAll",
+    response_model=schemas.CommsOperation,
+    responses=ERRORS,
+    summary="Mute all participants (beta, deprecated in Graph)",
+)
+async def mute_all(
+    call_id: str,
+    request: Request,
+    body: Annotated[schemas.MuteAllBody | None, Body()] = None,
+    _: Principal = Depends(PARTICIPANT_MUTE),
+) -> JSONResponse:
+    call = app_state(request).registry.live(call_id)
+    body = body or schemas.MuteAllBody()
+    operation = call.mute_all(body.participants, body.client_context)
+    return operation_response(request, call, operation)

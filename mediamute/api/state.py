@@ -1,15 +1,17 @@
-"""What every request handler shares: the call registry and the server settings."""
+"""What every request handler shares: the call registry, settings, signing key and notification hub."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from ..calls.call import CallRegistry
 from ..calls.errors import CallError
 from ..settings import ServerSettings
+from ..tokens import SigningKey
+from .notifications import NotificationHub
 
 log = logging.getLogger("mediamute.api")
 
@@ -18,6 +20,8 @@ log = logging.getLogger("mediamute.api")
 class AppState:
     registry: CallRegistry
     settings: ServerSettings
+    signing_key: SigningKey
+    hub: NotificationHub
 
     async def participant_gone(self, call_id: str, participant_id: str) -> None:
         """A participant's connection vanished without a DELETE: take it out of the call."""
@@ -30,5 +34,5 @@ class AppState:
             pass
 
 
-def app_state(request: Request) -> AppState:
-    return request.app.state.mediamute
+def app_state(connection: HTTPConnection) -> AppState:
+    return connection.app.state.mediamute

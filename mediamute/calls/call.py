@@ -17,7 +17,14 @@ from pyee import EventEmitter
 from ..media.clock import MixClock
 from ..media.mixer import FrameSink, Mixer
 from ..sources import AudioSource, SilenceSource
-from .errors import CallNotFound, CallTerminated, NotSupportedForCall, OperationNotFound, ParticipantNotFound
+from .errors import (
+    CallNotFound,
+    CallTerminated,
+    NotSupportedForCall,
+    OperationNotFound,
+    ParticipantNotFound,
+    PolicyForbids,
+)
 from .model import MediaSession, Operation, Participant, new_id, utc_now
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,9 @@ class CallOptions:
     app_source: AudioSource | None = None
     tenant_id: str | None = None
     requested_modalities: list[str] = field(default_factory=lambda: ["audio"])
+    targets: list[dict] | None = None
+    chat_info: dict | None = None
+    meeting_info: dict | None = None
     inbox_frames: int = 5
 
 
@@ -173,6 +183,40 @@ class Call:
             self.events.emit(PARTICIPANT_UPDATED, self, participant)
         return self._record(Operation("unmuteParticipant", participant.id, client_context))
 
+    def mute_all(self, participant_ids: list[str], client_context: str | None = None) -> Operation:
+        """Graph beta's muteAll: server-mute the listed participants (all remote ones if none are listed)."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        if self.options.peer_to_peer:
+            raise NotSupportedForCall("Participant mute is only supported for group calls.")
+        targets = [self.participant(pid) for pid in participant_ids] if participant_ids else [
+            p for p in self.participants.values() if p.kind == "remote"
+        ]
+        changed = [p for p in targets if p.gate.close()]
+        for participant in changed:
+            self._bump(participant)
+        if changed:
+            self.events.emit(PARTICIPANT_UPDATED, self, *changed)
+        return self._record(Operation("comms", "", client_context))
+
+    def self_unmute(self, participant_id: str) -> Operation:
+        """A participant lifts its own server mute from its client, if the call's policy allows it."""
+        participant = self.participant(participant_id)
+        if participant.server_muted and not self.options.allow_self_unmute:
+            raise PolicyForbids("This call does not allow participants to unmute themselves (allowSelfUnmute is false).")
+        return self.unmute(participant_id, None)
+
+    def set_self_muted(self, participant_id: str, muted: bool) -> Participant:
+        """Record what a participant's client says of its own microphone (no gate change: that is the client's)."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        participant = self.participant(participant_id)
+        if participant.self_muted != muted:
+            participant.self_muted = muted
+            self._bump(participant)
+            self.events.emit(PARTICIPANT_UPDATED, self, participant)
+        return participant
+
     def operation(self, operation_id: str) -> Operation:
         try:
             return self.operations[operation_id]
@@ -191,6 +235,7 @@ class CallRegistry:
         call = Call(options or CallOptions(), self.events, call_id=call_id)
         self.calls[call.id] = call
         call.start()
+        self.events.emit(CALL_UPDATED, call)
         return call
 
     def get(self, call_id: str) -> Call:

@@ -11,7 +11,7 @@ from ..media.gate import MuteGate
 from ..sources import AudioSource
 
 ParticipantKind = Literal["remote", "application"]
-OperationKind = Literal["muteParticipant", "unmuteParticipant"]
+OperationKind = Literal["muteParticipant", "unmuteParticipant", "comms"]
 
 
 def new_id() -> str:
@@ -43,8 +43,8 @@ class Participant:
     media: MediaSession | None = None
     source: AudioSource | None = None
     """For the application's own participant: what it plays into the mix."""
-    session_token_id: str | None = None
-    """Identifies the WHIP session that may act for this participant (self-unmute)."""
+    region: str | None = None
+    language_id: str | None = None
 
     @property
     def server_muted(self) -> bool:

@@ -1,0 +1,79 @@
+"""Domain objects as Graph resources (the one place that maps calls/participants/operations to the wire)."""
+
+from __future__ import annotations
+
+from ..calls.call import Call
+from ..calls.model import Operation, Participant
+from . import schemas
+
+
+def participant_resource(participant: Participant, removed_reason: str | None = None) -> schemas.Participant:
+    identity = schemas.Identity(display_name=participant.display_name, id=participant.user_id)
+    identity_set = (
+        schemas.IdentitySet(application=identity)
+        if participant.kind == "application"
+        else schemas.IdentitySet(user=identity)
+    )
+    return schemas.Participant(
+        id=participant.id,
+        info=schemas.ParticipantInfo(
+            identity=identity_set,
+            region=participant.region,
+            language_id=participant.language_id,
+            endpoint_type="default",
+            participant_id=participant.id,
+        ),
+        is_muted=participant.is_muted,
+        is_in_lobby=False,
+        media_streams=[schemas.MediaStream(server_muted=participant.server_muted)],
+        metadata=None,
+        roster_sequence_number=participant.roster_sequence,
+        removed_state=schemas.RemovedState(reason=removed_reason) if removed_reason else None,
+    )
+
+
+OPERATION_MODELS = {
+    "muteParticipant": schemas.MuteParticipantOperation,
+    "unmuteParticipant": schemas.UnmuteParticipantOperation,
+    "comms": schemas.CommsOperation,
+}
+
+
+def operation_resource(operation: Operation, context: str | None = None) -> schemas.CommsOperation:
+    model = OPERATION_MODELS[operation.kind]
+    return model(
+        odata_context=context,
+        id=operation.id,
+        status=operation.status,
+        client_context=operation.client_context,
+        result_info=schemas.ResultInfo(
+            code=operation.result_code, subcode=operation.result_subcode, message=operation.result_message or None
+        ),
+    )
+
+
+def call_resource(call: Call, context: str | None = None) -> schemas.Call:
+    options = call.options
+    return schemas.Call(
+        odata_context=context,
+        id=call.id,
+        state=call.state,
+        direction="outgoing",
+        callback_uri=options.callback_uri,
+        my_participant_id=call.app.id,
+        requested_modalities=list(options.requested_modalities),
+        media_config={"@odata.type": "#microsoft.graph.serviceHostedMediaConfig"},
+        source=schemas.ParticipantInfo(
+            identity=schemas.IdentitySet(
+                application=schemas.Identity(display_name=call.app.display_name, id=call.app.user_id)
+            ),
+            participant_id=call.app.id,
+        ),
+        targets=options.targets,
+        subject=options.subject,
+        chat_info=options.chat_info,
+        meeting_info=options.meeting_info,
+        tenant_id=options.tenant_id,
+        result_info=schemas.ResultInfo(code=200, subcode=0, message="The call ended.") if call.state == "terminated" else None,
+        call_chain_id=call.id,
+    )

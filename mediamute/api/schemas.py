@@ -1,0 +1,197 @@
+"""Graph resources on the wire (pydantic): camelCase properties and `@odata.type` on every body.
+
+Only the properties that matter to mute are filled; the others Graph defines are present as null so clients that
+read them find them. Request bodies ignore properties they do not know (as Graph does with `@odata.type`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+MAX_CLIENT_CONTEXT = 256
+
+
+class GraphModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def odata(type_name: str) -> Any:
+    return Field(default=f"#microsoft.graph.{type_name}", alias="@odata.type")
+
+
+# resources ----------------------------------------------------------------------------------------------------
+class Identity(GraphModel):
+    odata_type: str = odata("identity")
+    display_name: str | None = None
+    id: str | None = None
+
+
+class IdentitySet(GraphModel):
+    odata_type: str = odata("identitySet")
+    user: Identity | None = None
+    application: Identity | None = None
+    device: Identity | None = None
+
+
+class ParticipantInfo(GraphModel):
+    odata_type: str = odata("participantInfo")
+    identity: IdentitySet
+    region: str | None = None
+    language_id: str | None = None
+    country_code: str | None = None
+    endpoint_type: Literal["default", "voicemail", "skypeForBusiness", "skypeForBusinessVoipPhone"] | None = None
+    participant_id: str | None = None
+
+
+class MediaStream(GraphModel):
+    odata_type: str = odata("mediaStream")
+    media_type: Literal["audio", "video", "videoBasedScreenSharing", "data", "unknown"] = "audio"
+    label: str | None = "main-audio"
+    source_id: str = "1"
+    direction: Literal["inactive", "sendOnly", "receiveOnly", "sendReceive"] = "sendReceive"
+    server_muted: bool = False
+
+
+class RemovedState(GraphModel):
+    odata_type: str = odata("removedState")
+    reason: str | None = None
+
+
+class Participant(GraphModel):
+    odata_type: str = odata("participant")
+    id: str
+    info: ParticipantInfo
+    is_muted: bool
+    is_in_lobby: bool = False
+    media_streams: list[MediaStream]
+    metadata: str | None = None
+    roster_sequence_number: int
+    removed_state: RemovedState | None = None
+    recording_info: dict[str, Any] | None = None
+    restricted_experience: dict[str, Any] | None = None
+
+
+class ParticipantCollection(GraphModel):
+    odata_context: str = Field(alias="@odata.context")
+    value: list[Participant]
+
+
+class ResultInfo(GraphModel):
+    odata_type: str = odata("resultInfo")
+    code: int = 200
+    subcode: int = 0
+    message: str | None = None
+
+
+class CommsOperation(GraphModel):
+    odata_type: str = odata("commsOperation")
+    odata_context: str | None = Field(default=None, alias="@odata.context")
+    id: str
+    status: Literal["notStarted", "running", "completed", "failed"]
+    client_context: str | None = None
+    result_info: ResultInfo | None = None
+
+
+class MuteParticipantOperation(CommsOperation):
+    odata_type: str = odata("muteParticipantOperation")
+
+
+class UnmuteParticipantOperation(CommsOperation):
+    odata_type: str = odata("unmuteParticipantOperation")
+
+
+class Call(GraphModel):
+    odata_type: str = odata("call")
+    odata_context: str | None = Field(default=None, alias="@odata.context")
+    id: str
+    state: Literal["incoming", "establishing", "established", "hold", "transferring", "transferAccepted",
+                   "redirecting", "terminating", "terminated"]
+    direction: Literal["incoming", "outgoing"] = "outgoing"
+    callback_uri: str | None = None
+    my_participant_id: str
+    requested_modalities: list[str]
+    media_config: dict[str, Any] | None = None
+    source: ParticipantInfo | None = None
+    targets: list[dict[str, Any]] | None = None
+    subject: str | None = None
+    chat_info: dict[str, Any] | None = None
+    meeting_info: dict[str, Any] | None = None
+    tenant_id: str | None = None
+    result_info: ResultInfo | None = None
+    call_chain_id: str | None = None
+
+
+class CommsNotification(GraphModel):
+    odata_type: str = odata("commsNotification")
+    change_type: Literal["created", "updated", "deleted"]
+    resource_url: str
+    resource_data: Any = None
+
+
+class CommsNotifications(GraphModel):
+    odata_type: str = odata("commsNotifications")
+    value: list[CommsNotification]
+
+
+# request bodies -----------------------------------------------------------------------------------------------
+class ClientContextBody(GraphModel):
+    """The body of mute/unmute: an optional clientContext of at most 256 characters."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
+    client_context: str | None = Field(default=None, max_length=MAX_CLIENT_CONTEXT)
+
+
+class MuteAllBody(ClientContextBody):
+    participants: list[str] = Field(default_factory=list)
+
+
+class MediamuteCallOptions(GraphModel):
+    """Extension properties of a created call (outside Graph's schema, under the key `mediamute`)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    app_source: str | None = Field(
+        default=None, description="What the application's own participant plays: 'silence', a tone ('440' or "
+        "'tone:440') or a WAV file (a name in samples/ or a path)."
+    )
+    app_display_name: str = Field(default="mediamute application", max_length=64)
+    allow_self_unmute: bool = Field(default=True, description="May a server-muted participant unmute itself?")
+    peer_to_peer: bool | None = Field(default=None, description="Force a peer-to-peer (True) or group call.")
+
+
+class CreateCallBody(GraphModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    callback_uri: str | None = None
+    requested_modalities: list[Literal["audio", "video", "videoBasedScreenSharing", "data", "unknown"]] = ["audio"]
+    media_config: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    targets: list[dict[str, Any]] | None = None
+    subject: str | None = Field(default=None, max_length=256)
+    chat_info: dict[str, Any] | None = None
+    meeting_info: dict[str, Any] | None = None
+    tenant_id: str | None = None
+    mediamute: MediamuteCallOptions | None = None
+
+    @field_validator("requested_modalities")
+    @classmethod
+    def _audio_required(cls, value: list[str]) -> list[str]:
+        if "audio" not in value:
+            raise ValueError("mediamute calls carry audio: requestedModalities must include 'audio'")
+        return value
+
+    @property
+    def is_peer_to_peer(self) -> bool:
+        """Graph's peer-to-peer shape: one target and no chat/meeting info (ours: unless forced)."""
+        if self.mediamute is not None and self.mediamute.peer_to_peer is not None:
+            return self.mediamute.peer_to_peer
+        return bool(self.targets) and len(self.targets or []) == 1 and not self.chat_info and not self.meeting_info
+
+
+class SelfMuteBody(GraphModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
+    muted: bool
