@@ -1,57 +1,160 @@
-"""Extensions beyond Graph, outside its prefixes: participant unmute by the application, and call statistics
-(gate counters, mixer counters, clock health and the contributor audit)."""
+"""Extensions beyond Graph, outside its prefixes (under /ext):
+
+- participant unmute by an application (Graph has no such action), self-unmute and self-mute by a participant's
+  own WHIP session token, join tokens for a call;
+- call statistics: gate, mixer, clock and callback counters, and the contributor audit;
+- the call's event stream (WebSocket): the same commsNotifications the callback gets, plus live levels;
+- the public key (JWKS) that verifies tokens and callback signatures.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
 
 from ..calls.call import Call
-from .graph import client_context, json_body, operation_response
+from ..calls.model import Participant
+from ..media.audio import dbfs
+from ..tokens import ALL_CALL_ROLES, ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST
+from . import schemas
+from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles, roles
+from .errors import GraphError, error_body
+from .graph import ERRORS, ContextBody, operation_response
+from .resources import call_resource, participant_resource
 from .state import app_state
 
-router = APIRouter(prefix="/ext", tags=["mediamute extensions"])
+log = logging.getLogger("mediamute.ext")
+router = APIRouter(prefix="/ext", tags=["mediamute extensions (not Graph)"])
+
+UNMUTE_OTHERS = roles(ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
+MINT_JOIN = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
+STATS_PERIOD = 0.1
+
+
+def call_reader(connection: HTTPConnection, call_id: str, allow_query: bool = False) -> Principal:
+    """Apps with any calls role, or a join/session token of this very call."""
+    principal = authenticate(connection, allow_query=allow_query)  # type: ignore[arg-type]
+    if principal.kind == "app":
+        require_app_roles(principal, ALL_CALL_ROLES)
+    else:
+        for_call(principal, call_id)
+    return principal
+
+
+def participant_self(request: Request, call_id: str, participant_id: str) -> Principal:
+    """The participant's own session token (or, with auth off, anyone)."""
+    principal = authenticate(request)
+    if principal.kind == "anonymous":
+        return principal
+    if principal.kind != "session":
+        raise GraphError(403, "Only the participant's own WHIP session token may do this.", FORBIDDEN)
+    for_call(principal, call_id, participant_id)
+    return principal
 
 
 @router.post(
     "/calls/{call_id}/participants/{participant_id}/unmute",
-    summary="Unmute a participant (extension: Graph has no such action)",
+    response_model=schemas.UnmuteParticipantOperation,
+    responses=ERRORS,
+    summary="Unmute a participant (an application with a participant-mute role)",
 )
-async def unmute_participant(call_id: str, participant_id: str, request: Request) -> JSONResponse:
-    context = client_context(await json_body(request))
+async def unmute_participant(
+    call_id: str, participant_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(UNMUTE_OTHERS)
+) -> JSONResponse:
     call = app_state(request).registry.live(call_id)
-    operation = call.unmute(participant_id, context)
+    operation = call.unmute(participant_id, body.client_context if body else None)
     return operation_response(request, call, operation)
 
 
-def call_stats(call: Call, audit_since: float | None = None, audit_limit: int = 200) -> dict[str, Any]:
-    participants = []
-    for participant in call.participants.values():
-        entry: dict[str, Any] = {
-            "id": participant.id,
-            "displayName": participant.display_name,
-            "kind": participant.kind,
-            "serverMuted": participant.server_muted,
-            "gate": asdict(participant.gate.counters()),
-        }
-        if participant.id in call.mixer:
-            slot = call.mixer.slot(participant.id)
-            entry["mixer"] = asdict(slot.counters())
-            entry["mixedLevel"] = slot.last_level
-        participants.append(entry)
-    records = (
-        call.mixer.audit.between(audit_since) if audit_since is not None else call.mixer.audit.latest(audit_limit)
-    )
+@router.post(
+    "/calls/{call_id}/participants/{participant_id}/selfUnmute",
+    response_model=schemas.UnmuteParticipantOperation,
+    responses=ERRORS,
+    summary="Lift your own server mute (your WHIP session token); 403 when the call's allowSelfUnmute is false",
+)
+async def self_unmute(call_id: str, participant_id: str, request: Request) -> JSONResponse:
+    participant_self(request, call_id, participant_id)
+    call = app_state(request).registry.live(call_id)
+    operation = call.self_unmute(participant_id)
+    return operation_response(request, call, operation)
+
+
+@router.post(
+    "/calls/{call_id}/participants/{participant_id}/selfMute",
+    response_model=schemas.Participant,
+    responses=ERRORS,
+    summary="Say whether your client muted its own microphone (your WHIP session token)",
+)
+async def self_mute(
+    call_id: str, participant_id: str, request: Request, body: Annotated[schemas.SelfMuteBody, Body()]
+) -> JSONResponse:
+    participant_self(request, call_id, participant_id)
+    call = app_state(request).registry.live(call_id)
+    return JSONResponse(participant_resource(call.set_self_muted(participant_id, body.muted)).wire())
+
+
+@router.post("/calls/{call_id}/joinTokens", responses=ERRORS, summary="Mint a token that lets its bearer join this call")
+async def join_token(call_id: str, request: Request, _: Principal = Depends(MINT_JOIN)) -> JSONResponse:
+    state = app_state(request)
+    call = state.registry.live(call_id)
+    return JSONResponse({"token": state.signing_key.join_token(call.id), "whipUrl": f"{str(request.base_url).rstrip('/')}/whip/{call.id}"})
+
+
+@router.get("/keys", summary="The public key (JWKS) that verifies mediamute tokens and callback signatures")
+async def keys(request: Request) -> JSONResponse:
+    return JSONResponse(app_state(request).signing_key.jwks())
+
+
+# statistics ---------------------------------------------------------------------------------------------------
+def participant_stats(call: Call, participant: Participant) -> dict[str, Any]:
+    """Live numbers for one participant: what the server receives and mixes of it, and what its gate dropped."""
+    gate = participant.gate
+    entry: dict[str, Any] = {
+        "id": participant.id,
+        "displayName": participant.display_name,
+        "kind": participant.kind,
+        "isMuted": participant.is_muted,
+        "serverMuted": participant.server_muted,
+        "selfMuted": participant.self_muted,
+        "gate": {
+            "open": gate.is_open,
+            "passedPackets": gate.passed_packets,
+            "droppedPackets": gate.dropped_packets,
+            "droppedBytes": gate.dropped_bytes,
+            "closedSince": gate.closed_since,
+        },
+        "receivedLevelDbov": None,
+        "mixedLevelDbfs": None,
+    }
+    media = participant.media
+    jitter = getattr(media, "jitter_buffer", None)
+    if jitter is not None and jitter.last_audio_level is not None:
+        entry["receivedLevelDbov"] = -float(jitter.last_audio_level)
+    if participant.id in call.mixer:
+        slot = call.mixer.slot(participant.id)
+        entry["mixedLevelDbfs"] = dbfs(slot.last_level)
+        entry["mixer"] = asdict(slot.counters())
+    return entry
+
+
+def call_stats(call: Call, hub_counters: Any = None, audit_since: float | None = None, audit_limit: int = 200) -> dict[str, Any]:
+    records = call.mixer.audit.between(audit_since) if audit_since is not None else call.mixer.audit.latest(audit_limit)
     return {
         "callId": call.id,
         "state": call.state,
         "monotonicNow": time.monotonic(),
+        "rosterSequenceNumber": call.roster_sequence,
         "clock": asdict(call.clock.counters()),
-        "participants": participants,
+        "callbacks": asdict(hub_counters) if hub_counters is not None else None,
+        "participants": [participant_stats(call, p) for p in call.participants.values()],
         "audit": [
             {"seq": r.seq, "at": r.at, "contributors": list(r.contributors), "levels": list(r.levels)}
             for r in records[-audit_limit:]
@@ -59,12 +162,76 @@ def call_stats(call: Call, audit_since: float | None = None, audit_limit: int = 
     }
 
 
-@router.get("/calls/{call_id}/stats", summary="Gate, mixer and clock counters and the contributor audit")
+@router.get("/calls/{call_id}/stats", responses=ERRORS, summary="Gate, mixer, clock and callback counters and the contributor audit")
 async def stats(
     call_id: str,
     request: Request,
     since: float | None = Query(None, description="only audit records at or after this server monotonic time"),
     limit: int = Query(200, ge=0, le=3000),
 ) -> JSONResponse:
-    call = app_state(request).registry.get(call_id)
-    return JSONResponse(call_stats(call, since, limit))
+    call_reader(request, call_id)
+    state = app_state(request)
+    call = state.registry.get(call_id)
+    return JSONResponse(call_stats(call, state.hub.delivery_counters(call_id), since, limit))
+
+
+# event stream -------------------------------------------------------------------------------------------------
+@router.websocket("/calls/{call_id}/events")
+async def events(websocket: WebSocket, call_id: str) -> None:
+    """Notifications as they happen and live stats every 100 ms. Token: `Authorization` or `?access_token=`."""
+    await websocket.accept()
+    state = app_state(websocket)
+    try:
+        call_reader(websocket, call_id, allow_query=True)
+        call = state.registry.get(call_id)
+    except (GraphError, Exception) as exc:  # tell the page why, in Graph's error shape, then close
+        status = getattr(exc, "status", 404)
+        message = getattr(exc, "message", str(exc))
+        code = getattr(exc, "code", "itemNotFound")
+        await websocket.send_json({"type": "error", "status": status, **error_body(websocket, code, message)})  # type: ignore[arg-type]
+        await websocket.close(code=4000 + int(status))
+        return
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+
+    def enqueue(message: dict[str, Any]) -> None:
+        if queue.full():  # a slow page loses the oldest message; it never slows the call
+            queue.get_nowait()
+        queue.put_nowait(message)
+
+    unsubscribe = state.hub.subscribe(call_id, enqueue)
+    try:
+        await websocket.send_json(
+            {
+                "type": "snapshot",
+                "call": call_resource(call).wire(),
+                "participants": [participant_resource(p).wire() for p in call.participants.values()],
+                "allowSelfUnmute": call.options.allow_self_unmute,
+                "history": list(state.hub.history.get(call_id, ())),
+            }
+        )
+        receiver = asyncio.get_running_loop().create_task(_drain_incoming(websocket))
+        next_stats = time.monotonic()
+        while not receiver.done():
+            timeout = max(0.0, next_stats - time.monotonic())
+            try:
+                message = await asyncio.wait_for(queue.get(), timeout)
+                await websocket.send_json(message)
+            except asyncio.TimeoutError:
+                await websocket.send_json({"type": "stats", "body": call_stats(call, audit_limit=0)})
+                next_stats = time.monotonic() + STATS_PERIOD
+            if call.terminated and queue.empty():
+                break
+        receiver.cancel()
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        unsubscribe()
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _drain_incoming(websocket: WebSocket) -> None:
+    """Read (and ignore) what the page sends, to notice when it goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await websocket.receive_text()

@@ -1,4 +1,9 @@
-"""WHIP ingest (RFC 9725 shape): POST an SDP offer to join a call, DELETE the returned Location to leave."""
+"""WHIP ingest (RFC 9725 shape): POST an SDP offer to join a call, DELETE the returned Location to leave.
+
+Joining needs an application token with a calls role, or a join token for that call. The answer carries a
+session token (header `Mediamute-Session-Token`) that acts for the new participant only: leave, self-mute,
+self-unmute, watch the call's events.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from fastapi import APIRouter, Request, Response
 
 from ..calls.model import Participant
 from ..rtc.peer import OfferError, ParticipantPeer
+from ..tokens import ALL_CALL_ROLES, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST
+from .auth import FORBIDDEN, authenticate, for_call, require_app_roles
 from .errors import GraphError
 from .state import app_state
 
@@ -15,6 +22,7 @@ log = logging.getLogger("mediamute.whip")
 router = APIRouter(tags=["WHIP"])
 
 MAX_DISPLAY_NAME = 64
+SESSION_TOKEN_HEADER = "Mediamute-Session-Token"
 
 
 def _display_name(request: Request) -> str:
@@ -26,8 +34,27 @@ def _display_name(request: Request) -> str:
     return name or "Guest"
 
 
-@router.post("/whip/{call_id}", status_code=201, summary="Join a call with an SDP offer (WHIP)")
+def _short_param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and (len(value) > 32 or not value.replace("-", "").isalnum()):
+        raise GraphError(400, f"{name} must be at most 32 letters, digits or dashes.")
+    return value
+
+
+@router.post(
+    "/whip/{call_id}",
+    status_code=201,
+    summary="Join a call with an SDP offer (WHIP); the body is the SDP answer",
+    openapi_extra={"requestBody": {"content": {"application/sdp": {"schema": {"type": "string"}}}, "required": True}},
+)
 async def whip_join(call_id: str, request: Request) -> Response:
+    principal = authenticate(request)
+    if principal.kind == "app":
+        require_app_roles(principal, ALL_CALL_ROLES)
+    elif principal.kind == "session":
+        raise GraphError(403, "A session token cannot join again; use an application or join token.", FORBIDDEN)
+    else:
+        for_call(principal, call_id)
     state = app_state(request)
     call = state.registry.live(call_id)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -39,7 +66,11 @@ async def whip_join(call_id: str, request: Request) -> Response:
     except UnicodeDecodeError:
         raise GraphError(400, "The SDP offer is not valid UTF-8.") from None
     display_name = _display_name(request)
-    participant = Participant(display_name=display_name)
+    participant = Participant(
+        display_name=display_name,
+        region=_short_param(request, "region"),
+        language_id=_short_param(request, "languageId") or "en-US",
+    )
     peer = ParticipantPeer(
         participant.id,
         participant.gate,
@@ -63,12 +94,24 @@ async def whip_join(call_id: str, request: Request) -> Response:
         content=answer,
         status_code=201,
         media_type="application/sdp",
-        headers={"Location": location, "ETag": f'"{participant.id}"'},
+        headers={
+            "Location": location,
+            "ETag": f'"{participant.id}"',
+            SESSION_TOKEN_HEADER: state.signing_key.session_token(call.id, participant.id),
+            "Access-Control-Expose-Headers": f"Location, ETag, {SESSION_TOKEN_HEADER}",
+        },
     )
 
 
 @router.delete("/whip/{call_id}/{participant_id}", summary="Leave a call (WHIP session teardown)")
 async def whip_leave(call_id: str, participant_id: str, request: Request) -> Response:
+    principal = authenticate(request)
+    if principal.kind == "app":
+        require_app_roles(principal, (ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST))
+    elif principal.kind == "join":
+        raise GraphError(403, "A join token cannot end a session; use the session token the join returned.", FORBIDDEN)
+    else:
+        for_call(principal, call_id, participant_id)
     call = app_state(request).registry.get(call_id)
     await call.remove(participant_id)
     return Response(status_code=200)
