@@ -99,6 +99,7 @@ class CallParticipant:
         ice_servers: Sequence[str] = (),
         ice_addresses: str | None = None,
         record: bool = True,
+        region: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.call_id = call_id
@@ -108,6 +109,9 @@ class CallParticipant:
         self.ice_servers = list(ice_servers)
         self.ice_addresses = ice_addresses
         self.record = record
+        self.region = region
+        self.session_token: str | None = None
+        """The server's token acting for this participant (self-mute, self-unmute, leave)."""
         self.recording = Recording()
         self.track = SourceTrack(self.source)
         self.pc: RTCPeerConnection | None = None
@@ -134,7 +138,7 @@ class CallParticipant:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         response = await self._http.post(
             f"/whip/{self.call_id}",
-            params={"displayName": self.display_name},
+            params={"displayName": self.display_name, **({"region": self.region} if self.region else {})},
             content=self.pc.localDescription.sdp,
             headers=self._headers(**{"Content-Type": "application/sdp"}),
         )
@@ -142,6 +146,7 @@ class CallParticipant:
             await self.pc.close()
             raise JoinError(response.status_code, response.text)
         self.location = response.headers["Location"]
+        self.session_token = response.headers.get("Mediamute-Session-Token")
         self.participant_id = self.location.rstrip("/").rsplit("/", 1)[-1]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
         async with asyncio.timeout(timeout):
@@ -168,6 +173,13 @@ class CallParticipant:
             for piece in reframer.push(frame_to_mono(frame)):
                 self.recording.add(piece, at)
 
+    async def self_unmute(self) -> httpx.Response:
+        """Ask the server to lift this participant's server mute (refused if the call's policy forbids it)."""
+        return await self._http.post(
+            f"/ext/calls/{self.call_id}/participants/{self.participant_id}/selfUnmute",
+            headers={"Authorization": f"Bearer {self.session_token}"} if self.session_token else {},
+        )
+
     @property
     def marker_times(self) -> list[float]:
         """Monotonic times at which marker bursts were handed to the encoder (MarkerSource only)."""
@@ -180,7 +192,9 @@ class CallParticipant:
         """Leave politely: DELETE the WHIP session, then close the connection."""
         try:
             if self.location is not None:
-                await self._http.delete(self.location, headers=self._headers())
+                token = self.session_token or self.token
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                await self._http.delete(self.location, headers=headers)
         finally:
             await self.vanish()
 
