@@ -12,11 +12,17 @@ from mediamute.client import CallParticipant
 from mediamute.server import MediamuteServer
 from mediamute.settings import ServerSettings
 from mediamute.sources import AudioSource, ToneSource
+from mediamute.tokens import ALL_CALL_ROLES
+
+
+def admin_token(server: MediamuteServer) -> str:
+    """An application token holding every calls role the API knows."""
+    return server.signing_key.app_token(list(ALL_CALL_ROLES))
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[MediamuteServer]:
-    srv = MediamuteServer(ServerSettings(port=0, log_level="warning"))
+    srv = MediamuteServer(ServerSettings(port=0, log_level="warning", ephemeral_key=True))
     await srv.start()
     try:
         yield srv
@@ -26,7 +32,8 @@ async def server() -> AsyncIterator[MediamuteServer]:
 
 @pytest.fixture
 async def http(server: MediamuteServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+    headers = {"Authorization": f"Bearer {admin_token(server)}"}
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0, headers=headers) as client:
         yield client
 
 
@@ -44,7 +51,10 @@ async def call_id(http: httpx.AsyncClient) -> str:
 async def join_all(
     server: MediamuteServer, call_id: str, sources: Sequence[tuple[str, AudioSource]]
 ) -> list[CallParticipant]:
-    participants = [CallParticipant(server.base_url, call_id, src, display_name=name) for name, src in sources]
+    participants = [
+        CallParticipant(server.base_url, call_id, src, display_name=name, token=admin_token(server))
+        for name, src in sources
+    ]
     await asyncio.gather(*(p.join() for p in participants))
     return participants
 

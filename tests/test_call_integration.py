@@ -12,7 +12,7 @@ from mediamute.analysis import first_time_above, last_time_above, marker_latenci
 from mediamute.client import CallParticipant
 from mediamute.sources import MarkerSource, ToneSource
 
-from .conftest import join_all, leave_all, tones, wait_until
+from .conftest import admin_token, join_all, leave_all, tones, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -119,8 +119,11 @@ async def test_three_tones_mute_and_unmute(server, http, call_id):
 
 
 async def test_latency_is_unchanged_after_a_short_mute(server, http, call_id):
-    speaker = CallParticipant(server.base_url, call_id, MarkerSource(1000, period_frames=25), display_name="markers")
-    listener = CallParticipant(server.base_url, call_id, ToneSource(440), display_name="listener")
+    token = admin_token(server)
+    speaker = CallParticipant(
+        server.base_url, call_id, MarkerSource(1000, period_frames=25), display_name="markers", token=token
+    )
+    listener = CallParticipant(server.base_url, call_id, ToneSource(440), display_name="listener", token=token)
     await asyncio.gather(speaker.join(), listener.join())
 
     def latencies(start: float, end: float) -> list[float]:

@@ -1,0 +1,150 @@
+"""Every endpoint × {no token, wrong role, delegated token, good token}, plus expired/forged/malformed tokens."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from aiortc import RTCPeerConnection
+
+from mediamute.rtc.ice import rtc_configuration
+from mediamute.tokens import (
+    ROLE_ACCESS_MEDIA,
+    ROLE_INITIATE,
+    ROLE_INITIATE_GROUP_CALLS,
+    ROLE_JOIN_GROUP_CALLS,
+    ROLE_JOIN_GROUP_CALLS_AS_GUEST,
+    SigningKey,
+)
+
+from .conftest import admin_token, join_all, leave_all, tones
+from .test_bad_input import assert_graph_error
+
+G = "/v1.0/communications/calls"
+CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS]
+JOIN = [ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST]
+SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
+# a role each endpoint does not accept (None: every calls role is accepted there)
+OTHER = {"create": ROLE_JOIN_GROUP_CALLS, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALLS, "mint": ROLE_ACCESS_MEDIA}
+
+# name, method, path (with {call}, {participant}, {app}, {operation}), body, accepted roles group, success status
+ENDPOINTS = [
+    ("create call", "POST", G, {}, "create", 201),
+    ("get call", "GET", G + "/{call}", None, "read", 200),
+    ("delete call", "DELETE", G + "/{call}", None, "create", 204),
+    ("list participants", "GET", G + "/{call}/participants", None, "read", 200),
+    ("get participant", "GET", G + "/{call}/participants/{app}", None, "read", 200),
+    ("delete participant", "DELETE", G + "/{call}/participants/{participant}", None, "join", 204),
+    ("participant mute", "POST", G + "/{call}/participants/{app}/mute", {"clientContext": "c"}, "join", 200),
+    ("call mute", "POST", G + "/{call}/mute", {"clientContext": "c"}, "self", 200),
+    ("call unmute", "POST", G + "/{call}/unmute", {"clientContext": "c"}, "self", 200),
+    ("get operation", "GET", G + "/{call}/operations/{operation}", None, "read", 200),
+    ("mute all (beta)", "POST", "/beta/communications/calls/{call}/participants/muteAll", {}, "join", 200),
+    ("unmute participant (ext)", "POST", "/ext/calls/{call}/participants/{app}/unmute", {}, "join", 200),
+    ("stats (ext)", "GET", "/ext/calls/{call}/stats", None, "read", 200),
+    ("join token (ext)", "POST", "/ext/calls/{call}/joinTokens", None, "mint", 200),
+]
+GROUPS = {"create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA]}
+
+
+async def prepare(server, http: httpx.AsyncClient, path: str) -> tuple[str, list]:
+    created = (await http.post(G, json={})).json()
+    call_id, app_id = created["id"], created["myParticipantId"]
+    participants = []
+    participant_id = "none"
+    if "{participant}" in path:
+        participants = await join_all(server, call_id, tones(440))
+        participant_id = participants[0].participant_id
+    operation_id = "none"
+    if "{operation}" in path:
+        operation_id = (await http.post(f"{G}/{call_id}/mute", json={})).json()["id"]
+    return path.format(call=call_id, app=app_id, participant=participant_id, operation=operation_id), participants
+
+
+@pytest.mark.parametrize("variant", ["none", "wrong role", "delegated", "good"])
+@pytest.mark.parametrize("name, method, path, body, group, success", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+async def test_endpoint_permissions(server, http, name, method, path, body, group, success, variant):
+    url, participants = await prepare(server, http, path)
+    key = server.signing_key
+    tokens = {
+        "none": None,
+        "wrong role": key.app_token([OTHER.get(group, "User.Read.All")]),
+        "delegated": key.delegated_token("Calls.Initiate.All Calls.JoinGroupCalls.All"),
+        "good": key.app_token([GROUPS[group][-1]]),  # the least obvious accepted role of the group
+    }
+    headers = {"Authorization": f"Bearer {tokens[variant]}"} if tokens[variant] else {}
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10) as client:
+            response = await client.request(method, url, json=body) if body is not None else await client.request(method, url)
+        if variant == "none":
+            error = assert_graph_error(response, 401, code="InvalidAuthenticationToken")
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert "empty" in error["message"]
+        elif variant in ("wrong role", "delegated"):
+            error = assert_graph_error(response, 403, code="Authorization_RequestDenied")
+            if variant == "delegated":
+                assert "Delegated permissions are not supported" in error["message"]
+        else:
+            assert response.status_code == success, response.text
+    finally:
+        await leave_all(participants)
+
+
+async def test_whip_join_needs_an_app_or_join_token(server, http, call_id):
+    pc = RTCPeerConnection(rtc_configuration())
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    key = server.signing_key
+    other_call = (await http.post(G, json={})).json()["id"]
+
+    async def join(token):
+        headers = {"Content-Type": "application/sdp"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            return await client.post(f"/whip/{call_id}", content=offer, headers=headers)
+
+    assert_graph_error(await join(None), 401)
+    assert_graph_error(await join(key.delegated_token()), 403)
+    assert_graph_error(await join(key.join_token(other_call)), 403, message_part="another call")
+    minted = (await http.post(f"/ext/calls/{call_id}/joinTokens")).json()
+    assert minted["whipUrl"].endswith(f"/whip/{call_id}")
+    response = await join(minted["token"])
+    assert response.status_code == 201, response.text
+    session = response.headers["Mediamute-Session-Token"]
+    assert_graph_error(await join(session), 403, message_part="session token")
+    # a session token acts for its participant only: it cannot mute others through Graph
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10, headers={"Authorization": f"Bearer {session}"}) as c:
+        r = await c.post(f"{G}/{call_id}/mute", json={})
+        assert_graph_error(r, 403, message_part="application token")
+        r = await c.delete(response.headers["Location"])
+        assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "token, message",
+    [
+        ("not-a-jwt", "validation failure"),
+        ("eyJhbGciOiJub25lIn0.eyJyb2xlcyI6WyJDYWxscy5Jbml0aWF0ZS5BbGwiXX0.", "validation failure"),
+        ("forged", "validation failure"),
+        ("expired", "expired"),
+    ],
+)
+async def test_bad_tokens_are_401(server, token, message):
+    if token == "forged":  # right shape, right claims, signed by another key
+        token = SigningKey.generate().app_token([ROLE_INITIATE])
+    elif token == "expired":
+        token = server.signing_key.app_token([ROLE_INITIATE], lifetime=-10)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        response = await client.post(G, json={}, headers={"Authorization": f"Bearer {token}"})
+        assert_graph_error(response, 401, code="InvalidAuthenticationToken", message_part=message)
+        response = await client.post(G, json={}, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert_graph_error(response, 401, message_part="Bearer")
+
+
+async def test_no_auth_mode_accepts_anyone(http):
+    from mediamute.server import MediamuteServer
+    from mediamute.settings import ServerSettings
+
+    async with MediamuteServer(ServerSettings(port=0, auth=False, ephemeral_key=True, log_level="warning")) as open_server:
+        async with httpx.AsyncClient(base_url=open_server.base_url, timeout=10) as client:
+            assert (await client.post(G, json={})).status_code == 201
