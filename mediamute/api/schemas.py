@@ -91,7 +91,7 @@ class ResultInfo(GraphModel):
 
 class CommsOperation(GraphModel):
     odata_type: str = odata("commsOperation")
-    odata_context: str | None = Field(default=None, alias="@odata.context")
+    odata_context: str | None = Field(default=None, alias="@odata.context", exclude_if=lambda v: v is None)
     id: str
     status: Literal["notStarted", "running", "completed", "failed"]
     client_context: str | None = None
@@ -108,7 +108,7 @@ class UnmuteParticipantOperation(CommsOperation):
 
 class Call(GraphModel):
     odata_type: str = odata("call")
-    odata_context: str | None = Field(default=None, alias="@odata.context")
+    odata_context: str | None = Field(default=None, alias="@odata.context", exclude_if=lambda v: v is None)
     id: str
     state: Literal["incoming", "establishing", "established", "hold", "transferring", "transferAccepted",
                    "redirecting", "terminating", "terminated"]

@@ -183,6 +183,10 @@ class Call:
             self.events.emit(PARTICIPANT_UPDATED, self, participant)
         return self._record(Operation("unmuteParticipant", participant.id, client_context))
 
+    def play(self, source: AudioSource) -> None:
+        """Make the application's own participant play `source` from the next tick (a prompt, a tone)."""
+        self.app.source = source
+
     def mute_all(self, participant_ids: list[str], client_context: str | None = None) -> Operation:
         """Graph beta's muteAll: server-mute the listed participants (all remote ones if none are listed)."""
         if self.terminated:

@@ -68,6 +68,10 @@ class ContributorAudit:
         """The first tick at or after `start` that mixed `participant`."""
         return next((r for r in self._records if r.at >= start and participant in r.contributors), None)
 
+    def last(self) -> TickRecord | None:
+        """The newest record (O(1)), or None before the first tick."""
+        return self._records[-1] if self._records else None
+
     def latest(self, count: int) -> list[TickRecord]:
         if count <= 0:
             return []
