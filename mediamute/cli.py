@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
-
-from pathlib import Path
 
 from .server import MediamuteServer
 from .settings import ServerSettings
@@ -101,6 +102,97 @@ def serve(
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def demo(
+    scenario: Annotated[
+        Optional[Path], typer.Option("--scenario", help="A scenario file (TOML or JSON). Default: samples/default-scenario.toml.")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/demo-<timestamp>/.")] = None,
+    no_live: Annotated[bool, typer.Option("--no-live", help="No live terminal view (for logs and CI).")] = False,
+    max_mute_ms: Annotated[float, typer.Option(help="The verdict's limit on heard mute-to-silence.")] = 250.0,
+) -> None:
+    """Watch and hear a server mute happen, with proof: a live view, WAVs, a timeline plot and a report."""
+    from .demo import ScenarioError, load_scenario, play_demo
+
+    logging.basicConfig(level="ERROR", format="%(levelname)s %(name)s: %(message)s")
+    started = time.monotonic()
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        console.print(f"[bold red]bad scenario:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    result = play_demo(loaded, out=out, live=not no_live, max_mute_ms=max_mute_ms, console=console)
+    report = result.report
+    console.print()
+    for mute in report["mutes"]:
+        heard = ", ".join(f"{k} {v:.0f} ms" if v is not None else f"{k} n/a" for k, v in mute["heardMuteToSilenceMs"].items())
+        console.print(f"  {mute['speaker']} muted at {mute['mutedAt']:.1f} s: leaked frames {mute['leakedFrames']}; heard silence: {heard}", soft_wrap=True)
+    console.print(f"  late ticks: {report['lateTicks']} of {report['ticks']}; notifications: {len(report['notifications'])}")
+    console.print(f"  outputs: {result.out}/ (report.md, timeline.png, heard-by-*.wav, notifications.jsonl)", soft_wrap=True)
+    style = "bold green" if report["ok"] else "bold red"
+    console.print(f"[{style}]{report['verdict']}[/]  ({time.monotonic() - started:.1f} s)", soft_wrap=True)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def join(
+    url: Annotated[str, typer.Argument(help="The server, e.g. http://127.0.0.1:8080")],
+    call: Annotated[str, typer.Option("--call", help="The call id to join.")],
+    tone: Annotated[Optional[float], typer.Option("--tone", help="Send a tone of this frequency (Hz).")] = None,
+    wav: Annotated[Optional[Path], typer.Option("--wav", help="Send this WAV file (looped).")] = None,
+    record: Annotated[Optional[Path], typer.Option("--record", help="Save what you hear to this WAV file.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Your display name.")] = "terminal",
+    token: Annotated[Optional[str], typer.Option("--token", envvar="MEDIAMUTE_TOKEN", help="An app or join token.")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Leave after this many seconds (default: until Ctrl-C).")] = None,
+    ice_addresses: IceAddresses = None,
+) -> None:
+    """Join a call from the terminal as a WebRTC participant, and show what you send and hear."""
+    from .client import CallParticipant, JoinError
+    from .media.audio import dbfs, rms
+    from .sources import SilenceSource, ToneSource, WavSource
+
+    if tone is not None and wav is not None:
+        console.print("[bold red]choose one of --tone and --wav[/]")
+        raise typer.Exit(2)
+    try:
+        source = ToneSource(tone) if tone is not None else WavSource(wav) if wav is not None else SilenceSource()
+    except ValueError as exc:
+        console.print(f"[bold red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+    async def run() -> int:
+        participant = CallParticipant(url, call, source, display_name=name, token=token, ice_addresses=ice_addresses)
+        try:
+            await participant.join()
+        except JoinError as exc:
+            console.print(f"[bold red]join refused:[/] HTTP {exc.status}: {exc.body}", soft_wrap=True)
+            return 1
+        except (TimeoutError, OSError) as exc:
+            console.print(f"[bold red]cannot join:[/] {exc or type(exc).__name__}")
+            return 1
+        console.print(f"joined call {call} as {name} ({participant.participant_id}); sending {source.describe}")
+        started = time.monotonic()
+        try:
+            while duration is None or time.monotonic() - started < duration:
+                await asyncio.sleep(0.5)
+                frames = participant.recording.frames[-25:]
+                level = dbfs(rms(np.concatenate(frames))) if frames else -127.0
+                console.print(f"  {time.monotonic() - started:6.1f} s  hearing {level:6.1f} dBFS", highlight=False)
+        finally:
+            if record is not None:
+                participant.recording.save_wav(record)
+                console.print(f"saved what you heard to {record}")
+            await participant.leave()
+        return 0
+
+    try:
+        code = asyncio.run(run())
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
 
 
 @app.command()

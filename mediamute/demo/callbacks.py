@@ -1,0 +1,94 @@
+"""The demo's own callback receiver: a real HTTP server on loopback that collects the call's notifications and
+checks each one's signature, as a bot behind `callbackUri` would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..tokens import verify_callback
+
+
+@dataclass
+class ReceivedNotification:
+    at: float
+    """Monotonic arrival time."""
+    notification: dict[str, Any]
+    verified: bool
+
+
+@dataclass
+class CallbackSink:
+    jwks: dict[str, Any] | None = None
+    received: list[ReceivedNotification] = field(default_factory=list)
+    on_notification: Callable[[ReceivedNotification], None] | None = None
+    bad_signatures: int = 0
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callbacks"
+
+    async def _handle(self, request: Request) -> Response:
+        body = await request.body()
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        verified = False
+        if self.jwks is not None:
+            try:
+                verify_callback(token, body, self.url, self.jwks)
+                verified = True
+            except jwt.InvalidTokenError:
+                self.bad_signatures += 1
+        try:
+            payload = json.loads(body)
+        except json.JSONDecodeError:
+            return Response(status_code=400)
+        now = time.monotonic()
+        for item in payload.get("value", []):
+            entry = ReceivedNotification(at=now, notification=item, verified=verified)
+            self.received.append(entry)
+            if self.on_notification is not None:
+                self.on_notification(entry)
+        self._arrived.set()
+        return Response(status_code=202)
+
+    async def wait_for(self, predicate: Callable[[list[ReceivedNotification]], bool], timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate(self.received):
+                    self._arrived.clear()
+                    await self._arrived.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def start(self) -> None:
+        self._arrived = asyncio.Event()
+        app = Starlette(routes=[Route("/callbacks", self._handle, methods=["POST"])])
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, log_config=None)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[self._socket]))
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, 5)
+        except asyncio.TimeoutError:
+            self._task.cancel()
+        self._socket.close()

@@ -1,0 +1,91 @@
+"""The demo's live terminal view (rich): roster with mute state, level meters of what the server receives and
+what it mixes, gate drop counters, and the notifications as the callback receives them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from .runner import DemoRunner
+
+METER_WIDTH = 18
+FLOOR_DB = -60.0
+
+
+def meter(db: float | None, color: str) -> Text:
+    """A bar for a level in dB (-60..0); empty when there is nothing."""
+    if db is None or db <= FLOOR_DB:
+        return Text("·" * METER_WIDTH, style="grey30")
+    filled = int(round((min(db, 0.0) - FLOOR_DB) / -FLOOR_DB * METER_WIDTH))
+    return Text("█" * filled, style=color) + Text("·" * (METER_WIDTH - filled), style="grey30")
+
+
+def state_badge(entry: dict[str, Any]) -> Text:
+    if entry["serverMuted"]:
+        return Text(" MUTED BY SERVER ", style="bold white on red3")
+    if entry["selfMuted"]:
+        return Text(" self-muted ", style="black on yellow")
+    return Text(" live ", style="bold black on green3")
+
+
+def render(runner: DemoRunner) -> Group:
+    scenario = runner.scenario
+    elapsed = runner.elapsed()
+    header = Table.grid(expand=True)
+    header.add_column(ratio=3)
+    header.add_column(ratio=2)
+    header.add_row(
+        Text(f"mediamute demo — {scenario.title}", style="bold"),
+        Text(f"{runner.phase} · {elapsed:5.1f} / {scenario.duration:.0f} s", justify="right"),
+    )
+    progress = ProgressBar(total=scenario.duration, completed=min(elapsed, scenario.duration))
+
+    roster = Table(expand=True, box=None, pad_edge=False)
+    roster.add_column("participant", style="bold", min_width=12)
+    roster.add_column("state", min_width=18)
+    roster.add_column("server receives", min_width=METER_WIDTH)
+    roster.add_column("server mixes", min_width=METER_WIDTH)
+    roster.add_column("gate dropped", justify="right")
+    for entry in runner.live_stats():
+        received = entry["receivedLevelDbov"]
+        mixed = entry["mixedLevelDbfs"]
+        name = entry["displayName"] + (" (app)" if entry["kind"] == "application" else "")
+        dropped = entry["gate"]["droppedPackets"]
+        roster.add_row(
+            name,
+            state_badge(entry),
+            meter(received, "cyan"),
+            meter(mixed, "green3" if not entry["serverMuted"] else "red3"),
+            Text(f"{dropped:,} pkts", style="bold red3" if dropped else "grey50"),
+        )
+
+    notes = Table.grid(padding=(0, 1))
+    for entry in runner.sink.received[-7:]:
+        note = entry.notification
+        data = note.get("resourceData")
+        if isinstance(data, list) and data:
+            person = data[0].get("info", {}).get("identity", {})
+            who = (person.get("user") or person.get("application") or {}).get("displayName", "?")
+            what = f"{who}: isMuted={data[0].get('isMuted')}"
+        elif isinstance(data, dict):
+            what = f"call {data.get('state')}"
+        else:
+            what = ""
+        mark = Text("✓ signed", style="green") if entry.verified else Text("✗ unsigned", style="red")
+        notes.add_row(
+            Text(f"{entry.at - runner.t0:5.2f}s" if runner.t0 else "  —  ", style="grey50"),
+            Text(note.get("changeType", ""), style="magenta"),
+            Text(note.get("resourceUrl", "").split("/")[-1] or "call"),
+            Text(what),
+            mark,
+        )
+    return Group(
+        Panel(Group(header, progress), border_style="blue"),
+        Panel(roster, title="roster", border_style="blue"),
+        Panel(notes, title="notifications at the callback (commsNotifications)", border_style="blue"),
+    )
