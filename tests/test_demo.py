@@ -1,0 +1,146 @@
+"""`mediamute demo` end to end through the real CLI (shortened scenario), bad scenarios, and `mediamute join`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mediamute.analysis import tone_amplitudes
+from mediamute.demo.scenario import ScenarioError, load_scenario
+
+from .conftest import admin_token, join_all, leave_all, tones
+from .test_call_integration import A
+
+pytestmark = pytest.mark.integration
+DATA = Path(__file__).parent / "data"
+CLI = [sys.executable, "-m", "mediamute.cli"]
+
+
+def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [*CLI, "demo", "--scenario", str(DATA / "short-scenario.toml"), "--out", str(out), "--no-live"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS" in done.stdout
+    for name in ("report.json", "report.md", "timeline.png", "notifications.jsonl",
+                 "heard-by-alice.wav", "heard-by-bob.wav", "heard-by-carol.wav"):
+        assert (out / name).is_file(), name
+
+    import matplotlib.image
+
+    image = matplotlib.image.imread(out / "timeline.png")
+    assert image.shape[:2] == (825, 1320)  # 12 x 7.5 in at 110 dpi
+    assert image.std() > 0.05  # not a blank canvas
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] is True and report["verdict"].startswith("PASS")
+    assert report["leakedFramesTotal"] == 0
+    assert [m["speaker"] for m in report["mutes"]] == ["Bob", "Contoso bot"]
+    bob = report["mutes"][0]
+    assert set(bob["heardMuteToSilenceMs"]) == {"Alice", "Carol"}
+    for mute in report["mutes"]:
+        assert mute["leakedFrames"] == 0
+        assert mute["serverMuteMs"] is not None and mute["serverMuteMs"] <= 40  # the next tick or the one after
+        for listener, ms in mute["heardMuteToSilenceMs"].items():
+            assert ms is not None and 0 < ms < 250, (mute["speaker"], listener, ms)
+    for listener, ms in bob["heardUnmuteToAudioMs"].items():
+        assert ms is not None and ms < 400, (listener, ms)
+    gates = {p["name"]: p for p in report["participants"]}
+    assert gates["Bob"]["gateDroppedPackets"] > 40 and gates["Alice"]["gateDroppedPackets"] == 0
+
+    with wave.open(str(out / "heard-by-alice.wav")) as wav:
+        assert wav.getframerate() == 48000 and wav.getnframes() > 48000 * 3
+
+    notes = [json.loads(line) for line in (out / "notifications.jsonl").read_text().splitlines()]
+    assert all(n["signatureVerified"] for n in notes)
+    roster = [
+        (n["resourceData"][0]["info"]["identity"].get("user") or n["resourceData"][0]["info"]["identity"]["application"])["displayName"]
+        + (" muted" if n["resourceData"][0]["isMuted"] else " live")
+        for n in notes
+        if n["resourceUrl"].endswith("/participants")
+    ]
+    assert roster == ["Alice live", "Bob live", "Carol live", "Bob muted", "Bob live", "Contoso bot muted"]
+    assert notes[0]["resourceData"]["state"] == "established"
+    assert notes[-1]["changeType"] == "deleted" and notes[-1]["resourceData"]["state"] == "terminated"
+    times = [n["t"] for n in notes]
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize(
+    "content, suffix, message",
+    [
+        ('duration = 5\n[[participants]]\nname="A"\nsource="alice.wav"\n[[participants]]\nname="B"\nsource="bob.wav"\n'
+         '[[actions]]\nat = 1\naction = "mute"\nparticipant = "Bobby"\n', ".toml",
+         "actions[0].participant: 'Bobby' is not a participant (A, B)"),
+        ('duration = 5\n[[participants]]\nname="A"\nsource="alice.wav"\n[[participants]]\nname="B"\nsource="nope.wav"\n',
+         ".toml", "participants[1].source: 'nope.wav' is not"),
+        ('{"duration": 5, "participants": [{"name": "A", "source": "silence"}, {"name": "B", "source": "silence"}],'
+         ' "actions": [{"at": 9, "action": "mute", "participant": "A"}]}', ".json",
+         "actions[0].at: 9.0 s is after the end of the scenario"),
+        ('duration = 5\nparticipants = [{name = "A", source = "silence", volume = 3}]\n', ".toml",
+         "participants[0].volume: Extra inputs are not permitted"),
+        ("duration = [", ".toml", "not valid TOML"),
+        ('{"participants": []}', ".json", "duration: Field required"),
+    ],
+)
+def test_a_bad_scenario_is_refused_precisely_before_anything_starts(tmp_path, content, suffix, message):
+    path = tmp_path / f"bad{suffix}"
+    path.write_text(content)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+    done = subprocess.run([*CLI, "demo", "--scenario", str(path), "--no-live", "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert message.split(":")[0] in " ".join(done.stdout.split())
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_default_scenario_is_valid():
+    scenario = load_scenario()
+    assert [p.name for p in scenario.participants] == ["Alice", "Bob", "Carol", "Dave"]
+    assert [a.action for a in scenario.actions] == ["mute", "self-unmute", "app-play", "app-mute"]
+    assert scenario.actions[0].client_context == "d45324c1-fcb5-430a-902c-f20af696537c"
+
+
+async def test_join_client_against_a_served_call(server, http, call_id, tmp_path):
+    (listener,) = await join_all(server, call_id, tones(440))
+    record = tmp_path / "heard.wav"
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "join", server.base_url, "--call", call_id, "--tone", "880", "--record", str(record),
+        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, output.decode()
+        assert b"joined call" in output
+        with wave.open(str(record)) as wav:
+            heard = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        frames = [heard[i : i + 960] for i in range(48000, heard.size - 960, 960)]
+        assert float(np.median(tone_amplitudes(frames, 440))) == pytest.approx(A, rel=0.1)
+        times, frames = listener.recording.window()
+        amps = tone_amplitudes(frames, 880)
+        assert (amps > 0.8 * A).sum() > 50  # the listener heard the terminal participant's tone for > 1 s
+    finally:
+        await leave_all([listener])
+
+
+async def test_join_client_reports_a_refused_join(server, call_id):
+    done = await asyncio.create_subprocess_exec(
+        *CLI, "join", server.base_url, "--call", call_id, "--tone", "880", "--duration", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(done.communicate(), 60)
+    assert done.returncode == 1
+    assert b"HTTP 401" in output and b"Access token is empty" in output
