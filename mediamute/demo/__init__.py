@@ -33,10 +33,11 @@ async def _run(scenario: Scenario, console: Console, live: bool) -> Any:
         return await DemoRunner(scenario).run()
     from .live import render
 
-    with Live(console=console, refresh_per_second=10, transient=False) as view:
-        runner = DemoRunner(scenario, on_update=lambda r: view.update(render(r)))
+    # Redrawn from the event loop (no refresh thread competing for the GIL with the media threads).
+    with Live(console=console, auto_refresh=False, transient=False) as view:
+        runner = DemoRunner(scenario, on_update=lambda r: view.update(render(r), refresh=True))
         result = await runner.run()
-        view.update(render(runner))
+        view.update(render(runner), refresh=True)
         return result
 
 

@@ -80,12 +80,26 @@ def render(runner: DemoRunner) -> Group:
         notes.add_row(
             Text(f"{entry.at - runner.t0:5.2f}s" if runner.t0 else "  —  ", style="grey50"),
             Text(note.get("changeType", ""), style="magenta"),
-            Text(note.get("resourceUrl", "").split("/")[-1] or "call"),
+            Text("participants" if note.get("resourceUrl", "").endswith("/participants") else "call"),
             Text(what),
             mark,
         )
+    actions = Table.grid(padding=(0, 1))
+    for result in runner.actions[-4:]:
+        label = result.spec.label or f"{result.spec.action} {result.target}"
+        status = "done" if result.status is None else f"HTTP {result.status}"
+        style = "green" if result.ok else "bold red"
+        actions.add_row(
+            Text(f"{result.spec.at:5.1f}s", style="grey50"),
+            Text(label),
+            Text(f"{status} in {(result.answered_at - result.sent_at) * 1000:.0f} ms", style=style),
+        )
+    upcoming = [a for a in scenario.actions[len(runner.actions):]][:1]
+    for action in upcoming:
+        actions.add_row(Text(f"{action.at:5.1f}s", style="grey50"), Text(action.label or action.action, style="grey50"), Text("next", style="grey50"))
     return Group(
         Panel(Group(header, progress), border_style="blue"),
+        Panel(actions, title="script", border_style="blue"),
         Panel(roster, title="roster", border_style="blue"),
         Panel(notes, title="notifications at the callback (commsNotifications)", border_style="blue"),
     )
