@@ -32,7 +32,7 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout
     for name in ("report.json", "report.md", "timeline.png", "notifications.jsonl",
-                 "heard-by-alice.wav", "heard-by-bob.wav", "heard-by-carol.wav"):
+                 "heard-by-alice.wav", "heard-by-bob.wav", "heard-by-carol.wav", "heard-by-dave.wav"):
         assert (out / name).is_file(), name
 
     import matplotlib.image
@@ -46,7 +46,7 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     assert report["leakedFramesTotal"] == 0
     assert [m["speaker"] for m in report["mutes"]] == ["Bob", "Contoso bot"]
     bob = report["mutes"][0]
-    assert set(bob["heardMuteToSilenceMs"]) == {"Alice", "Carol"}
+    assert set(bob["heardMuteToSilenceMs"]) == {"Alice", "Carol", "Dave"}  # Dave joined late, by a scenario action
     for mute in report["mutes"]:
         assert mute["leakedFrames"] == 0
         assert mute["serverMuteMs"] is not None and mute["serverMuteMs"] <= 40  # the next tick or the one after
@@ -64,11 +64,13 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     assert all(n["signatureVerified"] for n in notes)
     roster = [
         (n["resourceData"][0]["info"]["identity"].get("user") or n["resourceData"][0]["info"]["identity"]["application"])["displayName"]
-        + (" muted" if n["resourceData"][0]["isMuted"] else " live")
+        + (" left" if n["changeType"] == "deleted" else " muted" if n["resourceData"][0]["isMuted"] else " live")
         for n in notes
         if n["resourceUrl"].endswith("/participants")
     ]
-    assert roster == ["Alice live", "Bob live", "Carol live", "Bob muted", "Bob live", "Contoso bot muted"]
+    assert roster == [
+        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob live", "Contoso bot muted", "Carol left"
+    ]
     assert notes[0]["resourceData"]["state"] == "established"
     assert notes[-1]["changeType"] == "deleted" and notes[-1]["resourceData"]["state"] == "terminated"
     times = [n["t"] for n in notes]

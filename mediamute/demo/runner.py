@@ -151,7 +151,8 @@ class DemoRunner:
             )
         first = [p for name, p in self.participants.items() if not scenario.joins_late(name)]
         self.phase = "joining"
-        await asyncio.gather(*(p.join(timeout=JOIN_TIMEOUT) for p in first))
+        for participant in first:  # one after the other: the roster (and its notifications) in scenario order
+            await participant.join(timeout=JOIN_TIMEOUT)
         self.ids = {name: p.participant_id for name, p in self.participants.items() if p.participant_id}
 
         self.t0 = time.monotonic()
