@@ -39,29 +39,46 @@ class JoinError(RuntimeError):
 
 
 class Recording:
-    """What a participant heard: 20 ms mono frames with the monotonic time each arrived."""
+    """What a participant heard: 20 ms mono frames, each with its arrival time and its media timestamp.
+
+    Times come on two clocks. *Arrival* is when the client's loop read the frame: it includes any lag of the
+    client's own processing. *Playout* is when a listener with a steady playout clock hears it: the frame's RTP
+    media time plus the least transit seen, which is what a real receiver does and what the measurements use.
+    """
 
     def __init__(self, max_frames: int = 30_000) -> None:
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
+        self.media_times: list[float] = []
         self.max_frames = max_frames
         self._arrived = asyncio.Event()
 
-    def add(self, frame: np.ndarray, at: float) -> None:
+    def add(self, frame: np.ndarray, at: float, media_time: float | None = None) -> None:
         if len(self.frames) >= self.max_frames:
-            del self.frames[: self.max_frames // 10]
-            del self.times[: self.max_frames // 10]
+            cut = self.max_frames // 10
+            del self.frames[:cut], self.times[:cut], self.media_times[:cut]
+        if media_time is None:
+            media_time = self.media_times[-1] + FRAME_SAMPLES / SAMPLE_RATE if self.media_times else 0.0
         self.frames.append(frame)
         self.times.append(at)
+        self.media_times.append(media_time)
         self._arrived.set()
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def window(self, start: float = -np.inf, end: float = np.inf) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Arrival times and frames that arrived in [start, end)."""
-        times = np.asarray(self.times)
-        picked = [i for i in range(len(times)) if start <= times[i] < end]
+    def playout_times(self) -> np.ndarray:
+        """Media time + the least transit observed (the 2nd percentile, robust to one odd early frame)."""
+        arrival = np.asarray(self.times)
+        media = np.asarray(self.media_times)
+        if arrival.size == 0:
+            return arrival
+        return media + float(np.percentile(arrival - media, 2))
+
+    def window(self, start: float = -np.inf, end: float = np.inf, clock: str = "playout") -> tuple[np.ndarray, list[np.ndarray]]:
+        """Times and frames heard in [start, end), on the playout clock (default) or the arrival clock."""
+        times = self.playout_times() if clock == "playout" else np.asarray(self.times)
+        picked = np.flatnonzero((times >= start) & (times < end))
         return times[picked], [self.frames[i] for i in picked]
 
     def audio(self, start: float = -np.inf, end: float = np.inf) -> np.ndarray:
@@ -170,8 +187,9 @@ class CallParticipant:
             at = time.monotonic()
             if not self.record:
                 continue
-            for piece in reframer.push(frame_to_mono(frame)):
-                self.recording.add(piece, at)
+            media = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
+            for index, piece in enumerate(reframer.push(frame_to_mono(frame))):
+                self.recording.add(piece, at, None if media is None or index else media)
 
     async def self_unmute(self) -> httpx.Response:
         """Ask the server to lift this participant's server mute (refused if the call's policy forbids it)."""
