@@ -3,17 +3,14 @@ and as the tests, the demo and the benchmarks do in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import socket
 from pathlib import Path
 
-import uvicorn
-
 from .api.app import create_app
-from .calls.call import CallRegistry
-from .rtc.ice import configure_ice
 from .api.notifications import NotificationHub
+from .calls.call import CallRegistry
+from .loopback import LoopbackServer
+from .rtc.ice import configure_ice
 from .settings import ServerSettings
 from .tokens import SigningKey
 
@@ -32,9 +29,7 @@ class MediamuteServer:
         self.signing_key = signing_key
         self.hub: NotificationHub | None = None
         self._app = None
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._socket: socket.socket | None = None
+        self._http: LoopbackServer | None = None
         self.port = self.settings.port
 
     @property
@@ -52,37 +47,16 @@ class MediamuteServer:
         # the hub starts delivery tasks, so it is made inside the running loop
         self.hub = NotificationHub(self.registry.events, self.signing_key)
         self._app = create_app(self.registry, self.settings, self.signing_key, self.hub)
-        family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
-        sock.listen(128)  # connections queue here until uvicorn accepts: no start-up race for clients
-        sock.setblocking(False)
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level=self.settings.log_level,
-            lifespan="off",
-            access_log=False,
-            log_config=None,  # log through the root logger the CLI (or the test runner) configured
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]), name="uvicorn")
+        self._http = LoopbackServer(self._app, self.settings.host, self.settings.port, self.settings.log_level)
+        await self._http.start()
+        self.port = self._http.port
 
     async def stop(self) -> None:
         await self.registry.close()
         if self.hub is not None:
             await self.hub.close()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=5)
-            except asyncio.TimeoutError:
-                self._task.cancel()
-        if self._socket is not None:
-            self._socket.close()
+        if self._http is not None:
+            await self._http.stop()
 
     async def __aenter__(self) -> "MediamuteServer":
         await self.start()
@@ -92,10 +66,10 @@ class MediamuteServer:
         await self.stop()
 
     async def serve_forever(self) -> None:
-        if self._task is None:
+        if self._http is None:
             await self.start()
-        assert self._task is not None
+        assert self._http is not None and self._http.task is not None
         try:
-            await self._task
+            await self._http.task
         finally:
             await self.registry.close()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from mediamute.loopback import LoopbackServer
 
 
 @dataclass
@@ -63,20 +63,11 @@ class CallbackReceiver:
                 await self._arrived.wait()
 
     async def __aenter__(self) -> "CallbackReceiver":
-        app = Starlette(routes=[Route("/api/calls", self._handle, methods=["POST"])])
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(64)
-        self.port = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", log_config=None))
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[self._socket]))
+        self._http = LoopbackServer(Starlette(routes=[Route("/api/calls", self._handle, methods=["POST"])]))
+        await self._http.start()
+        self.port = self._http.port
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._release.set()
-        self._server.should_exit = True
-        try:
-            await asyncio.wait_for(self._task, 5)
-        except asyncio.TimeoutError:
-            self._task.cancel()
-        self._socket.close()
+        await self._http.stop()

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..loopback import LoopbackServer
 from ..tokens import verify_callback
 
 
@@ -76,19 +75,9 @@ class CallbackSink:
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
-        app = Starlette(routes=[Route("/callbacks", self._handle, methods=["POST"])])
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.listen(64)
-        self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, log_config=None)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[self._socket]))
+        self._http = LoopbackServer(Starlette(routes=[Route("/callbacks", self._handle, methods=["POST"])]))
+        await self._http.start()
+        self.port = self._http.port
 
     async def stop(self) -> None:
-        self._server.should_exit = True
-        try:
-            await asyncio.wait_for(self._task, 5)
-        except asyncio.TimeoutError:
-            self._task.cancel()
-        self._socket.close()
+        await self._http.stop()
