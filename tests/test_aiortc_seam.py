@@ -1,5 +1,7 @@
 """The mute gate reaches into aiortc's RTCRtpReceiver. These tests fail loudly if that internal changes."""
 
+import fractions
+
 import aiortc
 import pytest
 from aiortc import RTCPeerConnection
@@ -79,3 +81,72 @@ def test_reopen_reset_avoids_the_jitter_buffer_stall(reset, expected_first_frame
     else:
         # aiortc waits for the packets the gate dropped: nothing comes out at all
         assert out == []
+
+
+# --- the inline decoder (the gate, then an Opus decode at packet arrival, in place of aiortc's jitter buffer) ---
+
+from mediamute.rtc.codec import encode_loop  # noqa: E402
+from mediamute.rtc.gate_adapter import InlineDecoder, install_inline_decoder  # noqa: E402
+from mediamute.sources import ToneSource  # noqa: E402
+
+
+def opus_packet(seq: int, payload: bytes) -> RtpPacket:
+    p = RtpPacket(payload_type=96, sequence_number=seq % 65536, timestamp=(seq * 960) % 2**32, ssrc=1)
+    p.payload = payload
+    p._data = payload  # aiortc's Opus depayload is the identity; the receiver sets _data before its jitter buffer
+    return p
+
+
+def test_receiver_depayloads_into_data_before_the_jitter_buffer():
+    import inspect
+
+    source = inspect.getsource(aiortc.RTCRtpReceiver._handle_rtp_packet)
+    assert source.find("packet._data = depayload(") < source.find("self.__jitter_buffer.add(packet)")
+
+
+async def test_inline_decoder_installs_into_a_real_receiver():
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio")
+        inline = install_inline_decoder(transceiver.receiver, MuteGate(), lambda mono, arrived: None)
+        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is inline
+        assert install_inline_decoder(transceiver.receiver, MuteGate(), lambda m, a: None) is inline
+    finally:
+        await pc.close()
+
+
+def test_inline_decoder_decodes_at_arrival_drops_late_packets_and_obeys_the_gate():
+    payloads = encode_loop([ToneSource(440).next_frame() for _ in range(10)])
+    heard: list[tuple[int, float]] = []
+    gate = MuteGate()
+    inline = InlineDecoder(gate, lambda mono, arrived: heard.append((mono.shape[0], arrived)), clock=lambda: 7.0)
+    for seq in range(3):
+        assert inline.add(opus_packet(seq, payloads[seq])) == (False, None)  # nothing for aiortc's decoder
+    assert heard == [(960, 7.0)] * 3  # no prefetch: one frame per packet, at once
+    inline.add(opus_packet(1, payloads[1]))  # older than the newest: dropped, not decoded
+    assert inline.late == 1 and len(heard) == 3
+    gate.close()
+    inline.add(opus_packet(3, payloads[3]))
+    assert len(heard) == 3 and gate.dropped_packets == 1  # closed: counted and dropped before decoding
+    gate.open()
+    inline.add(opus_packet(9, payloads[9]))  # after a gap: decoded at once, no stall
+    assert len(heard) == 4
+
+
+# --- the sender packetises pre-encoded av.Packets (how the mix reaches aiortc) ---
+
+
+def test_sender_packs_an_av_packet_instead_of_encoding_it():
+    import inspect
+
+    import av
+    from aiortc.codecs.opus import OpusEncoder
+    from aiortc.rtcrtpsender import RTCRtpSender
+
+    source = inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert "isinstance(data, Frame)" in source and "self.__encoder.pack(data)" in source
+    packet = av.Packet(b"\xfc\x01\x02")
+    packet.pts = 4 * 960
+    packet.time_base = fractions.Fraction(1, 48000)
+    payloads, timestamp = OpusEncoder().pack(packet)
+    assert payloads == [b"\xfc\x01\x02"] and timestamp == 4 * 960

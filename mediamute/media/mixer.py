@@ -2,12 +2,17 @@
 
 Each tick takes at most one frame from every participant's bounded inbox, sums the frames once in int32, and
 gives each listener `saturate_int16(total - own)`: O(N) work for N outputs of one frame each, never wrapping.
-Listeners who contributed nothing this tick all hear the same frame (the saturated total), so it is computed once.
-Standard library and numpy only.
+Listeners who contributed nothing this tick all hear the same frame (the saturated total), so it is computed once,
+and it is the very same array object for all of them (`Mixer.shared_frame`): the rtc layer encodes it once.
+
+The arithmetic runs in float32 work buffers allocated once: sums of up to 512 int16 frames are exact in float32
+(|sum| < 2**24), and one float32 copy serves the sum, the N-1 differences and the levels. Per tick the mixer
+allocates only what it hands out (the N-1 mixes and the shared mix). Standard library and numpy only.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -54,6 +59,7 @@ class MixSlot:
         "row",
         "trimmed",
         "backlog_ticks",
+        "arrivals",
     )
 
     def __init__(self, participant_id: str, gate: MuteGate, inbox_frames: int, sink: FrameSink | None) -> None:
@@ -72,11 +78,14 @@ class MixSlot:
         self.backlog_ticks = 0
         self.row = -1
         """Index of this slot's frame in the current tick's stack, or -1 if it contributed nothing."""
+        self.arrivals: deque[float] = deque(maxlen=inbox_frames)
+        """When each queued frame's packet arrived, in step with `inbox` (only while latency is recorded)."""
 
     def flush(self) -> int:
         """Discard every frame waiting in the inbox (on mute): they must not reach a later mix."""
         count = len(self.inbox)
         self.inbox.clear()
+        self.arrivals.clear()
         self.flushed += count
         return count
 
@@ -122,7 +131,18 @@ class Mixer:
         self.ticks = 0
         self._slots: dict[str, MixSlot] = {}
         self._clock = clock
-        self._stack = np.zeros((8, FRAME_SAMPLES), dtype=np.int16)
+        self._frames = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
+        self._work = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
+        self.shared_frame: Frame = SILENT_FRAME
+        """What every listener who contributed nothing hears this tick: one array object, handed to each of them."""
+        self.added_latency: deque[float] | None = None
+        """Seconds from a frame's packet arrival to the end of the tick that mixed it (while recording)."""
+
+    def record_latency(self, on: bool = True, capacity: int = 100_000) -> None:
+        """Start (or stop) recording arrival → mixed latency for frames pushed with an `arrived` time."""
+        self.added_latency = deque(maxlen=capacity) if on else None
+        for slot in self._slots.values():
+            slot.arrivals = deque([math.nan] * len(slot.inbox), maxlen=self.inbox_frames)
 
     # membership -------------------------------------------------------------------------------------------
     def add(self, participant_id: str, gate: MuteGate, sink: FrameSink | None = None) -> MixSlot:
@@ -154,8 +174,11 @@ class Mixer:
         return list(self._slots.values())
 
     # input --------------------------------------------------------------------------------------------------
-    def push(self, participant_id: str, frame: Frame) -> bool:
-        """Queue a decoded 20 ms frame; refused (and counted) while the participant's gate is closed."""
+    def push(self, participant_id: str, frame: Frame, arrived: float = math.nan) -> bool:
+        """Queue a decoded 20 ms frame; refused (and counted) while the participant's gate is closed.
+
+        `arrived` (monotonic) is when its packet reached the server, for the added-latency record.
+        """
         slot = self._slots.get(participant_id)
         if slot is None:
             return False
@@ -165,30 +188,45 @@ class Mixer:
         if len(slot.inbox) == self.inbox_frames:
             slot.inbox_overflow += 1  # deque(maxlen) drops the oldest on append
         slot.inbox.append(frame)
+        if self.added_latency is not None:
+            slot.arrivals.append(arrived)
         slot.frames_in += 1
         return True
 
     # the tick -----------------------------------------------------------------------------------------------
+    def _buffers(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        if count > self._frames.shape[0]:
+            rows = max(count, 2 * self._frames.shape[0])
+            self._frames = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
+            self._work = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
+        return self._frames, self._work
+
     def tick(self, at: float | None = None) -> TickRecord:
         """Mix one 20 ms frame for every listener and record who contributed."""
         now = self._clock() if at is None else at
         slots = list(self._slots.values())
-        if len(slots) > self._stack.shape[0]:
-            self._stack = np.zeros((max(len(slots), 2 * self._stack.shape[0]), FRAME_SAMPLES), dtype=np.int16)
+        recording = self.added_latency is not None
+        trim_after = self.trim_after_ticks
 
         contributors: list[MixSlot] = []
-        stack = self._stack
+        taken: list[Frame] = []
+        arrivals: list[float] = []
         for slot in slots:
-            if slot.inbox:
-                slot.row = len(contributors)
-                stack[slot.row] = slot.inbox.popleft()
+            inbox = slot.inbox
+            if inbox:
+                slot.row = len(taken)
+                taken.append(inbox.popleft())
                 contributors.append(slot)
-                if slot.inbox:
-                    # A standing backlog (after a burst from the jitter buffer) would add 20 ms of latency per
-                    # frame for the rest of the call: once it has stood for a while, drop one frame.
+                if recording:
+                    arrivals.append(slot.arrivals.popleft() if slot.arrivals else math.nan)
+                if inbox:
+                    # A standing backlog (after a burst from the network) would add 20 ms of latency per frame
+                    # for the rest of the call: once it has stood for a while, drop one frame.
                     slot.backlog_ticks += 1
-                    if slot.backlog_ticks == self.trim_after_ticks:
-                        slot.inbox.popleft()
+                    if slot.backlog_ticks == trim_after:
+                        inbox.popleft()
+                        if slot.arrivals:
+                            slot.arrivals.popleft()
                         slot.trimmed += 1
                         slot.backlog_ticks = 0
                 else:
@@ -199,29 +237,31 @@ class Mixer:
                 if slot.gate.is_open:
                     slot.underruns += 1
 
-        count = len(contributors)
+        count = len(taken)
         levels: tuple[float, ...] = ()
+        own: np.ndarray | None = None
         if count == 0:
             shared = SILENT_FRAME
-            own: np.ndarray | None = None
         else:
-            frames = stack[:count]
-            total = frames.sum(axis=0, dtype=np.int32)
-            shared = saturate_int16(total)
-            own = saturate_int16(total[np.newaxis, :] - frames)
-            wide = frames.astype(np.float64)
-            levels = tuple(np.sqrt(np.einsum("ij,ij->i", wide, wide) / FRAME_SAMPLES).tolist())
+            frames_buf, work_buf = self._buffers(count)
+            frames = frames_buf[:count]
+            np.concatenate(taken, out=frames.reshape(-1), casting="unsafe")
+            total = frames.sum(axis=0)
+            shared = np.clip(total, INT16_MIN, INT16_MAX).astype(np.int16)
+            work = work_buf[:count]
+            np.subtract(total, frames, out=work)
+            np.clip(work, INT16_MIN, INT16_MAX, out=work)
+            own = work.astype(np.int16)
+            levels = tuple(np.sqrt(np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES).tolist())
+        self.shared_frame = shared
 
-        for index, slot in enumerate(contributors):
+        for slot, level in zip(contributors, levels):
             slot.frames_mixed += 1
-            slot.last_level = levels[index]
+            slot.last_level = level
         for slot in slots:
-            if slot.sink is None:
-                continue
-            if own is not None and slot.row >= 0:
-                slot.sink(own[slot.row])
-            else:
-                slot.sink(shared)
+            sink = slot.sink
+            if sink is not None:
+                sink(own[slot.row] if own is not None and slot.row >= 0 else shared)
 
         record = TickRecord(
             seq=self.ticks,
@@ -231,4 +271,7 @@ class Mixer:
         )
         self.ticks += 1
         self.audit.append(record)
+        if recording and self.added_latency is not None:
+            done = self._clock()
+            self.added_latency.extend(done - t for t in arrivals if t == t)  # NaN: no arrival time
         return record

@@ -14,12 +14,17 @@ upgrade that moves them fails loudly instead of silently un-muting everyone.
 from __future__ import annotations
 
 import inspect
+import time
+from collections.abc import Callable
 
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_gt
 
+from ..media.audio import Frame
 from ..media.gate import MuteGate
+from .codec import MonoOpusDecoder
 
 JITTER_BUFFER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 SUPPORTED_AIORTC = "1.16.0"
@@ -62,6 +67,49 @@ class GatedJitterBuffer(JitterBuffer):
         self.resets += 1
 
 
+FrameHandler = Callable[[Frame, float], None]
+"""Receives each decoded 20 ms mono frame with the monotonic time its RTP packet arrived."""
+
+
+class InlineDecoder(JitterBuffer):
+    """The gate, then an Opus decode on the event loop, in place of aiortc's jitter buffer and decoder thread.
+
+    aiortc's audio path holds four packets back (an 80 ms prefetch that only reorders, never smooths timing),
+    then hops each frame to a decoder thread and back through `run_coroutine_threadsafe` and a track queue.
+    Here an admitted packet is decoded at once (≈ 20 µs, mono) and handed to `on_frame`; the mixer's bounded
+    inbox is the only buffer. A packet older than the newest one seen is dropped (`late`). Nothing is returned to
+    aiortc, so its decoder thread stays idle and its track never yields a frame (it still ends when the peer goes).
+    """
+
+    def __init__(self, gate: MuteGate, on_frame: FrameHandler, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(capacity=2, prefetch=0, is_video=False)
+        self.gate = gate
+        self.on_frame = on_frame
+        self.decoder = MonoOpusDecoder()
+        self.last_audio_level: int | None = None
+        self.late = 0
+        self.frames = 0
+        self._newest: int | None = None
+        self._clock = clock
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        level = packet.extensions.audio_level
+        if level is not None:
+            self.last_audio_level = level[1]
+        if not self.gate.admit(len(packet.payload)):
+            return False, None
+        arrived = self._clock()
+        seq = packet.sequence_number
+        if self._newest is not None and not uint16_gt(seq, self._newest):
+            self.late += 1
+            return False, None
+        self._newest = seq
+        for mono in self.decoder.decode(packet._data):  # type: ignore[attr-defined]  # set by aiortc's depayload
+            self.frames += 1
+            self.on_frame(mono, arrived)
+        return False, None
+
+
 def check_receiver_seam() -> None:
     """Raise `ReceiverSeamError` unless aiortc's receiver still has the seam the gate is installed in."""
     source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
@@ -77,6 +125,11 @@ def check_receiver_seam() -> None:
         raise ReceiverSeamError(
             "aiortc's receive path changed order: receive statistics must come before the jitter buffer, "
             f"and the jitter buffer before the decoder (supported aiortc: {SUPPORTED_AIORTC})"
+        )
+    if "packet._data = depayload(" not in source or source.find("packet._data = depayload(") > buffer_at:
+        raise ReceiverSeamError(
+            "aiortc no longer depayloads into packet._data before the jitter buffer; the inline decoder cannot "
+            f"read the Opus payload (supported aiortc: {SUPPORTED_AIORTC})"
         )
     init_source = inspect.getsource(RTCRtpReceiver.__init__)
     if "self.__jitter_buffer = JitterBuffer(" not in init_source:
@@ -96,3 +149,18 @@ def install_gate(receiver: RTCRtpReceiver, gate: MuteGate, reset_on_open: bool =
     gated = GatedJitterBuffer(gate, capacity=current.capacity, prefetch=current._prefetch, reset_on_open=reset_on_open)
     setattr(receiver, JITTER_BUFFER_ATTR, gated)
     return gated
+
+
+def install_inline_decoder(receiver: RTCRtpReceiver, gate: MuteGate, on_frame: FrameHandler) -> InlineDecoder:
+    """Replace the receiver's jitter buffer by the gate and an inline decoder feeding `on_frame`."""
+    current = getattr(receiver, JITTER_BUFFER_ATTR, None)
+    if isinstance(current, InlineDecoder):
+        return current
+    if not isinstance(current, JitterBuffer):
+        raise ReceiverSeamError(
+            f"RTCRtpReceiver has no {JITTER_BUFFER_ATTR} JitterBuffer (found {type(current).__name__}); "
+            f"supported aiortc: {SUPPORTED_AIORTC}"
+        )
+    inline = InlineDecoder(gate, on_frame)
+    setattr(receiver, JITTER_BUFFER_ATTR, inline)
+    return inline

@@ -15,9 +15,10 @@ from aiortc.sdp import SessionDescription
 from ..media.audio import Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
-from .gate_adapter import GatedJitterBuffer, install_gate
+from .encoding import ListenerStream, encoding_for
+from .gate_adapter import InlineDecoder, install_inline_decoder
 from .ice import rtc_configuration
-from .tracks import MixTrack, frame_to_mono
+from .tracks import MixTrack
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,11 @@ class ParticipantPeer:
         self.gate = gate
         self.mixer = mixer
         self.mix_track = MixTrack()
+        self.encoding = encoding_for(mixer)
+        self.stream = ListenerStream()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.jitter_buffer: GatedJitterBuffer | None = None
+        self.jitter_buffer: InlineDecoder | None = None
+        """The gate and inline decoder in place of aiortc's jitter buffer (it holds no packets to reset)."""
         self.reset_on_open = reset_on_open
         self._reader: asyncio.Task[None] | None = None
         self._reframer = Reframer()
@@ -96,7 +100,7 @@ class ParticipantPeer:
         if transceiver is None:
             await self.close()
             raise OfferError("the SDP offer has no audio section (m=audio)")
-        self.jitter_buffer = install_gate(transceiver.receiver, self.gate, reset_on_open=self.reset_on_open)
+        self.jitter_buffer = install_inline_decoder(transceiver.receiver, self.gate, self._on_frame)
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
@@ -107,7 +111,16 @@ class ParticipantPeer:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
 
     def deliver(self, mono) -> None:  # the mixer's sink for this listener
-        self.mix_track.push(mono)
+        packet = self.encoding.encode(self.stream, mono)
+        if packet is not None:
+            self.mix_track.push(packet)
+
+    def _on_frame(self, mono, arrived: float) -> None:
+        """A decoded frame, at its packet's arrival (the gate was open): into the mixer, in 20 ms pieces."""
+        self.frames_received += 1
+        push = self.mixer.push
+        for piece in self._reframer.push(mono):
+            push(self.participant_id, piece, arrived)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio" or self._reader is not None:
@@ -117,24 +130,17 @@ class ParticipantPeer:
         )
 
     async def _read(self, track: MediaStreamTrack) -> None:
-        """Drain the remote track for as long as it lives: aiortc's track queue is unbounded."""
-        push = self.mixer.push
+        """Wait for the remote track to end (RTCP BYE, transport gone): the participant left.
+
+        Audio does not come this way: the inline decoder hands it to the mixer at packet arrival, so aiortc's
+        decoder thread and track queue stay empty. Anything that still arrives is drained, never mixed.
+        """
         pid = self.participant_id
         while True:
             try:
-                frame = await track.recv()
+                await track.recv()
             except MediaStreamError:
                 break
-            self.frames_received += 1
-            try:
-                mono = frame_to_mono(frame)
-            except ValueError as exc:
-                log.warning("participant %s: undecodable frame dropped: %s", pid, exc)
-                continue
-            if not self.gate.is_open:
-                continue  # decoded from packets that passed before the mute: never mixed
-            for piece in self._reframer.push(mono):
-                push(pid, piece)
         if not self._closed:  # the remote track ended (RTCP BYE, transport gone): the participant left
             log.info("participant %s: remote audio track ended", pid)
             await self._gone()

@@ -1,7 +1,9 @@
 """aiortc media tracks: the outbound N-1 mix of one listener, and a paced source for senders.
 
-Frames go to aiortc as interleaved stereo (L == R): aiortc's Opus encoder up-mixes mono at -3 dB, so stereo is
-what keeps a tone's amplitude unchanged end to end.
+The mix goes to aiortc already encoded (mono Opus, see `codec.py` and `encoding.py`): its sender only packetises
+an `av.Packet`, skipping its stereo re-encode, its thread hop and its pure-Python audio level. Frames that do go
+through aiortc's encoder (`SourceTrack`, the Python client's) are interleaved stereo (L == R): aiortc's Opus
+encoder up-mixes mono at -3 dB, so stereo is what keeps a tone's amplitude unchanged end to end.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import fractions
 import time
 from collections import deque
 
+import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
@@ -41,29 +44,28 @@ def mono_to_frame(mono: Frame, pts: int) -> AudioFrame:
 
 
 class MixTrack(MediaStreamTrack):
-    """The listener's outbound track: frames pushed by the mixer tick, pulled by aiortc's sender.
+    """The listener's outbound track: encoded mix packets pushed by the mixer tick, pulled by aiortc's sender.
 
-    A small bounded queue (drop-oldest, counted) decouples the two: a stalled encoder never makes the mixer wait,
-    and never builds up latency beyond `depth` frames.
+    A small bounded queue (drop-oldest, counted) decouples the two: a stalled sender never makes the mixer wait,
+    and never builds up latency beyond `depth` packets.
     """
 
     kind = "audio"
 
     def __init__(self, depth: int = 3) -> None:
         super().__init__()
-        self._queue: deque[Frame] = deque(maxlen=depth)
+        self._queue: deque[av.Packet] = deque(maxlen=depth)
         self._ready = asyncio.Event()
-        self._pts = 0
         self.frames_sent = 0
         self.dropped = 0
 
-    def push(self, mono: Frame) -> None:
+    def push(self, packet: av.Packet) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append(mono)
+        self._queue.append(packet)
         self._ready.set()
 
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> av.Packet:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -71,10 +73,8 @@ class MixTrack(MediaStreamTrack):
             await self._ready.wait()
         if self.readyState != "live":
             raise MediaStreamError
-        frame = mono_to_frame(self._queue.popleft(), self._pts)
-        self._pts += FRAME_SAMPLES
         self.frames_sent += 1
-        return frame
+        return self._queue.popleft()
 
     def stop(self) -> None:
         super().stop()

@@ -1,0 +1,95 @@
+"""Opus for the server's own media path, through PyAV's public API (no aiortc internals).
+
+aiortc encodes every frame as stereo at 96 kbps after computing its audio level in pure Python, on a thread hop.
+A mix of speech needs none of that: one mono VoIP encoder at 32 kbps, called on the loop, handing aiortc a
+ready `av.Packet` (its sender then only packetises it). Mono Opus is valid under `opus/48000/2` (RFC 7587), and a
+stereo decoder plays it on both channels at unity gain. Decoding to mono likewise skips a stereo down-mix.
+"""
+
+from __future__ import annotations
+
+import fractions
+
+import av
+import numpy as np
+from av import AudioFrame, CodecContext
+
+from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+MIX_BITRATE = 32_000
+"""Speech, one voice or a few: 32 kbps mono is transparent enough and a third of aiortc's 96 kbps stereo."""
+MIX_COMPLEXITY = 10
+"""libopus complexity (0-10). Lower is cheaper (speech: ≈ 300 µs a 20 ms frame at 10, ≈ 100 µs at 0 on the benchmark
+machine) but not transparent: at 0 a 660 + 880 Hz mix comes back with the 660 Hz tone 13 % low, at 5 3 % low,
+at 10 exact. Unity gain end to end is a promise, so 10."""
+
+
+class MonoOpusEncoder:
+    """One continuous Opus stream: 20 ms mono int16 frames in, one `av.Packet` (pts given by the caller) out."""
+
+    __slots__ = ("_codec", "encoded")
+
+    def __init__(self, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
+        codec = CodecContext.create("libopus", "w")
+        codec.bit_rate = bitrate
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = SAMPLE_RATE
+        codec.time_base = TIME_BASE
+        codec.options = {"application": "voip", "compression_level": str(complexity)}
+        self._codec = codec
+        self.encoded = 0
+
+    def encode(self, mono: Frame, pts: int) -> av.Packet | None:
+        """Encode one 960-sample frame; the packet's pts (1/48000 s) is `pts`, whatever the encoder's delay."""
+        frame = AudioFrame.from_ndarray(mono.reshape(1, FRAME_SAMPLES), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = pts
+        frame.time_base = TIME_BASE
+        packets = self._codec.encode(frame)
+        self.encoded += 1
+        if not packets:
+            return None
+        packet = packets[-1]
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        return packet
+
+
+class MonoOpusDecoder:
+    """Opus packets (mono or stereo streams) to mono int16 frames; a stereo stream is averaged by libopus."""
+
+    __slots__ = ("_codec", "errors")
+
+    def __init__(self) -> None:
+        codec = CodecContext.create("libopus", "r")
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = SAMPLE_RATE
+        self._codec = codec
+        self.errors = 0
+
+    def decode(self, payload: bytes) -> list[Frame]:
+        try:
+            frames = self._codec.decode(av.Packet(payload))
+        except av.FFmpegError:
+            self.errors += 1
+            return []
+        return [f.to_ndarray().reshape(-1) for f in frames]
+
+
+def encode_loop(frames: list[np.ndarray], warmup_cycles: int = 1) -> list[bytes]:
+    """Pre-encode a loop of frames (e.g. 1 s of a tone) so a cheap sender can replay it without encoding.
+
+    The loop is encoded `warmup_cycles` extra times first, so the kept packets come from a warm encoder and the
+    replayed stream has no start-up artefact at its seam.
+    """
+    encoder = MonoOpusEncoder()
+    out: list[bytes] = []
+    for cycle in range(warmup_cycles + 1):
+        for i, frame in enumerate(frames):
+            packet = encoder.encode(frame, (cycle * len(frames) + i) * FRAME_SAMPLES)
+            if cycle == warmup_cycles and packet is not None:
+                out.append(bytes(packet))
+    return out
