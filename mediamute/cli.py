@@ -217,6 +217,28 @@ def token(
         typer.echo(key.app_token(list(role or ALL_CALL_ROLES), lifetime))
 
 
+@app.command()
+def bench(
+    participants: Annotated[int, typer.Option("--participants", "-n", min=3, help="Participants in the call.")] = 8,
+    duration: Annotated[float, typer.Option(help="Seconds of the steady measuring window.")] = 20.0,
+    scenario: Annotated[
+        str, typer.Option(help="all-talking, or few-talking (all but two server-muted, still sending).")
+    ] = "all-talking",
+    mute_cycles: Annotated[int, typer.Option(help="Mute/unmute cycles for the mute latency figures.")] = 10,
+    json_file: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to this file.")] = None,
+) -> None:
+    """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
+    from .benchmark import BenchConfig, run_bench
+
+    if scenario not in ("all-talking", "few-talking"):
+        raise typer.BadParameter("scenario must be all-talking or few-talking", param_hint="--scenario")
+    config = BenchConfig(
+        participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
+        json_path=None if json_file is None else __import__("pathlib").Path(json_file),
+    )
+    asyncio.run(run_bench(config, console))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,88 @@
+"""The per-packet receive path, without the network: SRTP-decrypted RTP bytes in → a frame in the mixer's inbox.
+
+mediamute's path: parse (aiortc's RtpPacket) → depayload → gate → inline mono Opus decode → `Mixer.push`.
+For comparison, aiortc's own path for the same packet: its 4-packet jitter buffer → its stereo decoder →
+stereo-to-mono → reframe → push (its decoder-thread hop and track queue are left out: they would only add).
+"""
+
+import pytest
+from aiortc.codecs import depayload
+from aiortc.codecs.opus import OpusDecoder
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+from mediamute.media.audio import Reframer
+from mediamute.media.gate import MuteGate
+from mediamute.media.mixer import Mixer
+from mediamute.rtc.codec import encode_loop
+from mediamute.rtc.gate_adapter import GatedJitterBuffer, InlineDecoder
+from mediamute.rtc.tracks import frame_to_mono
+from mediamute.sources import ToneSource
+
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=96)
+ROUNDS = 4000
+
+
+@pytest.fixture(scope="module")
+def rtp_stream() -> list[bytes]:
+    """Serialized RTP packets of a 440 Hz tone, consecutive sequence numbers (enough for every round)."""
+    source = ToneSource(440, 8000)
+    opus = encode_loop([source.next_frame() for _ in range(50)])
+    out = []
+    for i in range(ROUNDS + 100):
+        packet = RtpPacket(payload_type=96, sequence_number=i % 65536, timestamp=(i * 960) % 2**32, ssrc=1234)
+        packet.payload = opus[i % len(opus)]
+        out.append(packet.serialize())
+    return out
+
+
+def parse(data: bytes) -> RtpPacket:
+    packet = RtpPacket.parse(data)
+    packet._data = depayload(OPUS, packet.payload)  # what RTCRtpReceiver does before its jitter buffer
+    return packet
+
+
+def run(benchmark, receive, stream: list[bytes]) -> None:
+    packets = iter(stream)
+    for _ in range(20):  # warm the decoder (and fill aiortc's prefetch)
+        receive(next(packets))
+    benchmark.pedantic(receive, setup=lambda: ((next(packets),), {}), rounds=ROUNDS, iterations=1)
+
+
+def test_receive_packet_to_inbox_inline(benchmark, rtp_stream):
+    mixer = Mixer()
+    gate = MuteGate()
+    mixer.add("p", gate)
+    inline = InlineDecoder(gate, lambda mono, arrived: mixer.push("p", mono))
+
+    def receive(data: bytes) -> None:
+        inline.add(parse(data))
+
+    run(benchmark, receive, rtp_stream)
+    assert inline.frames > 20 and inline.decoder.errors == 0 and inline.late == 0
+
+
+def test_receive_packet_dropped_by_closed_gate(benchmark, rtp_stream):
+    gate = MuteGate()
+    gate.close()
+    inline = InlineDecoder(gate, lambda mono, arrived: None)
+    run(benchmark, lambda data: inline.add(parse(data)), rtp_stream)
+    assert inline.frames == 0
+
+
+def test_receive_packet_to_inbox_aiortc_path(benchmark, rtp_stream):
+    mixer = Mixer()
+    gate = MuteGate()
+    mixer.add("p", gate)
+    buffer = GatedJitterBuffer(gate, capacity=16, prefetch=4)
+    decoder = OpusDecoder()
+    framer = Reframer()
+
+    def receive(data: bytes) -> None:
+        _, encoded = buffer.add(parse(data))
+        if encoded is not None:
+            for frame in decoder.decode(encoded):
+                for piece in framer.push(frame_to_mono(frame)):
+                    mixer.push("p", piece)
+
+    run(benchmark, receive, rtp_stream)

@@ -1,0 +1,141 @@
+"""The benchmark's server process: a `MediamuteServer` (port 0, no auth) plus the measurements only it can take.
+
+    python -m mediamute.benchmark.server
+
+Prints `{"event": "ready", "base_url": ..., "pid": ...}`, then answers JSON commands on stdin: `instrument`
+(a call's mixer records arrival→mix latency), `mark` (start the steady window: tick lateness and latency samples
+restart), `report` (window figures, RSS, and, for the mute/unmute requests the orchestrator lists with the
+monotonic time it sent them, the latency to the first mix without/with the participant from the contributor audit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from ..server import MediamuteServer
+from ..settings import ServerSettings
+from .procstat import rss_bytes
+from .stats import percentiles_ms
+
+Request = tuple[float, str, str]
+"""(monotonic time the orchestrator sent it, participant id, "mute" | "unmute"): one clock for all processes."""
+
+
+def action_latencies(call: Any, requests: list[Request]) -> dict[str, list[float]]:
+    """Request sent → first tick without (mute) / with (unmute) the participant, in seconds; and the part of it
+    after the operation completed in the handler (gate closed or opened)."""
+    out: dict[str, list[float]] = {"mute": [], "unmute": [], "mute_after_op": [], "unmute_after_op": []}
+    audit = call.mixer.audit
+    operations = sorted(
+        (op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values())
+    )
+    for sent, pid, kind in requests:
+        record = audit.first_without(pid, sent) if kind == "mute" else audit.first_with(pid, sent)
+        if record is None:
+            continue
+        out[kind].append(record.at - sent)
+        done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
+        if done is not None:
+            out[f"{kind}_after_op"].append(record.at - done)
+    return out
+
+
+class BenchServer:
+    def __init__(self) -> None:
+        settings = ServerSettings(port=0, auth=False, log_level="warning")
+        if hasattr(settings, "ephemeral_key"):
+            settings.ephemeral_key = True  # never write a signing key for a benchmark
+        self.server = MediamuteServer(settings)
+        self.call_id: str | None = None
+        self.window_start = 0.0
+        self.late_at_mark = 0
+        self.rss_at_mark = 0
+
+    def _call(self):
+        return self.server.registry.get(self.call_id) if self.call_id else None
+
+    def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        cmd = command["cmd"]
+        if cmd == "instrument":
+            self.call_id = command["call_id"]
+            call = self._call()
+            if hasattr(call.mixer, "record_latency"):
+                call.mixer.record_latency(True)
+            return {"event": "instrumented"}
+        call = self._call()
+        if cmd == "mark":
+            self.window_start = time.monotonic()
+            if call is not None:
+                call.clock.lateness.clear()
+                self.late_at_mark = call.clock.late_ticks
+                if getattr(call.mixer, "added_latency", None) is not None:
+                    call.mixer.added_latency.clear()
+            self.rss_at_mark = rss_bytes(os.getpid())
+            return {"event": "marked", "at": self.window_start}
+        if cmd == "report":
+            requests = [tuple(r) for r in command.get("requests", [])]
+            return {"event": "report", **self.report(call, requests)}
+        raise ValueError(f"unknown command {cmd!r}")
+
+    def report(self, call: Any, requests: list[Request]) -> dict[str, Any]:
+        out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid())}
+        if call is None:
+            return out
+        lateness = list(call.clock.lateness)
+        out["tick_lateness_ms"] = percentiles_ms(lateness)
+        out["late_ticks"] = call.clock.late_ticks - self.late_at_mark
+        added = getattr(call.mixer, "added_latency", None)
+        out["added_latency_ms"] = percentiles_ms(list(added)) if added is not None else None
+        if requests:
+            actions = action_latencies(call, requests)
+            for kind, samples in actions.items():
+                out[f"server_{kind}_ms"] = percentiles_ms(samples)
+        try:
+            from ..rtc.encoding import encoding_counters
+
+            out["encoding"] = encoding_counters(call.mixer)
+        except ImportError:
+            out["encoding"] = None
+        return out
+
+
+def emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def main() -> None:
+    bench = BenchServer()
+    await bench.server.start()
+    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid()})
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while line := await reader.readline():
+            command = json.loads(line)
+            if command["cmd"] == "quit":
+                break
+            try:
+                emit(bench.handle(command))
+            except Exception as exc:  # answer, so the orchestrator never waits forever
+                emit({"event": "error", "error": repr(exc)})
+    finally:
+        await bench.server.stop()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    profile_to = os.environ.get("MEDIAMUTE_BENCH_PROFILE")  # a cProfile dump of the server, for steering
+    if profile_to:
+        import cProfile
+
+        cProfile.run("asyncio.run(main())", profile_to)
+    else:
+        asyncio.run(main())
