@@ -56,9 +56,6 @@ def serve(
     port: Annotated[int, typer.Option(help="HTTP port (0: any free port).")] = 8080,
     ice_addresses: IceAddresses = None,
     ice_server: IceServers = None,
-    no_jitter_reset: Annotated[
-        bool, typer.Option("--no-jitter-reset", help="Do not reset the jitter buffer on unmute (to measure it).")
-    ] = False,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
@@ -70,7 +67,6 @@ def serve(
         port=port,
         ice_addresses=ice_addresses,
         ice_servers=list(ice_server or []),
-        reset_jitter_on_unmute=not no_jitter_reset,
         log_level=log_level,
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,

@@ -13,8 +13,6 @@ class ServerSettings:
     """Host candidates ICE offers: None → 127.0.0.1 only; "auto" → the machine's interfaces; or a comma list."""
     ice_servers: list[str] = field(default_factory=list)
     """STUN/TURN URLs; empty by default so no public STUN server is ever asked."""
-    reset_jitter_on_unmute: bool = True
-    """Reset the receiver's jitter buffer when a gate re-opens (off only to measure what it saves)."""
     inbox_frames: int = 5
     log_level: str = "info"
     key_file: str | None = None

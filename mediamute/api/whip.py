@@ -76,7 +76,6 @@ async def whip_join(call_id: str, request: Request) -> Response:
         participant.gate,
         call.mixer,
         ice_servers=state.settings.ice_servers,
-        reset_on_open=state.settings.reset_jitter_on_unmute,
         on_gone=lambda pid: state.participant_gone(call.id, pid),
     )
     try:

@@ -3,9 +3,15 @@
 aiortc has no public hook between receiving an RTP packet and decoding it. In `RTCRtpReceiver._handle_rtp_packet`
 (aiortc 1.16.0) a packet is first counted in the receive statistics that feed RTCP receiver reports, then
 depayloaded and handed to the private jitter buffer (`self.__jitter_buffer.add(packet)`), whose output goes to the
-decoder thread. Replacing that jitter buffer with `GatedJitterBuffer` puts the gate exactly where it belongs:
-after the statistics (so a dropped packet is still "received" and RTCP reports no loss) and before the jitter
-buffer and the decoder (so a muted participant is never decoded nor mixed).
+decoder thread. Replacing that jitter buffer puts the gate exactly where it belongs: after the statistics (so a
+dropped packet is still "received" and RTCP reports no loss) and before any decoding (so a muted participant is
+never decoded nor mixed). Two replacements live here:
+
+- `InlineDecoder` (what the server uses): the gate, then an Opus decode on arrival straight into the mixer inbox.
+  No 80 ms prefetch, no decoder thread, and nothing held back that could stall after a mute.
+- `GatedJitterBuffer`: the gate in front of aiortc's own buffer, reset on re-open (without the reset, a 100 ms
+  mute left aiortc's buffer waiting for the dropped sequence numbers: +100-125 ms for the rest of the call).
+  The benchmark's cheap clients use it with a closed gate so they never decode.
 
 `check_receiver_seam()` verifies the internals this relies on; tests/test_aiortc_seam.py calls it so an aiortc
 upgrade that moves them fails loudly instead of silently un-muting everyone.

@@ -66,7 +66,6 @@ class ParticipantPeer:
         gate: MuteGate,
         mixer: Mixer,
         ice_servers: Sequence[str] = (),
-        reset_on_open: bool = True,
         on_gone: Callable[[str], Awaitable[None] | None] | None = None,
     ) -> None:
         self.participant_id = participant_id
@@ -78,7 +77,6 @@ class ParticipantPeer:
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.jitter_buffer: InlineDecoder | None = None
         """The gate and inline decoder in place of aiortc's jitter buffer (it holds no packets to reset)."""
-        self.reset_on_open = reset_on_open
         self._reader: asyncio.Task[None] | None = None
         self._reframer = Reframer()
         self._on_gone = on_gone
