@@ -11,7 +11,7 @@ from .. import __version__
 from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
-from . import ext, graph, whip
+from . import ext, graph, web, whip
 from .errors import error_response, install_error_handlers
 from .notifications import NotificationHub
 from .state import AppState
@@ -68,4 +68,5 @@ def create_app(
     app.include_router(graph.beta_router, prefix="/beta")
     app.include_router(whip.router)
     app.include_router(ext.router)
+    app.include_router(web.router)
     return app
