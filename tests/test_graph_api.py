@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import websockets
 
-from mediamute.analysis import first_time_above, last_time_above, tone_amplitudes
+from mediamute.analysis import first_time_above, last_time_above
 
-from .conftest import admin_token, create_call, join_all, leave_all, tones, wait_until
+from .conftest import create_call, join_all, leave_all, tones, wait_until
 from .test_bad_input import assert_graph_error
 from .test_call_integration import A, amplitude, hear_for, tone_track
 

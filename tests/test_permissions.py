@@ -16,7 +16,7 @@ from mediamute.tokens import (
     SigningKey,
 )
 
-from .conftest import admin_token, join_all, leave_all, tones
+from .conftest import join_all, leave_all, tones
 from .test_bad_input import assert_graph_error
 
 G = "/v1.0/communications/calls"

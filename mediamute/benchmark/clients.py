@@ -26,11 +26,12 @@ import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, Frame
+from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from ..media.gate import MuteGate
 from ..rtc.codec import encode_loop
 from ..rtc.gate_adapter import install_gate, install_inline_decoder
 from ..rtc.ice import configure_ice, rtc_configuration
+from ..rtc.tracks import FramePacer
 from ..sources import MarkerSource, ToneSource
 
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
@@ -51,29 +52,18 @@ class PacketLoopTrack(MediaStreamTrack):
         super().__init__()
         self._packets = packets
         self._marker_period = marker_period
-        self._index = 0
-        self._start: float | None = None
+        self._pacer = FramePacer()
         self.marker_times: list[float] = []
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            wait = self._start + self._index * FRAME_SECONDS - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.2:  # the loop stalled: restart the schedule rather than burst
-                self._start = now - self._index * FRAME_SECONDS
-        index = self._index
+        index = await self._pacer.next()
         packet = av.Packet(self._packets[index % len(self._packets)])
         packet.pts = index * FRAME_SAMPLES
         packet.time_base = TIME_BASE
         if self._marker_period and index % self._marker_period == 0:
             self.marker_times.append(time.monotonic())
-        self._index += 1
         return packet
 
 

@@ -29,7 +29,6 @@ def plot_timeline(run: "DemoRun", windows: list["MuteWindow"], path: Path) -> Pa
     import matplotlib.pyplot as plt
 
     speakers = [*run.participants, run.app_name]
-    speaker_ids = {name: (run.app_id if name == run.app_name else run.ids.get(name, "")) for name in speakers}
     colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(speakers)}
     ticks = run.ticks
     times = np.array([t.at - run.t0 for t in ticks])

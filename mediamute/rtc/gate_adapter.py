@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -142,31 +143,35 @@ def check_receiver_seam() -> None:
         raise ReceiverSeamError("RTCRtpReceiver no longer creates its jitter buffer as self.__jitter_buffer")
 
 
-def install_gate(receiver: RTCRtpReceiver, gate: MuteGate, reset_on_open: bool = True) -> GatedJitterBuffer:
-    """Replace the receiver's jitter buffer by a gated one with the same capacity and prefetch."""
+_Replacement = TypeVar("_Replacement", bound=JitterBuffer)
+
+
+def _replace_jitter_buffer(
+    receiver: RTCRtpReceiver, kind: type[_Replacement], make: Callable[[JitterBuffer], _Replacement]
+) -> _Replacement:
+    """Swap the receiver's private jitter buffer for `make(current)`, once; refuse loudly if it is not there."""
     current = getattr(receiver, JITTER_BUFFER_ATTR, None)
-    if isinstance(current, GatedJitterBuffer):
+    if isinstance(current, kind):
         return current
     if not isinstance(current, JitterBuffer):
         raise ReceiverSeamError(
             f"RTCRtpReceiver has no {JITTER_BUFFER_ATTR} JitterBuffer (found {type(current).__name__}); "
             f"supported aiortc: {SUPPORTED_AIORTC}"
         )
-    gated = GatedJitterBuffer(gate, capacity=current.capacity, prefetch=current._prefetch, reset_on_open=reset_on_open)
-    setattr(receiver, JITTER_BUFFER_ATTR, gated)
-    return gated
+    replacement = make(current)
+    setattr(receiver, JITTER_BUFFER_ATTR, replacement)
+    return replacement
+
+
+def install_gate(receiver: RTCRtpReceiver, gate: MuteGate, reset_on_open: bool = True) -> GatedJitterBuffer:
+    """Replace the receiver's jitter buffer by a gated one with the same capacity and prefetch."""
+    return _replace_jitter_buffer(
+        receiver,
+        GatedJitterBuffer,
+        lambda current: GatedJitterBuffer(gate, current.capacity, current._prefetch, reset_on_open=reset_on_open),
+    )
 
 
 def install_inline_decoder(receiver: RTCRtpReceiver, gate: MuteGate, on_frame: FrameHandler) -> InlineDecoder:
     """Replace the receiver's jitter buffer by the gate and an inline decoder feeding `on_frame`."""
-    current = getattr(receiver, JITTER_BUFFER_ATTR, None)
-    if isinstance(current, InlineDecoder):
-        return current
-    if not isinstance(current, JitterBuffer):
-        raise ReceiverSeamError(
-            f"RTCRtpReceiver has no {JITTER_BUFFER_ATTR} JitterBuffer (found {type(current).__name__}); "
-            f"supported aiortc: {SUPPORTED_AIORTC}"
-        )
-    inline = InlineDecoder(gate, on_frame)
-    setattr(receiver, JITTER_BUFFER_ATTR, inline)
-    return inline
+    return _replace_jitter_buffer(receiver, InlineDecoder, lambda _current: InlineDecoder(gate, on_frame))

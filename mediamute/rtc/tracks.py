@@ -81,6 +81,33 @@ class MixTrack(MediaStreamTrack):
         self._ready.set()
 
 
+class FramePacer:
+    """Hands out consecutive frame indexes in real time, one per 20 ms, on absolute deadlines.
+
+    A sender that falls far behind (the loop stalled) restarts its schedule rather than bursting to catch up.
+    """
+
+    __slots__ = ("_start", "index")
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self.index = 0
+
+    async def next(self) -> int:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            wait = self._start + self.index * FRAME_SECONDS - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -0.2:
+                self._start = now - self.index * FRAME_SECONDS
+        index = self.index
+        self.index += 1
+        return index
+
+
 class SourceTrack(MediaStreamTrack):
     """Sends an `AudioSource` in real time, one 20 ms frame per period on absolute deadlines.
 
@@ -92,32 +119,21 @@ class SourceTrack(MediaStreamTrack):
     def __init__(self, source: AudioSource) -> None:
         super().__init__()
         self.source = source
-        self._start: float | None = None
-        self._index = 0
+        self.pacer = FramePacer()
         self.marker_times: list[float] = []
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        else:
-            wait = self._start + self._index * FRAME_SECONDS - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -0.2:  # far behind (the loop stalled): restart the schedule instead of bursting
-                self._start = now - self._index * FRAME_SECONDS
-        mono = self.source.next_frame()
-        frame = mono_to_frame(mono, self._index * FRAME_SAMPLES)
-        if self.source.is_marker(self._index):
+        index = await self.pacer.next()
+        frame = mono_to_frame(self.source.next_frame(), index * FRAME_SAMPLES)
+        if self.source.is_marker(index):
             self.marker_times.append(time.monotonic())
-        self._index += 1
         return frame
 
     @property
     def frames_sent(self) -> int:
-        return self._index
+        return self.pacer.index
 
 
 def silence(samples: int = FRAME_SAMPLES) -> Frame:
