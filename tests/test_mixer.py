@@ -154,3 +154,13 @@ def test_removed_participant_is_no_longer_mixed():
     assert mixer.push("p0", np.full(FRAME_SAMPLES, 5, dtype=np.int16)) is False
     assert mixer.tick().contributors == ()
     assert "p0" not in mixer
+
+
+def test_position_counts_periods_on_the_grid_including_skipped_ones():
+    mixer, _, _ = make_mixer(1)
+    positions = []
+    for at in (10.0, 10.02, 10.04, 10.56, 10.58):  # the clock stalled ~0.5 s, then resynchronised
+        mixer.tick(at=at)
+        positions.append(mixer.position)
+    assert positions == [0, 1, 2, 28, 29]  # media time shows the gap (ticks just count 5)
+    assert mixer.ticks == 5

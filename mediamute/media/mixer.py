@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import FRAME_SAMPLES, INT16_MAX, INT16_MIN, SILENT_FRAME, Frame
+from .audio import FRAME_SAMPLES, FRAME_SECONDS, INT16_MAX, INT16_MIN, SILENT_FRAME, Frame
 from .audit import ContributorAudit, TickRecord
 from .gate import MuteGate
 
@@ -129,6 +129,10 @@ class Mixer:
         """A frame that has waited behind another for this many ticks in a row is dropped (0: never)."""
         self.audit = ContributorAudit(audit_capacity)
         self.ticks = 0
+        self.position = 0
+        """The current tick's place on the 20 ms grid since the first tick, skipped periods included: a late clock
+        that resynchronises skips periods, and media timestamps must show that gap rather than hide it."""
+        self._origin: float | None = None
         self._slots: dict[str, MixSlot] = {}
         self._clock = clock
         self._frames = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
@@ -204,6 +208,9 @@ class Mixer:
     def tick(self, at: float | None = None) -> TickRecord:
         """Mix one 20 ms frame for every listener and record who contributed."""
         now = self._clock() if at is None else at
+        if self._origin is None:
+            self._origin = now
+        self.position = max(self.position + (self.ticks > 0), round((now - self._origin) / FRAME_SECONDS))
         slots = list(self._slots.values())
         recording = self.added_latency is not None
         trim_after = self.trim_after_ticks

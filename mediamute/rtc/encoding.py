@@ -4,8 +4,9 @@ Every listener who contributed nothing to a tick hears the identical frame (`Mix
 encoded once per tick and the one packet goes to all of them (as Asterisk's ConfBridge does). A contributor hears
 its own N-1 mix, encoded by its own encoder. A listener that stops contributing keeps its own encoder for
 `HOLD_TICKS` more ticks, so a talker's brief underrun does not flip its stream between encoders (each flip costs a
-decoder one frame of mismatched state). Packets carry pts = tick × 960 on every stream, so a listener's RTP
-timestamps stay continuous whichever encoder made the packet.
+decoder one frame of mismatched state). Packets carry pts = position × 960 on every stream (the tick's place on
+the mixer's 20 ms grid), so a listener's RTP timestamps stay continuous whichever encoder made the packet, and
+show a gap when the clock had to skip periods.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class MixEncoding:
         if tick != self._seen_tick:
             self._seen_tick = tick
             self.ticks += 1
-        pts = tick * FRAME_SAMPLES
+        pts = self._mixer.position * FRAME_SAMPLES  # wall-clock grid: a skipped period shows as a gap
         if frame is self._mixer.shared_frame and tick - listener.last_own_tick > HOLD_TICKS:
             if self._shared_tick != tick:
                 self._shared_packet = self._shared.encode(frame, pts)
