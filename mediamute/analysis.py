@@ -49,16 +49,42 @@ def spectrum_peak(samples: np.ndarray, rate: int = SAMPLE_RATE) -> tuple[float, 
     return index * rate / samples.shape[0], float(spectrum[index])
 
 
-def last_time_above(times: np.ndarray, amplitudes: np.ndarray, threshold: float, start: float, end: float) -> float | None:
-    """The last arrival time in [start, end) whose amplitude was at or above `threshold` (None if none)."""
-    mask = (times >= start) & (times < end) & (amplitudes >= threshold)
-    return float(times[mask][-1]) if mask.any() else None
+SUSTAINED_FRAMES = 2
+"""A tone counts as heard only in runs of at least this many consecutive frames: a click (a broadband
+transient, e.g. where the stream skips a period) can reach a tone's threshold in one frame, a tone lasts."""
 
 
-def first_time_above(times: np.ndarray, amplitudes: np.ndarray, threshold: float, start: float, end: float = np.inf) -> float | None:
-    """The first arrival time in [start, end) whose amplitude reached `threshold` (None if none)."""
-    mask = (times >= start) & (times < end) & (amplitudes >= threshold)
-    return float(times[mask][0]) if mask.any() else None
+def sustained(amplitudes: np.ndarray, threshold: float, min_run: int = SUSTAINED_FRAMES) -> np.ndarray:
+    """Mask of the frames that belong to a run of at least `min_run` consecutive frames at or above `threshold`."""
+    above = np.asarray(amplitudes) >= threshold
+    if min_run <= 1 or not above.any():
+        return above
+    edges = np.diff(np.concatenate(([0], above.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    mask = np.zeros_like(above)
+    for begin, finish in zip(starts, ends):
+        if finish - begin >= min_run:
+            mask[begin:finish] = True
+    return mask
+
+
+def last_time_above(
+    times: np.ndarray, amplitudes: np.ndarray, threshold: float, start: float, end: float, min_run: int = SUSTAINED_FRAMES
+) -> float | None:
+    """The last time in [start, end) at which the tone was heard (sustained at or above `threshold`), or None."""
+    window = (times >= start) & (times < end)
+    mask = sustained(amplitudes[window], threshold, min_run)
+    return float(times[window][mask][-1]) if mask.any() else None
+
+
+def first_time_above(
+    times: np.ndarray, amplitudes: np.ndarray, threshold: float, start: float, end: float = np.inf,
+    min_run: int = SUSTAINED_FRAMES,
+) -> float | None:
+    """The first time in [start, end) at which the tone was heard (sustained at or above `threshold`), or None."""
+    window = (times >= start) & (times < end)
+    mask = sustained(amplitudes[window], threshold, min_run)
+    return float(times[window][mask][0]) if mask.any() else None
 
 
 def marker_onsets(times: np.ndarray, amplitudes: np.ndarray, threshold: float) -> np.ndarray:

@@ -76,3 +76,14 @@ def test_source_spec_errors_are_precise():
         source_from_spec("nonexistent.wav")
     with pytest.raises(ValueError, match="between 0 and"):
         ToneSource(30000)
+
+
+def test_a_one_frame_click_is_not_a_heard_tone():
+    from mediamute.analysis import first_time_above, last_time_above, sustained
+
+    amps = np.array([900, 900, 900, 0, 0, 950, 0, 0, 0, 900, 900, 0], dtype=float)
+    times = np.arange(amps.size) * 0.02
+    assert sustained(amps, 800).tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0]
+    assert last_time_above(times, amps, 800, 0.0, 0.17) == pytest.approx(0.04)  # the click at 0.10 is ignored
+    assert first_time_above(times, amps, 800, 0.05) == pytest.approx(0.18)
+    assert last_time_above(times, amps, 800, 0.0, 0.17, min_run=1) == pytest.approx(0.10)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import tone_amplitudes
+from ..analysis import first_time_above, sustained, tone_amplitudes
 from .runner import ActionResult, DemoRun
 
 PRESENT_FRACTION = 0.3
@@ -69,7 +69,7 @@ def _heard_silence(times: np.ndarray, amps: np.ndarray, reference: float, start:
     window = (times >= start) & (times < end)
     if not window.any():
         return None
-    present = amps[window] >= PRESENT_FRACTION * reference
+    present = sustained(amps[window], PRESENT_FRACTION * reference)
     if not present.any():
         return float(times[window][0])
     last = np.flatnonzero(present)[-1]
@@ -100,8 +100,8 @@ def analyse(run: DemoRun) -> list[MuteWindow]:
             silent_at = _heard_silence(times, amps, reference, window.mute.sent_at, window.end)
             window.heard_ms[listener] = (silent_at - window.mute.sent_at) * 1000 if silent_at is not None else None
             if window.unmute is not None:
-                back = times[(times >= window.unmute.sent_at) & (amps >= PRESENT_FRACTION * reference)]
-                window.unmute_heard_ms[listener] = (float(back[0]) - window.unmute.sent_at) * 1000 if back.size else None
+                back = first_time_above(times, amps, PRESENT_FRACTION * reference, window.unmute.sent_at)
+                window.unmute_heard_ms[listener] = (back - window.unmute.sent_at) * 1000 if back is not None else None
     return windows
 
 
