@@ -212,7 +212,13 @@ class CallParticipant:
             if self.location is not None:
                 token = self.session_token or self.token
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
-                await self._http.delete(self.location, headers=headers)
+                try:
+                    await self._http.delete(self.location, headers=headers)
+                except httpx.TransportError:
+                    # the server may close an idle keep-alive connection just as it is reused: DELETE is
+                    # idempotent, so send it once more on a fresh connection
+                    async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0) as fresh:
+                        await fresh.delete(self.location, headers=headers)
         finally:
             await self.vanish()
 

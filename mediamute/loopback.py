@@ -45,6 +45,7 @@ class LoopbackServer:
             lifespan="off",
             access_log=False,
             log_config=None,  # log through the root logger the CLI (or the test runner) configured
+            timeout_keep_alive=30,  # well beyond a client's pause between requests (uvicorn's default is 5 s)
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]), name="uvicorn")
