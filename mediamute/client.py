@@ -242,5 +242,3 @@ class CallParticipant:
     async def __aexit__(self, *exc: object) -> None:
         await self.leave()
 
-
-FRAMES_PER_SECOND = SAMPLE_RATE // FRAME_SAMPLES

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -169,8 +168,3 @@ def verify_callback(token: str, body: bytes, callback_uri: str, jwks_or_key: dic
         raise jwt.InvalidTokenError("the callback body does not match the signed hash")
     return claims
 
-
-def claims_preview(token: str) -> dict[str, Any]:
-    """The unverified claims of a token (for display only)."""
-    payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

@@ -184,7 +184,7 @@ async def events(websocket: WebSocket, call_id: str) -> None:
     try:
         call_reader(websocket, call_id, allow_query=True)
         call = state.registry.get(call_id)
-    except (GraphError, Exception) as exc:  # tell the page why, in Graph's error shape, then close
+    except Exception as exc:  # tell the page why, in Graph's error shape, then close
         status = getattr(exc, "status", 404)
         message = getattr(exc, "message", str(exc))
         code = getattr(exc, "code", "itemNotFound")

@@ -19,7 +19,6 @@ LOOPBACK_ONLY: tuple[str, ...] = ("127.0.0.1",)
 AUTO = "auto"
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
-_current: tuple[str, ...] | None = None
 
 
 def parse_ice_addresses(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -39,9 +38,7 @@ def parse_ice_addresses(value: str | Sequence[str] | None) -> tuple[str, ...] | 
 
 def configure_ice(addresses: str | Sequence[str] | None = None) -> tuple[str, ...] | None:
     """Make every later ICE gathering in this process offer exactly `addresses` as host candidates."""
-    global _current
     chosen = parse_ice_addresses(addresses)
-    _current = chosen
     if chosen is None:
         aioice.ice.get_host_addresses = _original_get_host_addresses
     else:
@@ -56,10 +53,6 @@ def configure_ice(addresses: str | Sequence[str] | None = None) -> tuple[str, ..
 
         aioice.ice.get_host_addresses = fixed_host_addresses
     return chosen
-
-
-def current_ice_addresses() -> tuple[str, ...] | None:
-    return _current
 
 
 def rtc_configuration(ice_servers: Sequence[str] = ()) -> RTCConfiguration:

@@ -14,7 +14,6 @@ import time
 from collections import deque
 
 import av
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
@@ -135,6 +134,3 @@ class SourceTrack(MediaStreamTrack):
     def frames_sent(self) -> int:
         return self.pacer.index
 
-
-def silence(samples: int = FRAME_SAMPLES) -> Frame:
-    return np.zeros(samples, dtype=np.int16)
