@@ -22,13 +22,13 @@ import httpx
 import numpy as np
 import pytest
 
-from mediamute.analysis import tone_amplitudes
 from mediamute.client import CallParticipant
 from mediamute.server import MediamuteServer
 from mediamute.settings import ServerSettings
 from mediamute.sources import ToneSource
 
 from ..conftest import admin_token, wait_until
+from .levels import amplitude_since, recent_amplitude
 
 pytestmark = [
     pytest.mark.integration,
@@ -74,17 +74,6 @@ def write_tone_wav(path: Path, frequency: float, amplitude: int, seconds: float 
         wav.setframerate(rate)
         wav.writeframes(samples.tobytes())
     return path
-
-
-def recent_amplitude(p: CallParticipant, frequency: float, frames: int = 10) -> float:
-    recent = p.recording.frames[-frames:]
-    return float(np.median(tone_amplitudes(recent, frequency))) if recent else 0.0
-
-
-def amplitude_since(p: CallParticipant, frequency: float, start: float) -> float:
-    _, frames = p.recording.window(start)
-    assert frames, f"{p.display_name} heard nothing since {start}"
-    return float(np.median(tone_amplitudes(frames, frequency)))
 
 
 async def hear_for(participants: list[CallParticipant], seconds: float) -> None:

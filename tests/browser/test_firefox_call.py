@@ -21,15 +21,14 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from mediamute.analysis import tone_amplitudes
 from mediamute.client import CallParticipant
 from mediamute.sources import ToneSource
 
 from ..conftest import admin_token, create_call, wait_until
 from .firefox import Firefox, missing_prerequisite
+from .levels import amplitude_since, recent_amplitude
 
 pytestmark = [
     pytest.mark.integration,
@@ -53,17 +52,6 @@ def require_prerequisites() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set, so the Firefox test must run, but {reason}")
         pytest.skip(reason)
-
-
-def recent_amplitude(p: CallParticipant, frequency: float, frames: int = 10) -> float:
-    recent = p.recording.frames[-frames:]
-    return float(np.median(tone_amplitudes(recent, frequency))) if recent else 0.0
-
-
-def amplitude_since(p: CallParticipant, frequency: float, start: float) -> float:
-    _, frames = p.recording.window(start)
-    assert frames, f"{p.display_name} heard nothing since {start}"
-    return float(np.median(tone_amplitudes(frames, frequency)))
 
 
 async def hear_for(p: CallParticipant, seconds: float) -> None:
