@@ -41,7 +41,21 @@ class ReceiverSeamError(RuntimeError):
     """aiortc's receiver no longer looks the way the gate adapter expects."""
 
 
-class GatedJitterBuffer(JitterBuffer):
+class _GateFront:
+    """What every replacement does first with a packet: note the sender's level, then ask the gate."""
+
+    gate: MuteGate
+    last_audio_level: int | None
+    """The sender's audio level (RFC 6464, -dBov) of the latest packet, dropped or not."""
+
+    def _admit(self, packet: RtpPacket) -> bool:
+        level = packet.extensions.audio_level
+        if level is not None:
+            self.last_audio_level = level[1]
+        return self.gate.admit(len(packet.payload))
+
+
+class GatedJitterBuffer(_GateFront, JitterBuffer):
     """aiortc's jitter buffer behind a `MuteGate`: a closed gate drops packets before they are buffered.
 
     On re-open the buffer is emptied and its origin forgotten. Without that, aiortc's buffer still waits for the
@@ -53,16 +67,12 @@ class GatedJitterBuffer(JitterBuffer):
         super().__init__(capacity=capacity, prefetch=prefetch, is_video=False)
         self.gate = gate
         self.resets = 0
-        self.last_audio_level: int | None = None
-        """The sender's audio level (RFC 6464, -dBov) of the latest packet, dropped or not."""
+        self.last_audio_level = None
         if reset_on_open:
             gate.on_open(lambda _gate: self.reset())
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        level = packet.extensions.audio_level
-        if level is not None:
-            self.last_audio_level = level[1]
-        if not self.gate.admit(len(packet.payload)):
+        if not self._admit(packet):
             return False, None
         return super().add(packet)
 
@@ -78,7 +88,7 @@ FrameHandler = Callable[[Frame, float], None]
 """Receives each decoded 20 ms mono frame with the monotonic time its RTP packet arrived."""
 
 
-class InlineDecoder(JitterBuffer):
+class InlineDecoder(_GateFront, JitterBuffer):
     """The gate, then an Opus decode on the event loop, in place of aiortc's jitter buffer and decoder thread.
 
     aiortc's audio path holds four packets back (an 80 ms prefetch that only reorders, never smooths timing),
@@ -93,17 +103,14 @@ class InlineDecoder(JitterBuffer):
         self.gate = gate
         self.on_frame = on_frame
         self.decoder = MonoOpusDecoder()
-        self.last_audio_level: int | None = None
+        self.last_audio_level = None
         self.late = 0
         self.frames = 0
         self._newest: int | None = None
         self._clock = clock
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        level = packet.extensions.audio_level
-        if level is not None:
-            self.last_audio_level = level[1]
-        if not self.gate.admit(len(packet.payload)):
+        if not self._admit(packet):
             return False, None
         arrived = self._clock()
         seq = packet.sequence_number
