@@ -16,6 +16,8 @@ import numpy as np
 from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 
 DEFAULT_AMPLITUDE = 8000
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+"""The repository's speech clips and scenarios (see samples/README.md)."""
 
 
 class AudioSource(ABC):

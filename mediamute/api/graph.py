@@ -6,7 +6,6 @@ pydantic models of `schemas`, so the JSON is Graph's: camelCase and `@odata.type
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -15,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from ..calls.call import Call, CallOptions
 from ..calls.model import Operation
-from ..sources import source_from_spec
+from ..sources import SAMPLES_DIR, source_from_spec
 from ..tokens import (
     ALL_CALL_ROLES,
     ROLE_ACCESS_MEDIA,
@@ -31,7 +30,6 @@ from .resources import call_resource, operation_resource, participant_resource
 from .state import app_state
 from .urls import metadata, operation_location
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS)

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+from ..sources import SAMPLES_DIR
+
 DEFAULT_SCENARIO = SAMPLES_DIR / "default-scenario.toml"
 PILOT_BASE_HZ = 9000.0
 PILOT_STEP_HZ = 500.0
