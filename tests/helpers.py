@@ -205,7 +205,9 @@ class Delivery:
 class CallbackReceiver:
     """A tiny real HTTP server playing a callback receiver (not ours to own, so a fake is fine).
 
-    Records every POST. `fail_first` answers 500 to that many attempts; `hang` never answers until released.
+    Records every POST. `fail_first` answers 500 to that many attempts; `hang` holds every POST until `release()`.
+    A test ends its call (and waits for that notification) inside the receiver's `async with`, so no delivery is
+    left retrying against a closed receiver when the server stops.
     """
 
     fail_first: int = 0
@@ -230,6 +232,10 @@ class CallbackReceiver:
             return Response(status_code=500)
         self.accepted.append(delivery)
         return Response(status_code=202)
+
+    def release(self) -> None:
+        """Answer the held POSTs (and every later one) at once."""
+        self._release.set()
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every commsNotification accepted, in arrival order."""
