@@ -12,7 +12,7 @@ from mediamute.analysis import tone_amplitudes
 from mediamute.media.audio import FRAME_SAMPLES
 from mediamute.media.gate import MuteGate
 from mediamute.media.mixer import Mixer
-from mediamute.rtc.encoding import HOLD_TICKS, ListenerStream, MixEncoding
+from mediamute.rtc.encoding import HOLD_TICKS, MixEncoding
 from mediamute.sources import ToneSource
 
 from .conftest import join_all, leave_all, tones
@@ -23,12 +23,12 @@ A = 8000
 def mixer_with_listeners(count: int) -> tuple[Mixer, MixEncoding, dict[str, list]]:
     """A bare mixer whose sinks encode through one MixEncoding, as the server's peers do."""
     mixer = Mixer()
-    encoding = MixEncoding(mixer)
+    encoding = MixEncoding()
     sent: dict[str, list] = {}
     for i in range(count):
-        pid, stream = f"p{i}", ListenerStream()
+        pid = f"p{i}"
         sent[pid] = []
-        mixer.add(pid, MuteGate(), sink=lambda f, s=stream, out=sent[pid]: out.append(encoding.encode(s, f)))
+        mixer.add(pid, MuteGate(), sink=encoding.listener(sent[pid].append))
     return mixer, encoding, sent
 
 
@@ -77,7 +77,6 @@ async def test_muted_listeners_share_one_stream_and_hear_the_talker_at_unity_gai
         for p in others:
             response = await http.post(f"/v1.0/communications/calls/{call_id}/participants/{p.participant_id}/mute", json={})
             assert response.status_code == 200, response.text
-        peer = call.participant(talker.participant_id).media
 
         async def hear(frames: int) -> None:
             targets = [len(p.recording) + frames for p in (talker, *others)]
@@ -85,10 +84,10 @@ async def test_muted_listeners_share_one_stream_and_hear_the_talker_at_unity_gai
                 await p.recording.wait_for(target, timeout=10)
 
         await hear(HOLD_TICKS + 10)  # the muted listeners leave their own streams after HOLD_TICKS
-        before = peer.encoding.counters()
+        before = call.encoding.counters()
         settled = time.monotonic()
         await hear(75)
-        after = peer.encoding.counters()
+        after = call.encoding.counters()
         ticks = after.ticks - before.ticks
         # two encodes a tick: the talker's own mix, and one shared mix for the three muted listeners
         assert ticks > 50
