@@ -5,9 +5,9 @@ listener `saturate_int16(total - own)`: O(N) work for N outputs of one frame eac
 contributed nothing this tick all hear the same frame (the saturated total), computed once and handed to each of
 them as one array with `shared=True`, so the rtc layer can encode it once.
 
-The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames stays below 2**24 in
-magnitude, where float32 represents every integer, and one float32 copy serves the sum, the N-1 differences and
-the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
+The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames is at most 2**24 in
+magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1
+differences and the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
 library and numpy only.
 """
 
@@ -25,7 +25,6 @@ import numpy as np
 from .audio import FRAME_SAMPLES, FRAME_SECONDS, INT16_MAX, INT16_MIN, SILENT_FRAME, Frame
 from .audit import ContributorAudit, TickRecord
 from .gate import MuteGate
-
 
 
 class MixTick(NamedTuple):
