@@ -146,6 +146,8 @@ class Mixer:
         that resynchronises skips periods, and media timestamps must show that gap rather than hide it."""
         self._origin: float | None = None
         self._slots: dict[str, MixSlot] = {}
+        self._order: list[MixSlot] = []
+        """The slots in join order, rebuilt (never mutated) on add and remove: what a tick iterates."""
         self._clock = clock
         """Monotonic seconds: when a tick takes its frames (`TickRecord.mixed_at`), and latency ends. The `MixClock`
         that ticks this mixer must read the same clock, so deadlines and mix times are on one timeline."""
@@ -167,11 +169,13 @@ class Mixer:
         slot = MixSlot(participant_id, gate, self.inbox_frames, sink)
         gate.on_close(lambda _gate: slot.flush())
         self._slots[participant_id] = slot
+        self._order = list(self._slots.values())
         return slot
 
     def remove(self, participant_id: str) -> MixSlot | None:
         slot = self._slots.pop(participant_id, None)
         if slot is not None:
+            self._order = list(self._slots.values())
             slot.flush()
             slot.sink = None
         return slot
@@ -187,7 +191,7 @@ class Mixer:
 
     @property
     def slots(self) -> list[MixSlot]:
-        return list(self._slots.values())
+        return list(self._order)
 
     # input --------------------------------------------------------------------------------------------------
     def push(self, participant_id: str, frame: Frame, arrived: float = math.nan) -> bool:
@@ -221,7 +225,7 @@ class Mixer:
         if at is None:
             at = mixed_at
         position = self._advance_position(at)
-        slots = list(self._slots.values())
+        slots = self._order
         arrivals: list[float] | None = [] if self.added_latency is not None else None
         contributors, taken = self._take_frames(slots, arrivals)
         shared, own, levels = self._mix(taken)
@@ -242,7 +246,7 @@ class Mixer:
             seq=self.ticks,
             at=at,
             mixed_at=mixed_at,
-            contributors=tuple(s.participant_id for s in contributors),
+            contributors=tuple([s.participant_id for s in contributors]),
             levels=levels,
         )
         self.ticks += 1
