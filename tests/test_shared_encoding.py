@@ -45,6 +45,18 @@ def test_non_contributors_get_the_same_packet_and_contributors_their_own():
     assert [p.pts for p in sent["p1"]] == [t * FRAME_SAMPLES for t in range(10)]  # continuous RTP timestamps
 
 
+def test_packets_carry_the_grid_position_the_mixer_tells_the_sink_gaps_included():
+    mixer, encoding, sent = mixer_with_listeners(2)
+    tone = ToneSource(440, A)
+    for at in (50.0, 50.02, 50.04, 50.2, 50.22):  # the clock skipped 7 periods before the fourth tick
+        mixer.push("p0", tone.next_frame())
+        mixer.tick(at=at)
+    positions = [0, 1, 2, 10, 11]
+    assert [p.pts for p in sent["p0"]] == [t * FRAME_SAMPLES for t in positions]  # its own stream
+    assert [p.pts for p in sent["p1"]] == [t * FRAME_SAMPLES for t in positions]  # the shared stream
+    assert encoding.counters().ticks == 5  # counted once a tick, from the tick the sinks are told
+
+
 def test_a_listener_who_stops_talking_keeps_its_own_stream_for_a_while():
     mixer, encoding, sent = mixer_with_listeners(3)
     mixer.push("p0", ToneSource(440, A).next_frame())
