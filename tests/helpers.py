@@ -25,6 +25,7 @@ from mediamute.api.notifications import NotificationHub
 from mediamute.calls import Call, CallRegistry, Participant
 from mediamute.client import CallParticipant
 from mediamute.loopback import LoopbackServer
+from mediamute.rtc.encoding import MixEncoding
 from mediamute.settings import ServerSettings
 from mediamute.sources import AudioSource, ToneSource
 from mediamute.tokens import ALL_CALL_ROLES, SigningKey
@@ -57,7 +58,7 @@ class InProcessMediamute:
 
     def __init__(self, settings: ServerSettings | None = None) -> None:
         self.settings = settings or ServerSettings(log_level="warning", ephemeral_key=True)
-        self.registry = CallRegistry()
+        self.registry = CallRegistry(encoding_factory=MixEncoding)  # as MediamuteServer builds it
         self.signing_key = SigningKey.generate()
         self.hub: NotificationHub | None = None
         self.app: FastAPI | None = None

@@ -1,5 +1,5 @@
 """The call domain on its own (no HTTP, no WebRTC): roster, mute semantics, events in order, errors, and the mute
-promise on the contributor audit, with the mixer ticked by hand at injected times (the MixClock is not started)."""
+promise on the contributor audit, on an injected clock with the mixer ticked by hand (the MixClock is not started)."""
 
 from __future__ import annotations
 
@@ -33,10 +33,29 @@ class Recorder:
         return [name for name, _ in self.seen]
 
 
-def make_call(**options: object) -> tuple[Call, Recorder]:
+class InjectedClock:
+    """The call's monotonic clock, moved only by the test: mix times and operation times come from it."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float = FRAME_SECONDS) -> float:
+        self.now += seconds
+        return self.now
+
+
+def make_call(clock: InjectedClock | None = None, **options: object) -> tuple[Call, Recorder]:
     events = EventEmitter()
     recorder = Recorder(events)
-    return Call(CallOptions(**options), events), recorder
+    return Call(CallOptions(**options), events, clock=clock or InjectedClock()), recorder
+
+
+def listener(heard: list[np.ndarray]):
+    """A mixer sink that keeps what its listener hears, tick by tick."""
+    return lambda tick, mix, shared: heard.append(mix)
 
 
 def frame(value: int) -> np.ndarray:
@@ -74,7 +93,7 @@ def test_join_mute_unmute_remove_emit_events_in_order_with_rising_roster_numbers
     assert [op.kind for op in (muted, again, unmuted)] == ["muteParticipant", "muteParticipant", "unmuteParticipant"]
     assert [op.client_context for op in (muted, again, unmuted)] == ["one", "two", None]
     assert all(op.status == "completed" and call.operation(op.id) is op for op in (muted, again, unmuted))
-    assert muted.completed_monotonic <= again.completed_monotonic <= unmuted.completed_monotonic
+    assert muted.completed_monotonic == again.completed_monotonic == unmuted.completed_monotonic == 100.0  # injected
 
 
 async def test_remove_and_end():
@@ -158,41 +177,49 @@ def test_when_mute_returns_the_gate_is_closed_and_the_inbox_flushed():
     """Frames queued before the mute never reach a mix: the first tick after mute() returns excludes the muted
     participant, the other participant's frames go on, and unmute lets the next pushed frame in."""
     heard: list[np.ndarray] = []
-    call, _ = make_call(inbox_frames=5)
-    a = join(call, "a", sink=heard.append)
+    clock = InjectedClock()  # the mixer is ticked by hand at injected times: the call's MixClock never starts
+    call, _ = make_call(clock, inbox_frames=5)
+    a = join(call, "a", sink=listener(heard))
     b = join(call, "b")
-    at = 100.0  # injected time: the mixer is ticked by hand, the call's clock never started
-    for k in range(3):
+    for _ in range(3):
         call.mixer.push(a.id, frame(1000))
         call.mixer.push(b.id, frame(2000))
-    record = call.mixer.tick(at)
+    record = call.mixer.tick(clock.advance())
     assert set(record.contributors) == {a.id, b.id}
     assert heard[-1][0] == 2000  # a hears b (N-1)
 
+    clock.advance(0.005)
     operation = call.mute(b.id)
+    assert operation.completed_monotonic == clock.now  # the operation is timed on the call's clock
     assert not b.gate.is_open
     assert call.mixer.slot(b.id).counters().inbox_depth == 0  # flushed before mute() returned
     assert call.mixer.push(b.id, frame(2000)) is False  # refused while closed
-    ticks = [call.mixer.tick(at + (k + 1) * FRAME_SECONDS) for k in range(3)]
+    ticks = [call.mixer.tick(clock.advance()) for _ in range(3)]
+    audit = call.mixer.audit
+    # the last tick before the mute's answer mixed b; the first one after it, and every later one, did not
+    assert [r for r in audit if r.mixed_at < operation.completed_monotonic][-1].contributors == (a.id, b.id)
+    assert audit.first_with(b.id, operation.completed_monotonic) is None
     assert all(b.id not in r.contributors for r in ticks)
     assert a.id in ticks[0].contributors and a.id in ticks[1].contributors  # a's queued frames go on
     assert all(not f.any() for f in heard[-3:])  # a hears nothing of b
-    assert call.mixer.audit.first_with(b.id, ticks[0].at) is None
-    assert operation.completed_monotonic > 0 and call.operation(operation.id) is operation
+    assert call.operation(operation.id) is operation
 
-    call.unmute(b.id)
+    clock.advance(0.005)
+    unmuted = call.unmute(b.id)
     assert call.mixer.push(b.id, frame(2000)) is True
-    back = call.mixer.tick(at + 10 * FRAME_SECONDS)
+    back = call.mixer.tick(clock.advance())
+    assert audit.first_with(b.id, unmuted.completed_monotonic) is back
     assert b.id in back.contributors and heard[-1][0] == 2000
 
 
 def test_the_apps_own_participant_is_gated_like_anyone():
     heard: list[np.ndarray] = []
-    call, _ = make_call()
-    a = join(call, "a", sink=heard.append)
+    clock = InjectedClock()
+    call, _ = make_call(clock)
+    a = join(call, "a", sink=listener(heard))
     call.mixer.push(call.app.id, frame(500))
-    assert call.app.id in call.mixer.tick(0.0).contributors and heard[-1][0] == 500
+    assert call.app.id in call.mixer.tick(clock.advance()).contributors and heard[-1][0] == 500
     call.mixer.push(call.app.id, frame(500))
     call.mute(call.app.id)  # the queued frame goes with the mute
-    assert call.app.id not in call.mixer.tick(FRAME_SECONDS).contributors and not heard[-1].any()
+    assert call.app.id not in call.mixer.tick(clock.advance()).contributors and not heard[-1].any()
     assert a.id in call.participants and call.app.server_muted
