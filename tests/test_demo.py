@@ -15,8 +15,7 @@ import pytest
 from mediamute.analysis import tone_amplitudes
 from mediamute.demo.scenario import ScenarioError, load_scenario
 
-from .conftest import admin_token, join_all, leave_all, tones
-from .test_call_integration import A
+from .helpers import A, admin_token, join_all, leave_all, tones
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).parent / "data"

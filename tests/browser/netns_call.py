@@ -27,7 +27,7 @@ from mediamute.server import MediamuteServer
 from mediamute.settings import ServerSettings
 from mediamute.sources import ToneSource
 
-from ..conftest import admin_token, wait_until
+from ..helpers import CALLS as G, admin_token, hear_for, wait_until
 from .levels import amplitude_since, recent_amplitude
 
 pytestmark = [
@@ -46,7 +46,6 @@ ALICE_HZ, BOB_HZ, BROWSER_HZ = 440.0, 660.0, 1000.0
 BROWSER_AMPLITUDE = 9000  # of the fake microphone's WAV (int16)
 TONE_AMPLITUDE = 8000  # ToneSource's default
 SETTLE = 0.3  # seconds after a mute's 200 OK for frames already mixed and in flight to arrive
-G = "/v1.0/communications/calls"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -74,11 +73,6 @@ def write_tone_wav(path: Path, frequency: float, amplitude: int, seconds: float 
         wav.setframerate(rate)
         wav.writeframes(samples.tobytes())
     return path
-
-
-async def hear_for(participants: list[CallParticipant], seconds: float) -> None:
-    targets = [len(p.recording) + int(seconds * 50) for p in participants]
-    await asyncio.gather(*(p.recording.wait_for(t, timeout=seconds + 5) for p, t in zip(participants, targets)))
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pytest
 from mediamute.client import CallParticipant
 from mediamute.sources import ToneSource
 
-from ..conftest import admin_token, create_call, wait_until
+from ..helpers import CALLS as G, admin_token, create_call, hear_for, wait_until
 from .firefox import Firefox, missing_prerequisite
 from .levels import amplitude_since, recent_amplitude
 
@@ -43,7 +43,6 @@ PYTHON_HZ, FIREFOX_HZ = 440.0, 1000.0
 PAGE_TONE_AMPLITUDE = 0.25 * 32768  # app.js: an oscillator (amplitude 1) through a gain of 0.25, as int16
 HEARD_DB = -45.0  # the page's analyser level (dB) that counts as hearing a tone, as in the Chromium test
 SETTLE = 0.3  # seconds after a mute's 200 OK for frames already mixed and in flight to arrive
-G = "/v1.0/communications/calls"
 
 
 def require_prerequisites() -> None:
@@ -52,10 +51,6 @@ def require_prerequisites() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set, so the Firefox test must run, but {reason}")
         pytest.skip(reason)
-
-
-async def hear_for(p: CallParticipant, seconds: float) -> None:
-    await p.recording.wait_for(len(p.recording) + int(seconds * 50), timeout=seconds + 5)
 
 
 def selected_pair(participant) -> tuple[str, str]:
