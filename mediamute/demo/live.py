@@ -11,6 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from .callbacks import summarize
 from .runner import DemoRunner
 
 METER_WIDTH = 18
@@ -67,21 +68,12 @@ def render(runner: DemoRunner) -> Group:
     notes = Table.grid(padding=(0, 1))
     for entry in runner.sink.received[-7:]:
         note = entry.notification
-        data = note.get("resourceData")
-        if isinstance(data, list) and data:
-            person = data[0].get("info", {}).get("identity", {})
-            who = (person.get("user") or person.get("application") or {}).get("displayName", "?")
-            what = f"{who}: isMuted={data[0].get('isMuted')}"
-        elif isinstance(data, dict):
-            what = f"call {data.get('state')}"
-        else:
-            what = ""
         mark = Text("✓ signed", style="green") if entry.verified else Text("✗ unsigned", style="red")
         notes.add_row(
             Text(f"{entry.at - runner.t0:5.2f}s" if runner.t0 else "  —  ", style="grey50"),
             Text(note.get("changeType", ""), style="magenta"),
             Text("participants" if note.get("resourceUrl", "").endswith("/participants") else "call"),
-            Text(what),
+            Text(summarize(note)),
             mark,
         )
     actions = Table.grid(padding=(0, 1))
@@ -94,8 +86,7 @@ def render(runner: DemoRunner) -> Group:
             Text(label),
             Text(f"{status} in {(result.answered_at - result.sent_at) * 1000:.0f} ms", style=style),
         )
-    upcoming = [a for a in scenario.actions[len(runner.actions):]][:1]
-    for action in upcoming:
+    for action in scenario.actions[len(runner.actions) : len(runner.actions) + 1]:  # the next one
         actions.add_row(Text(f"{action.at:5.1f}s", style="grey50"), Text(action.label or action.action, style="grey50"), Text("next", style="grey50"))
     return Group(
         Panel(Group(header, progress), border_style="blue"),
