@@ -34,7 +34,7 @@ def state_badge(entry: dict[str, Any]) -> Text:
     return Text(" live ", style="bold black on green3")
 
 
-def render(runner: DemoRunner) -> Group:
+def _header(runner: DemoRunner) -> Group:
     scenario = runner.scenario
     elapsed = runner.elapsed()
     header = Table.grid(expand=True)
@@ -44,8 +44,28 @@ def render(runner: DemoRunner) -> Group:
         Text(f"mediamute demo — {scenario.title}", style="bold"),
         Text(f"{runner.phase} · {elapsed:5.1f} / {scenario.duration:.0f} s", justify="right"),
     )
-    progress = ProgressBar(total=scenario.duration, completed=min(elapsed, scenario.duration))
+    return Group(header, ProgressBar(total=scenario.duration, completed=min(elapsed, scenario.duration)))
 
+
+def _script(runner: DemoRunner) -> Table:
+    """The last actions done (with their HTTP answers and times), and the next one."""
+    actions = Table.grid(padding=(0, 1))
+    for result in runner.actions[-4:]:
+        label = result.spec.label or f"{result.spec.action} {result.target}"
+        status = "done" if result.status is None else f"HTTP {result.status}"
+        style = "green" if result.ok else "bold red"
+        actions.add_row(
+            Text(f"{result.spec.at:5.1f}s", style="grey50"),
+            Text(label),
+            Text(f"{status} in {(result.answered_at - result.sent_at) * 1000:.0f} ms", style=style),
+        )
+    done = len(runner.actions)
+    for action in runner.scenario.actions[done : done + 1]:
+        actions.add_row(Text(f"{action.at:5.1f}s", style="grey50"), Text(action.label or action.action, style="grey50"), Text("next", style="grey50"))
+    return actions
+
+
+def _roster(runner: DemoRunner) -> Table:
     roster = Table(expand=True, box=None, pad_edge=False)
     roster.add_column("participant", style="bold", min_width=12)
     roster.add_column("state", min_width=18)
@@ -53,18 +73,20 @@ def render(runner: DemoRunner) -> Group:
     roster.add_column("server mixes", min_width=METER_WIDTH)
     roster.add_column("gate dropped", justify="right")
     for entry in runner.live_stats():
-        received = entry["receivedLevelDbov"]
-        mixed = entry["mixedLevelDbfs"]
         name = entry["displayName"] + (" (app)" if entry["kind"] == "application" else "")
         dropped = entry["gate"]["droppedPackets"]
         roster.add_row(
             name,
             state_badge(entry),
-            meter(received, "cyan"),
-            meter(mixed, "green3" if not entry["serverMuted"] else "red3"),
+            meter(entry["receivedLevelDbov"], "cyan"),
+            meter(entry["mixedLevelDbfs"], "green3" if not entry["serverMuted"] else "red3"),
             Text(f"{dropped:,} pkts", style="bold red3" if dropped else "grey50"),
         )
+    return roster
 
+
+def _notifications(runner: DemoRunner) -> Table:
+    """The last notifications the callback received, with their signature check."""
     notes = Table.grid(padding=(0, 1))
     for entry in runner.sink.received[-7:]:
         note = entry.notification
@@ -76,21 +98,14 @@ def render(runner: DemoRunner) -> Group:
             Text(summarize(note)),
             mark,
         )
-    actions = Table.grid(padding=(0, 1))
-    for result in runner.actions[-4:]:
-        label = result.spec.label or f"{result.spec.action} {result.target}"
-        status = "done" if result.status is None else f"HTTP {result.status}"
-        style = "green" if result.ok else "bold red"
-        actions.add_row(
-            Text(f"{result.spec.at:5.1f}s", style="grey50"),
-            Text(label),
-            Text(f"{status} in {(result.answered_at - result.sent_at) * 1000:.0f} ms", style=style),
-        )
-    for action in scenario.actions[len(runner.actions) : len(runner.actions) + 1]:  # the next one
-        actions.add_row(Text(f"{action.at:5.1f}s", style="grey50"), Text(action.label or action.action, style="grey50"), Text("next", style="grey50"))
+    return notes
+
+
+def render(runner: DemoRunner) -> Group:
+    """One frame of the live view."""
     return Group(
-        Panel(Group(header, progress), border_style="blue"),
-        Panel(actions, title="script", border_style="blue"),
-        Panel(roster, title="roster", border_style="blue"),
-        Panel(notes, title="notifications at the callback (commsNotifications)", border_style="blue"),
+        Panel(_header(runner), border_style="blue"),
+        Panel(_script(runner), title="script", border_style="blue"),
+        Panel(_roster(runner), title="roster", border_style="blue"),
+        Panel(_notifications(runner), title="notifications at the callback (commsNotifications)", border_style="blue"),
     )
