@@ -56,7 +56,6 @@ class DemoRun:
     late_ticks: int
     clock_ticks: int
     wall_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
     def name_of(self, participant_id: str) -> str:
         if participant_id == self.app_id:
