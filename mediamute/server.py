@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .api.app import create_app
 from .api.notifications import NotificationHub
 from .calls.call import CallRegistry
 from .loopback import LoopbackServer
-from .media.audit import TickRecord
 from .rtc.ice import configure_ice
 from .settings import ServerSettings
 from .sources import AudioSource
 from .tokens import SigningKey
+
+if TYPE_CHECKING:
+    from .media.audit import TickRecord
 
 log = logging.getLogger(__name__)
 
