@@ -156,7 +156,7 @@ def call_stats(call: Call, hub_counters: Any = None, audit_since: float | None =
         "callbacks": asdict(hub_counters) if hub_counters is not None else None,
         "participants": [participant_stats(call, p) for p in call.participants.values()],
         "audit": [
-            {"seq": r.seq, "at": r.at, "contributors": list(r.contributors), "levels": list(r.levels)}
+            {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels)}
             for r in records[-audit_limit:]
         ],
     }
@@ -166,7 +166,7 @@ def call_stats(call: Call, hub_counters: Any = None, audit_since: float | None =
 async def stats(
     call_id: str,
     request: Request,
-    since: float | None = Query(None, description="only audit records at or after this server monotonic time"),
+    since: float | None = Query(None, description="only audit records of ticks mixed (mixedAt) at or after this server monotonic time"),
     limit: int = Query(200, ge=0, le=3000),
 ) -> JSONResponse:
     call_reader(request, call_id)
