@@ -15,11 +15,6 @@ from mediamute.demo.runner import ACTIONS
 from mediamute.demo.scenario import ActionName, Scenario
 from mediamute.media.audit import TickRecord
 
-needs_mixed_at = pytest.mark.skipif(
-    not hasattr(TickRecord, "__dataclass_fields__") or "mixed_at" not in TickRecord.__dataclass_fields__,
-    reason="needs TickRecord.mixed_at from the media branch",
-)
-
 PERIOD = 0.02
 START = 100.0
 ALICE, BOB = "alice-id", "bob-id"
@@ -93,7 +88,6 @@ def _filed_by_deadline(ticks: list[TickRecord]) -> int:
     return sum(1 for t in ticks if MUTE_CLOSED <= t.at < UNMUTE_OPENED and BOB in t.contributors)
 
 
-@needs_mixed_at
 def test_a_tick_run_late_across_the_unmute_is_not_a_leak():
     ticks = _ticks(LATE)
     late = ticks[LATE_UNMUTE_TICK]
@@ -105,7 +99,6 @@ def test_a_tick_run_late_across_the_unmute_is_not_a_leak():
     assert bob["serverUnmuteMs"] == pytest.approx((late.mixed_at - UNMUTE_SENT) * 1000, abs=0.05)  # the late mix
 
 
-@needs_mixed_at
 def test_a_tick_run_late_across_the_mute_is_judged_on_its_mix():
     ticks = _ticks(LATE)
     late = ticks[LATE_MUTE_TICK]
@@ -117,7 +110,6 @@ def test_a_tick_run_late_across_the_mute_is_judged_on_its_mix():
     assert bob["serverMuteMs"] == pytest.approx((late.mixed_at - MUTE_SENT) * 1000, abs=0.05)
 
 
-@needs_mixed_at
 def test_a_muted_frame_in_a_tick_run_late_across_the_mute_is_a_leak():
     ticks = _ticks({LATE_MUTE_TICK: LATE[LATE_MUTE_TICK]}, bob_in_late_mute_tick=True)
     late = ticks[LATE_MUTE_TICK]
@@ -128,7 +120,6 @@ def test_a_muted_frame_in_a_tick_run_late_across_the_mute_is_a_leak():
     assert report["ok"] is False and "1 frames of a muted participant were mixed" in report["verdict"]
 
 
-@needs_mixed_at
 def test_the_report_audit_keeps_every_tick_of_a_long_run():
     ticks = [
         TickRecord(seq=i, at=i * PERIOD, mixed_at=i * PERIOD + ON_TIME, contributors=(ALICE,), levels=(1.0,))

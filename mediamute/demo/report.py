@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import first_time_above, sustained, tone_amplitudes
-from ..media.audit import ContributorAudit, TickRecord
+from ..media.audit import ContributorAudit
 from .callbacks import summarize
 from .model import DemoRun, MuteWindow
 from .timeline import plot_timeline
@@ -63,11 +63,6 @@ def run_audit(run: DemoRun) -> ContributorAudit:
     return audit
 
 
-def _mixed_at(record: TickRecord) -> float:
-    """When the tick took its frames. Falls back to the deadline until TickRecord.mixed_at (media branch) lands."""
-    return float(getattr(record, "mixed_at", record.at))
-
-
 def judge_mix(window: MuteWindow, audit: ContributorAudit) -> None:
     """Server-side figures of one window: leaked frames between the gate closing and re-opening, and how long
     after each request the first mix without (and then with) the speaker was made."""
@@ -76,11 +71,11 @@ def judge_mix(window: MuteWindow, audit: ContributorAudit) -> None:
     window.leaked_frames = audit.frames_from(window.speaker_id, closed, reopened)
     without = audit.first_without(window.speaker_id, closed)
     if without is not None:
-        window.server_mute_ms = (_mixed_at(without) - window.mute.sent_at) * 1000
+        window.server_mute_ms = (without.mixed_at - window.mute.sent_at) * 1000
     if window.unmute is not None and window.unmute.completed_server:
         back = audit.first_with(window.speaker_id, reopened)
         if back is not None:
-            window.server_unmute_ms = (_mixed_at(back) - window.unmute.sent_at) * 1000
+            window.server_unmute_ms = (back.mixed_at - window.unmute.sent_at) * 1000
 
 
 # the listeners' side: the received audio --------------------------------------------------------------------
