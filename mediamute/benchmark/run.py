@@ -24,6 +24,8 @@ from .stats import percentiles_ms
 
 Scenario = Literal["all-talking", "few-talking"]
 CLIENT_START_TIMEOUT = 120.0
+RSS_SAMPLE_PERIOD = 10.0
+"""Seconds between samples of the server's RSS during the window (memory over a long call)."""
 
 
 @dataclass
@@ -156,9 +158,13 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
                 server_cpu.start(t0)
                 client_cpu.start(t0)
                 rss_start = rss_bytes(server.pid)
+                rss_samples: list[tuple[float, int]] = [(0.0, rss_start)]
                 while (elapsed := time.monotonic() - t0) < config.duration:
                     await asyncio.sleep(min(0.2, config.duration - elapsed))
-                    progress.update(window, completed=min(config.duration, time.monotonic() - t0))
+                    now = time.monotonic() - t0
+                    progress.update(window, completed=min(config.duration, now))
+                    if now - rss_samples[-1][0] >= RSS_SAMPLE_PERIOD:
+                        rss_samples.append((round(now, 1), rss_bytes(server.pid)))
                 t1 = time.monotonic()
                 server_cpu.stop(t1)
                 client_cpu.stop(t1)
@@ -200,6 +206,7 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
         "machine_busy_percent": 100.0 * (machine1.busy - machine0.busy) / max(1, machine1.total - machine0.total),
         "rss_start_bytes": rss_start,
         "rss_end_bytes": rss_end,
+        "rss_samples": rss_samples,
         "window_seconds": t1 - t0,
         "late_ticks": steady.get("late_ticks"),
         "tick_lateness_ms": steady.get("tick_lateness_ms"),
