@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mediamute.benchmark.clients import LOUD, TARGET_HZ
+from mediamute.benchmark.stats import SampleRing
 from mediamute.benchmark.run import (
     BenchConfig,
     MuteCycles,
@@ -65,3 +66,17 @@ def test_summary_carries_the_mute_cycle_figures():
     results = summarise(BenchConfig(), steady([(0.0, MB), (20.0, MB)], 20.0), cycles)
     assert results["server_mute_ms"]["p50"] == 12.0 and results["server_unmute_ms"]["p50"] == 15.0
     assert results["rss_growth_after_first_minute_bytes"] is None
+
+
+def test_sample_ring_keeps_the_latest_samples_oldest_first_in_fixed_memory():
+    ring = SampleRing(5)
+    ring.extend([1.0, 2.0, 3.0])
+    assert list(ring) == [1.0, 2.0, 3.0]
+    ring.extend(x for x in (4.0, 5.0, 6.0, 7.0))  # the mixer hands it a generator
+    assert list(ring) == [3.0, 4.0, 5.0, 6.0, 7.0] and len(ring) == 5
+    ring.extend(float(x) for x in range(10, 20))  # more than fits at once: the latest five
+    assert list(ring) == [15.0, 16.0, 17.0, 18.0, 19.0]
+    ring.clear()
+    assert list(ring) == [] and len(ring) == 0
+    ring.extend([0.5])
+    assert list(ring) == [0.5] and ring._data.nbytes == 5 * 8
