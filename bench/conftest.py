@@ -18,3 +18,9 @@ def tone_frame() -> np.ndarray:
 def distinct_frames(count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(6)
     return [rng.integers(-2000, 2000, FRAME_SAMPLES, dtype=np.int16) for _ in range(count)]
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
+    """Save statistics only: the raw time of every round (tens of MB per run) is not worth committing or comparing."""
+    for bench in output_json["benchmarks"]:
+        bench["stats"].pop("data", None)

@@ -1,13 +1,14 @@
 """The per-packet receive path, without the network: SRTP-decrypted RTP bytes in → a frame in the mixer's inbox.
 
 mediamute's path: parse (aiortc's RtpPacket) → depayload → gate → inline mono Opus decode → `Mixer.push`.
-For comparison, aiortc's own path for the same packet: its 4-packet jitter buffer → its stereo decoder →
+For comparison, aiortc's own path for the same packet: the gate, then its 4-packet jitter buffer → its stereo decoder →
 stereo-to-mono → reframe → push (its decoder-thread hop and track queue are left out: they would only add).
 """
 
 import pytest
 from aiortc.codecs import depayload
 from aiortc.codecs.opus import OpusDecoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -15,7 +16,7 @@ from mediamute.media.audio import Reframer
 from mediamute.media.gate import MuteGate
 from mediamute.media.mixer import Mixer
 from mediamute.rtc.codec import encode_loop
-from mediamute.rtc.gate_adapter import GatedJitterBuffer, InlineDecoder
+from mediamute.rtc.gate_adapter import InlineDecoder
 from mediamute.rtc.tracks import frame_to_mono
 from mediamute.sources import ToneSource
 
@@ -74,12 +75,15 @@ def test_receive_packet_to_inbox_aiortc_path(benchmark, rtp_stream):
     mixer = Mixer()
     gate = MuteGate()
     mixer.add("p", gate)
-    buffer = GatedJitterBuffer(gate, capacity=16, prefetch=4)
+    buffer = JitterBuffer(capacity=16, prefetch=4, is_video=False)  # what RTCRtpReceiver creates for audio
     decoder = OpusDecoder()
     framer = Reframer()
 
     def receive(data: bytes) -> None:
-        _, encoded = buffer.add(parse(data))
+        packet = parse(data)
+        if not gate.admit(len(packet.payload)):
+            return
+        _, encoded = buffer.add(packet)
         if encoded is not None:
             for frame in decoder.decode(encoded):
                 for piece in framer.push(frame_to_mono(frame)):

@@ -14,6 +14,7 @@ import logging
 import time
 import wave
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -36,6 +37,56 @@ class JoinError(RuntimeError):
         super().__init__(f"WHIP join failed with HTTP {status}: {body[:500]}")
         self.status = status
         self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class WhipSession:
+    """What the server's WHIP answer names: the session resource and the server's token acting for it."""
+
+    location: str
+    session_token: str | None
+
+    @property
+    def participant_id(self) -> str:
+        return self.location.rstrip("/").rsplit("/", 1)[-1]
+
+
+async def whip_join(
+    pc: RTCPeerConnection,
+    http: httpx.AsyncClient,
+    call_id: str,
+    display_name: str,
+    *,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+) -> WhipSession:
+    """Offer `pc`'s transceivers to the call's WHIP endpoint, apply the answer, and wait until `pc` is connected.
+
+    Raises `JoinError` (after closing `pc`) if the server refuses the offer, TimeoutError if ICE never connects.
+    """
+    connected = asyncio.Event()
+
+    @pc.on("connectionstatechange")
+    def _on_state() -> None:
+        if pc.connectionState == "connected":
+            connected.set()
+
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await http.post(
+        f"/whip/{call_id}",
+        params={"displayName": display_name, **(params or {})},
+        content=pc.localDescription.sdp,
+        headers={**(headers or {}), "Content-Type": "application/sdp"},
+    )
+    if response.status_code != 201:
+        await pc.close()
+        raise JoinError(response.status_code, response.text)
+    session = WhipSession(response.headers["Location"], response.headers.get("Mediamute-Session-Token"))
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
+    async with asyncio.timeout(timeout):
+        await connected.wait()
+    return session
 
 
 class Recording:
@@ -134,7 +185,6 @@ class CallParticipant:
         self.pc: RTCPeerConnection | None = None
         self.location: str | None = None
         self.participant_id: str | None = None
-        self._connected = asyncio.Event()
         self._recorder: asyncio.Task[None] | None = None
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
 
@@ -151,27 +201,13 @@ class CallParticipant:
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         self.pc.addTransceiver(self.track, direction="sendrecv")
         self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", self._on_state)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        response = await self._http.post(
-            f"/whip/{self.call_id}",
-            params={"displayName": self.display_name, **({"region": self.region} if self.region else {})},
-            content=self.pc.localDescription.sdp,
-            headers=self._headers(**{"Content-Type": "application/sdp"}),
+        session = await whip_join(
+            self.pc, self._http, self.call_id, self.display_name,
+            params={"region": self.region} if self.region else None, headers=self._headers(), timeout=timeout,
         )
-        if response.status_code != 201:
-            await self.pc.close()
-            raise JoinError(response.status_code, response.text)
-        self.location = response.headers["Location"]
-        self.session_token = response.headers.get("Mediamute-Session-Token")
-        self.participant_id = self.location.rstrip("/").rsplit("/", 1)[-1]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-        async with asyncio.timeout(timeout):
-            await self._connected.wait()
-
-    def _on_state(self) -> None:
-        if self.pc is not None and self.pc.connectionState == "connected":
-            self._connected.set()
+        self.location = session.location
+        self.session_token = session.session_token
+        self.participant_id = session.participant_id
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._recorder is None:

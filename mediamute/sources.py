@@ -6,9 +6,12 @@ them in real time for aiortc, and the application's own server-side participant 
 
 from __future__ import annotations
 
+import atexit
 import math
 import wave
 from abc import ABC, abstractmethod
+from contextlib import ExitStack
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +19,21 @@ import numpy as np
 from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 
 DEFAULT_AMPLITUDE = 8000
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
-"""The repository's speech clips and scenarios (see samples/README.md)."""
+SAMPLES = resources.files(__package__).joinpath("samples")
+"""The speech clips and the default scenario, package data of `mediamute` (the files live in mediamute/samples/,
+which the repository's top-level `samples` symlink points to; see samples/README.md)."""
+
+
+def _as_lasting_path(resource: resources.abc.Traversable) -> Path:
+    """A real directory for `resource` that lasts as long as the process (importlib.resources' pattern: a plain
+    installed package yields its own directory; a zipped one would be extracted once and removed at exit)."""
+    keep = ExitStack()
+    atexit.register(keep.close)
+    return keep.enter_context(resources.as_file(resource))
+
+
+SAMPLES_DIR: Path = _as_lasting_path(SAMPLES)
+"""`SAMPLES` as a filesystem path, for what opens files by name (WAV readers, the demo's scenario loader)."""
 
 
 class AudioSource(ABC):

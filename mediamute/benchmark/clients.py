@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import json
 import logging
 import sys
@@ -23,18 +22,19 @@ from dataclasses import dataclass, field
 import av
 import httpx
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from ..analysis import tone_basis
+from ..client import whip_join
+from ..media.audio import FRAME_SAMPLES, Frame
 from ..media.gate import MuteGate
-from ..rtc.codec import encode_loop
-from ..rtc.gate_adapter import install_gate, install_inline_decoder
+from ..rtc.codec import TIME_BASE, encode_loop
+from ..rtc.gate_adapter import install_inline_decoder
 from ..rtc.ice import configure_ice, rtc_configuration
 from ..rtc.tracks import FramePacer
 from ..sources import MarkerSource, ToneSource
 
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 MARKER_HZ = 1000.0
 TARGET_HZ = 700.0
 LOUD = 6000
@@ -77,11 +77,7 @@ class Probe:
     _basis: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        # one Hann-windowed DFT bin per frequency, as `analysis.tone_amplitudes`, precomputed
-        window = np.hanning(FRAME_SAMPLES)
-        n = np.arange(FRAME_SAMPLES)
-        phasors = np.exp(-2j * np.pi * np.outer(self.frequencies, n) / SAMPLE_RATE)
-        self._basis = (phasors * window / (window.sum() / 2.0)).T
+        self._basis = tone_basis(self.frequencies)
 
     def on_frame(self, mono: Frame, arrived: float) -> None:
         self.times.append(arrived)
@@ -111,7 +107,6 @@ class BenchParticipant:
         self.pc = RTCPeerConnection(rtc_configuration())
         self.probe = Probe() if role == "probe" else None
         self.participant_id = ""
-        self._connected = asyncio.Event()
 
     async def join(self, http: httpx.AsyncClient, timeout: float = 20.0) -> None:
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
@@ -119,25 +114,10 @@ class BenchParticipant:
             install_inline_decoder(transceiver.receiver, MuteGate(), self.probe.on_frame)
         else:
             deaf = MuteGate()
-            deaf.close()  # count and drop what this participant hears: only probes decode
-            install_gate(transceiver.receiver, deaf)
-        self.pc.on("connectionstatechange", self._on_state)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        response = await http.post(
-            f"/whip/{self.call_id}",
-            params={"displayName": f"bench-{self.role}"},
-            content=self.pc.localDescription.sdp,
-            headers={"Content-Type": "application/sdp"},
-        )
-        response.raise_for_status()
-        self.participant_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
-        async with asyncio.timeout(timeout):
-            await self._connected.wait()
-
-    def _on_state(self) -> None:
-        if self.pc.connectionState == "connected":
-            self._connected.set()
+            deaf.close()  # count and drop what this participant hears, before decoding: only probes decode
+            install_inline_decoder(transceiver.receiver, deaf, lambda _mono, _arrived: None)
+        session = await whip_join(self.pc, http, self.call_id, f"bench-{self.role}", timeout=timeout)
+        self.participant_id = session.participant_id
 
     async def close(self) -> None:
         await self.pc.close()

@@ -18,12 +18,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..analysis import marker_latencies, marker_onsets
-from .clients import LOUD
+from .clients import LOUD, TARGET_HZ
 from .procstat import CpuWindow, machine_times, rss_bytes
 from .stats import percentiles_ms
 
-Scenario = Literal["all-talking", "few-talking"]
+LoadPattern = Literal["all-talking", "few-talking"]
+"""Who talks during the window (the CLI's --scenario; unrelated to the demo's scenario files)."""
 CLIENT_START_TIMEOUT = 120.0
+RSS_SAMPLE_PERIOD = 10.0
+"""Seconds between samples of the server's RSS during the window (memory over a long call)."""
 
 
 @dataclass
@@ -31,7 +34,7 @@ class BenchConfig:
     participants: int = 8
     duration: float = 20.0
     """Seconds of the steady window over which CPU, latency and tick figures are taken."""
-    scenario: Scenario = "all-talking"
+    scenario: LoadPattern = "all-talking"
     """all-talking: everyone sends and is mixed; few-talking: all but two are server-muted (still sending)."""
     warmup: float = 3.0
     mute_cycles: int = 10
@@ -109,116 +112,195 @@ def probe_action_latencies(probe: dict[str, list[float]], requests: list[tuple[f
     return out
 
 
-async def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
-    """Run one live benchmark; returns the JSON-ready results (and writes them to `config.json_path`)."""
-    console = console or Console()
-    n = config.participants
+@dataclass
+class SteadyWindow:
+    """What the steady window measured, from /proc and from both children's reports."""
+
+    seconds: float
+    server_cpu_percent: float
+    client_cpu_percent: float
+    machine_busy_percent: float
+    rss_samples: list[tuple[float, int]]
+    """(seconds into the window, server RSS bytes), every RSS_SAMPLE_PERIOD and at the end."""
+    server: dict[str, Any]
+    heard: dict[str, Any]
+
+
+@dataclass
+class MuteCycles:
+    """The mute/unmute requests the orchestrator sent (monotonic time, kind) and what each side saw of them."""
+
+    requests: list[tuple[float, str]]
+    server: dict[str, Any]
+    heard: dict[str, Any]
+
+
+def bench_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console,
+    )
+
+
+async def open_call(server: Child, http: httpx.AsyncClient) -> str:
+    """Create the call through the Graph API and have the server instrument it; returns its id."""
+    response = await http.post("/v1.0/communications/calls", json={})
+    response.raise_for_status()
+    call_id = response.json()["id"]
+    await server.ask(cmd="instrument", call_id=call_id)
+    return call_id
+
+
+async def mute_background(http: httpx.AsyncClient, call_id: str, members: list[dict[str, str]]) -> None:
+    """few-talking: server-mute everyone but the marker and the target (they keep sending)."""
+    for m in members:
+        if m["role"] not in ("marker", "target"):
+            r = await http.post(f"/v1.0/communications/calls/{call_id}/participants/{m['id']}/mute", json={})
+            r.raise_for_status()
+
+
+async def warm_up(progress: Progress, seconds: float) -> None:
+    task = progress.add_task("warm-up", total=seconds)
+    for _ in range(int(seconds * 10)):
+        await asyncio.sleep(0.1)
+        progress.advance(task, 0.1)
+
+
+async def measure_window(progress: Progress, config: BenchConfig, server: Child, clients: Child) -> SteadyWindow:
+    """CPU of both children and of the machine, and the server's RSS over time, across the steady window."""
+    task = progress.add_task(f"measuring {config.scenario}", total=config.duration)
+    server_cpu, client_cpu = CpuWindow(server.pid), CpuWindow(clients.pid)
+    mark = await server.ask(cmd="mark")
+    t0 = time.monotonic()
+    machine0 = machine_times()
+    server_cpu.start(t0)
+    client_cpu.start(t0)
+    rss_samples = [(0.0, rss_bytes(server.pid))]
+    while (elapsed := time.monotonic() - t0) < config.duration:
+        await asyncio.sleep(min(0.2, config.duration - elapsed))
+        now = time.monotonic() - t0
+        progress.update(task, completed=min(config.duration, now))
+        if now - rss_samples[-1][0] >= RSS_SAMPLE_PERIOD:
+            rss_samples.append((round(now, 1), rss_bytes(server.pid)))
+    t1 = time.monotonic()
+    server_cpu.stop(t1)
+    client_cpu.stop(t1)
+    machine1 = machine_times()
+    rss_samples.append((round(t1 - t0, 1), rss_bytes(server.pid)))
+    return SteadyWindow(
+        seconds=t1 - t0,
+        server_cpu_percent=server_cpu.percent,
+        client_cpu_percent=client_cpu.percent,
+        machine_busy_percent=100.0 * (machine1.busy - machine0.busy) / max(1, machine1.total - machine0.total),
+        rss_samples=rss_samples,
+        server=await server.ask(cmd="report"),
+        heard=await clients.ask(cmd="report", since=mark["at"]),
+    )
+
+
+async def mute_cycles(
+    progress: Progress, http: httpx.AsyncClient, call_id: str, target: str, cycles: int, server: Child, clients: Child
+) -> MuteCycles:
+    """Mute (Graph) and unmute (/ext) the target every 500 ms; the server times each against its audit."""
+    task = progress.add_task("mute / unmute cycles", total=cycles)
+    requests: list[tuple[float, str]] = []
+    start = time.monotonic()
+    for _ in range(cycles):
+        for kind, url in (
+            ("mute", f"/v1.0/communications/calls/{call_id}/participants/{target}/mute"),
+            ("unmute", f"/ext/calls/{call_id}/participants/{target}/unmute"),
+        ):
+            requests.append((time.monotonic(), kind))
+            (await http.post(url, json={})).raise_for_status()
+            await asyncio.sleep(0.5)
+        progress.advance(task)
+    await asyncio.sleep(0.3)
+    return MuteCycles(
+        requests=requests,
+        server=await server.ask(cmd="report", requests=[(sent, target, kind) for sent, kind in requests]),
+        heard=await clients.ask(cmd="report", since=start),
+    )
+
+
+async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWindow, MuteCycles | None]:
+    """Start the server and the clients, take the steady window and the mute cycles, stop both (always)."""
     server = await Child.start("mediamute.benchmark.server")
     clients: Child | None = None
     try:
-        ready = await server.read(30)
-        base_url = ready["base_url"]
+        base_url = (await server.read(30))["base_url"]
         async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
-            response = await http.post("/v1.0/communications/calls", json={})
-            response.raise_for_status()
-            call_id = response.json()["id"]
-            await server.ask(cmd="instrument", call_id=call_id)
-
-            progress = Progress(
-                TextColumn("[bold]{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(), console=console,
-            )
-            with progress:
+            call_id = await open_call(server, http)
+            with bench_progress(console) as progress:
+                n = config.participants
                 join = progress.add_task(f"joining {n} participants", total=1)
                 clients = await Child.start(
                     "mediamute.benchmark.clients", "--base-url", base_url, "--call-id", call_id, "--participants", str(n)
                 )
-                joined = await clients.read(CLIENT_START_TIMEOUT + 3 * n)
+                members = (await clients.read(CLIENT_START_TIMEOUT + 3 * n))["participants"]
                 progress.update(join, completed=1)
-                members = joined["participants"]
-                by_role = {m["role"]: m["id"] for m in members}
                 if config.scenario == "few-talking":
-                    for m in members:
-                        if m["role"] not in ("marker", "target"):
-                            r = await http.post(f"/v1.0/communications/calls/{call_id}/participants/{m['id']}/mute", json={})
-                            r.raise_for_status()
-
-                warm = progress.add_task("warm-up", total=config.warmup)
-                for _ in range(int(config.warmup * 10)):
-                    await asyncio.sleep(0.1)
-                    progress.advance(warm, 0.1)
-
-                window = progress.add_task(f"measuring {config.scenario}", total=config.duration)
-                server_cpu, client_cpu = CpuWindow(server.pid), CpuWindow(clients.pid)
-                mark = await server.ask(cmd="mark")
-                t0 = time.monotonic()
-                machine0 = machine_times()
-                server_cpu.start(t0)
-                client_cpu.start(t0)
-                rss_start = rss_bytes(server.pid)
-                while (elapsed := time.monotonic() - t0) < config.duration:
-                    await asyncio.sleep(min(0.2, config.duration - elapsed))
-                    progress.update(window, completed=min(config.duration, time.monotonic() - t0))
-                t1 = time.monotonic()
-                server_cpu.stop(t1)
-                client_cpu.stop(t1)
-                machine1 = machine_times()
-                rss_end = rss_bytes(server.pid)
-                steady = await server.ask(cmd="report")
-                heard = await clients.ask(cmd="report", since=mark["at"])
-
-                target = by_role.get("target")
-                requests: list[tuple[float, str]] = []
-                server_requests: list[tuple[float, str, str]] = []
-                actions = None
+                    await mute_background(http, call_id, members)
+                await warm_up(progress, config.warmup)
+                steady = await measure_window(progress, config, server, clients)
+                target = next((m["id"] for m in members if m["role"] == "target"), None)
+                cycles = None
                 if target is not None and config.mute_cycles > 0:
-                    phase = progress.add_task("mute / unmute cycles", total=config.mute_cycles)
-                    phase_start = time.monotonic()
-                    for _ in range(config.mute_cycles):
-                        for kind, url in (
-                            ("mute", f"/v1.0/communications/calls/{call_id}/participants/{target}/mute"),
-                            ("unmute", f"/ext/calls/{call_id}/participants/{target}/unmute"),
-                        ):
-                            requests.append((time.monotonic(), kind))
-                            server_requests.append((requests[-1][0], target, kind))
-                            (await http.post(url, json={})).raise_for_status()
-                            await asyncio.sleep(0.5)
-                        progress.advance(phase)
-                    await asyncio.sleep(0.3)
-                    actions = await server.ask(cmd="report", requests=server_requests)
-                    actions_heard = await clients.ask(cmd="report", since=phase_start)
+                    cycles = await mute_cycles(progress, http, call_id, target, config.mute_cycles, server, clients)
+                return steady, cycles
     finally:
         if clients is not None:
             await clients.stop()
         await server.stop()
 
+
+def rss_growth_after(samples: list[tuple[float, int]], after: float) -> float | None:
+    """Bytes the RSS grew from the first sample at or after `after` seconds to the last (None if none is later)."""
+    later = [rss for t, rss in samples if t >= after]
+    return float(later[-1] - later[0]) if len(later) >= 2 else None
+
+
+def rss_at(samples: list[tuple[float, int]], seconds: float) -> int:
+    """The first RSS sample taken at or after `seconds` into the window (the last one if none is)."""
+    return next((rss for t, rss in samples if t >= seconds), samples[-1][1])
+
+
+def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | None) -> dict[str, Any]:
+    """The JSON-ready results of one run."""
+    n = config.participants
     results: dict[str, Any] = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "server_cpu_percent": server_cpu.percent,
-        "server_cpu_percent_per_participant": server_cpu.percent / n,
-        "client_cpu_percent": client_cpu.percent,
-        "machine_busy_percent": 100.0 * (machine1.busy - machine0.busy) / max(1, machine1.total - machine0.total),
-        "rss_start_bytes": rss_start,
-        "rss_end_bytes": rss_end,
-        "window_seconds": t1 - t0,
-        "late_ticks": steady.get("late_ticks"),
-        "tick_lateness_ms": steady.get("tick_lateness_ms"),
-        "server_added_latency_ms": steady.get("added_latency_ms"),
-        "encoding": steady.get("encoding"),
+        "server_cpu_percent": steady.server_cpu_percent,
+        "server_cpu_percent_per_participant": steady.server_cpu_percent / n,
+        "client_cpu_percent": steady.client_cpu_percent,
+        "machine_busy_percent": steady.machine_busy_percent,
+        "rss_start_bytes": steady.rss_samples[0][1],
+        "rss_end_bytes": steady.rss_samples[-1][1],
+        "rss_samples": steady.rss_samples,
+        "rss_growth_after_first_minute_bytes": rss_growth_after(steady.rss_samples, 60.0),
+        "window_seconds": steady.seconds,
+        "late_ticks": steady.server.get("late_ticks"),
+        "tick_lateness_ms": steady.server.get("tick_lateness_ms"),
+        "server_added_latency_ms": steady.server.get("added_latency_ms"),
+        "encoding": steady.server.get("encoding"),
     }
-    probe = heard.get("probe")
+    probe = steady.heard.get("probe")
     if probe:
         onsets = marker_onsets(np.asarray(probe["times"]), np.asarray(probe["amp_1000"]), 0.25 * LOUD)
-        results["mouth_to_ear_ms"] = percentiles_ms(marker_latencies(heard["marker_times"], onsets))
-    if actions is not None:
-        results["server_mute_ms"] = actions.get("server_mute_ms")
-        results["server_unmute_ms"] = actions.get("server_unmute_ms")
-        results["server_mute_after_op_ms"] = actions.get("server_mute_after_op_ms")
-        results["server_unmute_after_op_ms"] = actions.get("server_unmute_after_op_ms")
-        if actions_heard.get("probe"):
-            at_probe = probe_action_latencies(actions_heard["probe"], requests, 700)
+        results["mouth_to_ear_ms"] = percentiles_ms(marker_latencies(steady.heard["marker_times"], onsets))
+    if cycles is not None:
+        for kind in ("mute", "unmute", "mute_after_op", "unmute_after_op"):
+            results[f"server_{kind}_ms"] = cycles.server.get(f"server_{kind}_ms")
+        if cycles.heard.get("probe"):
+            at_probe = probe_action_latencies(cycles.heard["probe"], cycles.requests, int(TARGET_HZ))
             results["probe_mute_ms"] = percentiles_ms(at_probe["mute"])
             results["probe_unmute_ms"] = percentiles_ms(at_probe["unmute"])
+    return results
+
+
+async def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
+    """Run one live benchmark; prints the table, returns the JSON-ready results (written to `config.json_path`)."""
+    console = console or Console()
+    results = summarise(config, *await measure_call(config, console))
     console.print(results_table(results))
     if config.json_path is not None:
         config.json_path.write_text(json.dumps(results, indent=2) + "\n")
@@ -254,6 +336,12 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("late ticks", str(r.get("late_ticks")), "0")
     growth = (r["rss_end_bytes"] - r["rss_start_bytes"]) / 1e6
     table.add_row("server RSS start → end MB", f"{r['rss_start_bytes'] / 1e6:.1f} → {r['rss_end_bytes'] / 1e6:.1f} ({growth:+.1f})", "growth < 5 MB / 60 s")
+    minutes = [m for m in (1, 5, 10, 30, 60) if m * 60 <= r["window_seconds"]]
+    if minutes:
+        at = [rss_at(r["rss_samples"], 60.0 * m) for m in minutes]
+        table.add_row(f"server RSS at {' / '.join(map(str, minutes))} min MB", " / ".join(f"{b / 1e6:.1f}" for b in at), "")
+    if r.get("rss_growth_after_first_minute_bytes") is not None:
+        table.add_row("server RSS growth after the first minute MB", f"{r['rss_growth_after_first_minute_bytes'] / 1e6:+.1f}", "< 2 MB")
     enc = r.get("encoding")
     if enc:
         table.add_row("encodes per tick (shared + own)", f"{enc['per_tick']:.2f} ({enc['shared']} + {enc['own']})", "")

@@ -9,14 +9,10 @@ aiortc has no public hook between receiving an RTP packet and decoding it. In `R
 depayloaded and handed to the private jitter buffer (`self.__jitter_buffer.add(packet)`), whose output goes to the
 decoder thread. Replacing that jitter buffer puts the gate exactly where it belongs: after the statistics (so a
 dropped packet is still "received" and RTCP reports no loss) and before any decoding (so a muted participant is
-never decoded nor mixed). Two replacements live here:
-
-- `InlineDecoder` (what the server uses): the gate, then RTP sequence validation, then an Opus decode on arrival
-  straight into the mixer inbox. No 80 ms prefetch, no decoder thread, nothing held back that could stall after
-  a mute.
-- `GatedJitterBuffer`: the gate in front of aiortc's own buffer, reset on re-open (without the reset, a 100 ms
-  mute left aiortc's buffer waiting for the dropped sequence numbers: +100-125 ms for the rest of the call).
-  The benchmark's cheap clients use it with a closed gate so they never decode.
+never decoded nor mixed). The replacement, `InlineDecoder`, is the gate, then RTP sequence validation, then an
+Opus decode on arrival straight into the mixer inbox: no 80 ms prefetch, no decoder thread, and nothing held back
+that could stall after a mute. (The benchmark's cheap clients install it with a closed gate, so they count and
+drop what they hear.)
 
 `check_receiver_seam()` verifies the internals this relies on; tests/test_aiortc_seam.py calls it so an aiortc
 upgrade that moves them fails loudly instead of silently un-muting everyone.
@@ -58,35 +54,6 @@ class _GateFront:
         if level is not None:
             self.last_audio_level = level[1]
         return self.gate.admit(len(packet.payload))
-
-
-class GatedJitterBuffer(_GateFront, JitterBuffer):
-    """aiortc's jitter buffer behind a `MuteGate`: a closed gate drops packets before they are buffered.
-
-    On re-open the buffer is emptied and its origin forgotten. Without that, aiortc's buffer still waits for the
-    sequence numbers it lost while muted; after a short gap it stalls until its window wraps and then keeps
-    extra packets queued, adding latency for the rest of the call.
-    """
-
-    def __init__(self, gate: MuteGate, capacity: int, prefetch: int, reset_on_open: bool = True) -> None:
-        super().__init__(capacity=capacity, prefetch=prefetch, is_video=False)
-        self.gate = gate
-        self.resets = 0
-        self.last_audio_level = None
-        if reset_on_open:
-            gate.on_open(lambda _gate: self.reset())
-
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        if not self._admit(packet):
-            return False, None
-        return super().add(packet)
-
-    def reset(self) -> None:
-        """Forget every buffered packet and the expected next sequence number."""
-        if self._origin is not None:
-            self.remove(self.capacity)
-        self._origin = None
-        self.resets += 1
 
 
 FrameHandler = Callable[[Frame, float], None]
@@ -181,15 +148,6 @@ def _replace_jitter_buffer(
     replacement = make(current)
     setattr(receiver, JITTER_BUFFER_ATTR, replacement)
     return replacement
-
-
-def install_gate(receiver: RTCRtpReceiver, gate: MuteGate, reset_on_open: bool = True) -> GatedJitterBuffer:
-    """Replace the receiver's jitter buffer by a gated one with the same capacity and prefetch."""
-    return _replace_jitter_buffer(
-        receiver,
-        GatedJitterBuffer,
-        lambda current: GatedJitterBuffer(gate, current.capacity, current._prefetch, reset_on_open=reset_on_open),
-    )
 
 
 def install_inline_decoder(receiver: RTCRtpReceiver, gate: MuteGate, on_frame: FrameHandler) -> InlineDecoder:
