@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from ..api.ext import participant_stats
 from ..calls.call import Call
+from ..calls.stats import ParticipantStats, participant_stats
 from ..client import CallParticipant
 from ..media.audit import TickRecord
 from ..server import MediamuteServer
@@ -90,13 +90,13 @@ class DemoRunner:
         self.call: Call | None = None
         self.t0 = 0.0
         self.phase = "starting"
-        self._last_stats: list[dict[str, Any]] = []
+        self._last_stats: list[ParticipantStats] = []
 
     # live numbers for the view -------------------------------------------------------------------------------
     def elapsed(self) -> float:
         return max(0.0, time.monotonic() - self.t0) if self.t0 else 0.0
 
-    def live_stats(self) -> list[dict[str, Any]]:
+    def live_stats(self) -> list[ParticipantStats]:
         """Per-participant live numbers; after the call ended, the last ones seen (the final roster)."""
         if self.call is None:
             return []
