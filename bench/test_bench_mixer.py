@@ -19,7 +19,7 @@ def make_mixer(count: int) -> tuple[Mixer, list[str]]:
     mixer = Mixer(inbox_frames=5, audit_capacity=3000)
     ids = [f"p{i}" for i in range(count)]
     for pid in ids:
-        mixer.add(pid, MuteGate(), sink=lambda frame: None)
+        mixer.add(pid, MuteGate(), sink=lambda tick, frame, shared: None)
     return mixer, ids
 
 

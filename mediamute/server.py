@@ -10,6 +10,7 @@ from .api.app import create_app
 from .api.notifications import NotificationHub
 from .calls.call import CallRegistry
 from .loopback import LoopbackServer
+from .rtc.encoding import MixEncoding
 from .rtc.ice import configure_ice
 from .settings import ServerSettings
 from .tokens import SigningKey
@@ -22,7 +23,7 @@ class MediamuteServer:
 
     def __init__(self, settings: ServerSettings | None = None, signing_key: SigningKey | None = None) -> None:
         self.settings = settings or ServerSettings()
-        self.registry = CallRegistry()
+        self.registry = CallRegistry(encoding_factory=MixEncoding)
         if signing_key is None:
             key_file = Path(self.settings.key_file) if self.settings.key_file else None
             signing_key = SigningKey.generate() if self.settings.ephemeral_key else SigningKey.load_or_create(key_file)

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -6,21 +8,32 @@ from hypothesis.extra.numpy import arrays
 
 from mediamute.media.audio import FRAME_SAMPLES, SILENT_FRAME
 from mediamute.media.gate import MuteGate
-from mediamute.media.mixer import Mixer, saturate_int16
+from mediamute.media.mixer import Mixer, MixTick, saturate_int16
 
 frames_strategy = st.lists(
     arrays(np.int16, FRAME_SAMPLES, elements=st.integers(-32768, 32767)), min_size=1, max_size=12
 )
 
 
-def make_mixer(count, inbox=5):
-    mixer = Mixer(inbox_frames=inbox)
+def make_mixer(count, inbox=5, deliveries=None, clock=time.monotonic):
+    """A mixer of `count` listeners; `heard[pid]` is the last frame each was handed, `deliveries` (if given) every
+    (listener, tick seq, position, shared) the sinks were told."""
+    mixer = Mixer(inbox_frames=inbox, clock=clock)
     heard: dict[str, np.ndarray] = {}
     gates = {}
+
+    def sink_for(pid):
+        def sink(tick: MixTick, frame: np.ndarray, shared: bool) -> None:
+            heard[pid] = frame
+            if deliveries is not None:
+                deliveries.append((pid, tick.seq, tick.position, shared))
+
+        return sink
+
     for i in range(count):
         pid = f"p{i}"
         gates[pid] = MuteGate()
-        mixer.add(pid, gates[pid], sink=lambda frame, pid=pid: heard.__setitem__(pid, frame))
+        mixer.add(pid, gates[pid], sink=sink_for(pid))
     return mixer, heard, gates
 
 
@@ -58,16 +71,44 @@ def test_saturates_at_int16_limits_instead_of_wrapping(count, extreme):
 def test_saturate_int16_clamps_both_ends():
     values = np.array([-70000, -32769, -32768, 0, 32767, 32768, 70000], dtype=np.int32)
     assert saturate_int16(values).tolist() == [-32768, -32768, -32768, 0, 32767, 32767, 32767]
+    assert values[0] == -70000  # not in place unless asked
+
+
+def test_saturate_int16_narrows_float32_sums_in_place_when_asked():
+    sums = np.array([-70000.0, -32769.0, -1.0, 0.0, 32767.0, 32768.0, 70000.0], dtype=np.float32)
+    narrowed = saturate_int16(sums, in_place=True)
+    assert narrowed.dtype == np.int16
+    assert narrowed.tolist() == [-32768, -32768, -1, 0, 32767, 32767, 32767]
+    assert sums.tolist() == [-32768.0, -32768.0, -1.0, 0.0, 32767.0, 32767.0, 32767.0]  # the work buffer was clipped
 
 
 def test_listeners_who_contributed_nothing_share_one_frame():
-    mixer, heard, _ = make_mixer(6)
+    deliveries: list = []
+    mixer, heard, _ = make_mixer(6, deliveries=deliveries)
     mixer.push("p0", np.full(FRAME_SAMPLES, 100, dtype=np.int16))
     mixer.push("p1", np.full(FRAME_SAMPLES, 10, dtype=np.int16))
     mixer.tick()
     assert heard["p2"] is heard["p3"] is heard["p4"] is heard["p5"]  # one shared mix, not one per listener
     assert np.all(heard["p2"] == 110)
     assert np.all(heard["p0"] == 10) and np.all(heard["p1"] == 100)
+    # each sink is told explicitly which it got: the shared mix, or its own
+    assert {pid: shared for pid, _, _, shared in deliveries} == {
+        "p0": False, "p1": False, "p2": True, "p3": True, "p4": True, "p5": True
+    }
+
+
+def test_sinks_are_told_the_tick_and_its_grid_position():
+    deliveries: list = []
+    mixer, _, _ = make_mixer(2, deliveries=deliveries)
+    for at in (5.0, 5.02, 5.1):  # the third tick comes after three skipped periods
+        mixer.push("p0", np.full(FRAME_SAMPLES, 7, dtype=np.int16))
+        mixer.tick(at=at)
+    assert deliveries == [
+        ("p0", 0, 0, False), ("p1", 0, 0, True),
+        ("p0", 1, 1, False), ("p1", 1, 1, True),
+        ("p0", 2, 5, False), ("p1", 2, 5, True),
+    ]
+    assert [r.seq for r in mixer.audit] == [0, 1, 2]  # the tick a sink is told is its audit record's seq
 
 
 @pytest.mark.parametrize("count", [2, 8, 128, 512])
@@ -96,11 +137,13 @@ def test_inbox_is_bounded_drop_oldest_and_counts_overflow():
 
 
 def test_underrun_is_silence_and_counted_only_for_open_gates():
-    mixer, heard, gates = make_mixer(3)
+    deliveries: list = []
+    mixer, heard, gates = make_mixer(3, deliveries=deliveries)
     gates["p2"].close()
     record = mixer.tick()
     assert record.contributors == ()
     assert heard["p0"] is SILENT_FRAME
+    assert [shared for *_, shared in deliveries] == [True, True, True]  # silence is the shared mix of nobody
     assert mixer.slot("p0").underruns == 1 and mixer.slot("p1").underruns == 1
     assert mixer.slot("p2").underruns == 0  # a muted participant is not "late"
 
@@ -132,13 +175,16 @@ def test_standing_backlog_is_trimmed_to_bound_latency():
 
 
 def test_audit_records_contributors_and_levels_per_tick():
-    mixer, _, gates = make_mixer(3)
+    now = [1.0]  # a punctual clock: each tick mixes at its deadline
+    mixer, _, gates = make_mixer(3, clock=lambda: now[0])
     mixer.push("p0", np.full(FRAME_SAMPLES, 1000, dtype=np.int16))
     mixer.push("p1", np.full(FRAME_SAMPLES, -500, dtype=np.int16))
     first = mixer.tick(at=1.0)
     gates["p0"].close()
     mixer.push("p1", np.full(FRAME_SAMPLES, -500, dtype=np.int16))
+    now[0] = 1.02
     second = mixer.tick(at=1.02)
+    assert (first.at, first.mixed_at, second.at, second.mixed_at) == (1.0, 1.0, 1.02, 1.02)
     assert first.contributors == ("p0", "p1") and first.level_of("p0") == pytest.approx(1000)
     assert first.heard_by("p0") == ("p1",)
     assert second.contributors == ("p1",)

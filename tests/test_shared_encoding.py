@@ -12,7 +12,7 @@ from mediamute.analysis import tone_amplitudes
 from mediamute.media.audio import FRAME_SAMPLES
 from mediamute.media.gate import MuteGate
 from mediamute.media.mixer import Mixer
-from mediamute.rtc.encoding import HOLD_TICKS, ListenerStream, MixEncoding
+from mediamute.rtc.encoding import HOLD_TICKS, MixEncoding
 from mediamute.sources import ToneSource
 
 from .conftest import join_all, leave_all, tones
@@ -23,12 +23,12 @@ A = 8000
 def mixer_with_listeners(count: int) -> tuple[Mixer, MixEncoding, dict[str, list]]:
     """A bare mixer whose sinks encode through one MixEncoding, as the server's peers do."""
     mixer = Mixer()
-    encoding = MixEncoding(mixer)
+    encoding = MixEncoding()
     sent: dict[str, list] = {}
     for i in range(count):
-        pid, stream = f"p{i}", ListenerStream()
+        pid = f"p{i}"
         sent[pid] = []
-        mixer.add(pid, MuteGate(), sink=lambda f, s=stream, out=sent[pid]: out.append(encoding.encode(s, f)))
+        mixer.add(pid, MuteGate(), sink=encoding.listener(sent[pid].append))
     return mixer, encoding, sent
 
 
@@ -43,6 +43,18 @@ def test_non_contributors_get_the_same_packet_and_contributors_their_own():
     assert sent["p1"][-1] is sent["p2"][-1] is sent["p3"][-1]
     assert sent["p0"][-1] is not sent["p1"][-1]
     assert [p.pts for p in sent["p1"]] == [t * FRAME_SAMPLES for t in range(10)]  # continuous RTP timestamps
+
+
+def test_packets_carry_the_grid_position_the_mixer_tells_the_sink_gaps_included():
+    mixer, encoding, sent = mixer_with_listeners(2)
+    tone = ToneSource(440, A)
+    for at in (50.0, 50.02, 50.04, 50.2, 50.22):  # the clock skipped 7 periods before the fourth tick
+        mixer.push("p0", tone.next_frame())
+        mixer.tick(at=at)
+    positions = [0, 1, 2, 10, 11]
+    assert [p.pts for p in sent["p0"]] == [t * FRAME_SAMPLES for t in positions]  # its own stream
+    assert [p.pts for p in sent["p1"]] == [t * FRAME_SAMPLES for t in positions]  # the shared stream
+    assert encoding.counters().ticks == 5  # counted once a tick, from the tick the sinks are told
 
 
 def test_a_listener_who_stops_talking_keeps_its_own_stream_for_a_while():
@@ -77,7 +89,6 @@ async def test_muted_listeners_share_one_stream_and_hear_the_talker_at_unity_gai
         for p in others:
             response = await http.post(f"/v1.0/communications/calls/{call_id}/participants/{p.participant_id}/mute", json={})
             assert response.status_code == 200, response.text
-        peer = call.participant(talker.participant_id).media
 
         async def hear(frames: int) -> None:
             targets = [len(p.recording) + frames for p in (talker, *others)]
@@ -85,10 +96,10 @@ async def test_muted_listeners_share_one_stream_and_hear_the_talker_at_unity_gai
                 await p.recording.wait_for(target, timeout=10)
 
         await hear(HOLD_TICKS + 10)  # the muted listeners leave their own streams after HOLD_TICKS
-        before = peer.encoding.counters()
+        before = call.encoding.counters()
         settled = time.monotonic()
         await hear(75)
-        after = peer.encoding.counters()
+        after = call.encoding.counters()
         ticks = after.ticks - before.ticks
         # two encodes a tick: the talker's own mix, and one shared mix for the three muted listeners
         assert ticks > 50

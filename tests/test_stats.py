@@ -16,6 +16,16 @@ from mediamute.media.audio import FRAME_SAMPLES
 AMPLITUDE = 8000.0
 
 
+class ManualClock:
+    """The call's monotonic clock, moved by the test: ticks mix at chosen times."""
+
+    def __init__(self, now: float = 10.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class LevelOnlySession:
     """The smallest MediaSession: a fixed received level and a close that is remembered."""
 
@@ -32,19 +42,29 @@ def tone() -> np.ndarray:
 
 
 @pytest.fixture
-def call() -> Call:
-    return Call(CallOptions(), EventEmitter())  # never started: ticks are driven by hand, at chosen times
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def call(clock) -> Call:
+    return Call(CallOptions(), EventEmitter(), clock=clock)  # never started: the test ticks the mixer by hand
+
+
+def tick_at(call: Call, clock: ManualClock, at: float) -> None:
+    clock.now = at
+    call.mixer.tick()  # deadline and mix time are both `at`
 
 
 def join(call: Call, name: str, media: MediaSession | None = None) -> Participant:
     return call.join(Participant(name), sink=None, media=media)
 
 
-def test_participant_stats_read_gate_media_and_mixer_slot(call):
+def test_participant_stats_read_gate_media_and_mixer_slot(call, clock):
     alice = join(call, "alice", LevelOnlySession(-23.0))
     bob = join(call, "bob")
     call.mixer.push(alice.id, tone())
-    call.mixer.tick(10.0)
+    tick_at(call, clock, 10.0)
     call.mute(bob.id)
     bob.gate.admit(120)
     bob.gate.admit(80)
@@ -72,11 +92,11 @@ async def test_removed_participant_has_no_mixer_numbers_and_its_session_is_close
     assert carol.id not in [p.id for p in call_stats(call).participants]
 
 
-def test_call_stats_roster_and_audit_windows(call):
+def test_call_stats_roster_and_audit_windows(call, clock):
     alice = join(call, "alice")
     for i in range(5):
         call.mixer.push(alice.id, tone())
-        call.mixer.tick(20.0 + i * 0.02)
+        tick_at(call, clock, 20.0 + i * 0.02)
     stats = call_stats(call, audit_limit=3)
     assert stats.call_id == call.id and stats.state == "established"
     assert stats.roster_sequence == call.roster_sequence == 2  # the app, then alice
@@ -86,13 +106,17 @@ def test_call_stats_roster_and_audit_windows(call):
     assert call_stats(call, audit_limit=0).audit == ()
     assert [r.seq for r in call_stats(call, audit_since=20.05).audit] == [3, 4]
     assert [r.seq for r in call_stats(call, audit_since=20.01, audit_limit=1).audit] == [4]
+    clock.now = 20.13
+    call.mixer.tick(20.12)  # due at 20.12, mixed 10 ms late: the audit window goes by the mix time
+    late = call_stats(call, audit_since=20.125).audit
+    assert [(r.seq, r.at, r.mixed_at) for r in late] == [(5, 20.12, 20.13)]
     assert stats.clock.ticks == 0  # the clock never ran; the mixer was ticked by hand
 
 
-def test_the_wire_shape_of_the_stats_is_the_api_contract(call):
+def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     alice = join(call, "alice", LevelOnlySession(-30.0))
     call.mixer.push(alice.id, tone())
-    call.mixer.tick(30.0)
+    tick_at(call, clock, 30.0)
     record = call_stats(call)
     body = call_stats_json(record, DeliveryCounters(enqueued=4, posts=2))
     assert list(body) == [
@@ -111,7 +135,7 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call):
     assert entry["receivedLevelDbov"] == -30.0
     assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1
     assert body["audit"] == [
-        {"seq": 0, "at": 30.0, "contributors": [alice.id], "levels": [pytest.approx(AMPLITUDE / math.sqrt(2), rel=0.01)]}
+        {"seq": 0, "at": 30.0, "mixedAt": 30.0, "contributors": [alice.id], "levels": [pytest.approx(AMPLITUDE / math.sqrt(2), rel=0.01)]}
     ]
     removed = participant_stats(call, Participant("never joined"))
     assert "mixer" not in participant_stats_json(removed)

@@ -147,7 +147,7 @@ def call_stats_json(call_stats: CallStats, callbacks: DeliveryCounters | None) -
         "callbacks": asdict(callbacks) if callbacks is not None else None,
         "participants": [participant_stats_json(p) for p in call_stats.participants],
         "audit": [
-            {"seq": r.seq, "at": r.at, "contributors": list(r.contributors), "levels": list(r.levels)}
+            {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels)}
             for r in call_stats.audit
         ],
     }
@@ -157,7 +157,7 @@ def call_stats_json(call_stats: CallStats, callbacks: DeliveryCounters | None) -
 async def stats(
     call_id: str,
     request: Request,
-    since: float | None = Query(None, description="only audit records at or after this server monotonic time"),
+    since: float | None = Query(None, description="only audit records of ticks mixed (mixedAt) at or after this server monotonic time"),
     limit: int = Query(DEFAULT_AUDIT_LIMIT, ge=0, le=3000),
 ) -> JSONResponse:
     call_reader(request, call_id)

@@ -57,6 +57,8 @@ async def whip_join(call_id: str, request: Request) -> Response:
         for_call(principal, call_id)
     state = app_state(request)
     call = state.registry.live(call_id)
+    if call.encoding is None:  # a registry made without rtc's encoding factory: nobody would hear the mix
+        raise GraphError(500, f"Call {call.id} has no outbound encoding.")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/sdp":
         raise GraphError(415, "A WHIP offer must be sent with Content-Type: application/sdp.")
@@ -86,7 +88,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
     if call.terminated:  # the call ended while ICE was gathering
         await peer.close()
         raise GraphError(409, f"Call {call.id} has been terminated.")
-    call.join(participant, sink=peer.deliver, media=peer)
+    call.join(participant, sink=call.encoding.listener(peer.mix_track.push), media=peer)
     location = f"/whip/{call.id}/{participant.id}"
     log.info("call %s: %s joined as %s", call.id, display_name, participant.id)
     return Response(

@@ -39,10 +39,10 @@ def action_latencies(call: Any, requests: list[Request]) -> dict[str, list[float
         record = audit.first_without(pid, sent) if kind == "mute" else audit.first_with(pid, sent)
         if record is None:
             continue
-        out[kind].append(record.at - sent)
+        out[kind].append(record.mixed_at - sent)
         done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
         if done is not None:
-            out[f"{kind}_after_op"].append(record.at - done)
+            out[f"{kind}_after_op"].append(record.mixed_at - done)
     return out
 
 
@@ -96,12 +96,7 @@ class BenchServer:
             actions = action_latencies(call, requests)
             for kind, samples in actions.items():
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
-        try:
-            from ..rtc.encoding import encoding_counters
-
-            out["encoding"] = encoding_counters(call.mixer)
-        except ImportError:
-            out["encoding"] = None
+        out["encoding"] = call.encoding_counters()
         return out
 
 

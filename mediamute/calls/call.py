@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pyee import EventEmitter
 
@@ -40,6 +40,15 @@ CALL_UPDATED = "call_updated"
 CALL_ENDED = "call_ended"
 
 
+class CallEncoding(Protocol):
+    """A call's outbound encoding (rtc's `MixEncoding`), made once per call by the factory the server gives the
+    registry: the call owns it, so its listeners share one encode of the shared mix, and calls never imports rtc."""
+
+    def listener(self, send: Callable[[Any], None]) -> FrameSink: ...
+
+    def stats(self) -> dict[str, float] | None: ...
+
+
 @dataclass
 class CallOptions:
     """What the creator of a call chooses."""
@@ -61,15 +70,26 @@ class CallOptions:
 class Call:
     """One group (or peer-to-peer) call with its own mixer on a 20 ms clock."""
 
-    def __init__(self, options: CallOptions, events: EventEmitter, call_id: str | None = None) -> None:
+    def __init__(
+        self,
+        options: CallOptions,
+        events: EventEmitter,
+        call_id: str | None = None,
+        encoding: CallEncoding | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.id = call_id or new_id()
         self.options = options
         self.events = events
         self.state: CallState = "established"
         self.created_at = utc_now()
         self.roster_sequence = 0
-        self.mixer = Mixer(inbox_frames=options.inbox_frames)
-        self.clock = MixClock(self._tick)
+        self.encoding = encoding
+        """Turns a listener's packet sender into its mixer sink (`encoding.listener(send)`); None: no rtc."""
+        self._now = clock
+        """One monotonic clock for the mix deadlines, the mix times and the operations' completion times."""
+        self.mixer = Mixer(inbox_frames=options.inbox_frames, clock=clock)
+        self.clock = MixClock(self._tick, clock=clock)
         self.participants: dict[str, Participant] = {}
         self.operations: dict[str, Operation] = {}
         self.tick_listeners: list[Callable[[float], None]] = []
@@ -87,6 +107,10 @@ class Call:
 
     def start(self) -> None:
         self.clock.start()
+
+    def encoding_counters(self) -> dict[str, float] | None:
+        """The outbound encoding's counters, JSON-ready (None without an encoding or before the first mix)."""
+        return self.encoding.stats() if self.encoding is not None else None
 
     async def end(self) -> None:
         """End the call: every participant's media closed, the clock stopped, state `terminated`."""
@@ -156,7 +180,7 @@ class Call:
 
     # mute ---------------------------------------------------------------------------------------------------
     def _record(self, operation: Operation) -> Operation:
-        operation.completed_monotonic = time.monotonic()
+        operation.completed_monotonic = self._now()
         self.operations[operation.id] = operation
         self.events.emit(OPERATION_COMPLETED, self, operation)
         return operation
@@ -231,12 +255,17 @@ class Call:
 class CallRegistry:
     """Every call this server has created, live or ended (an ended one still answers GET), and their event bus."""
 
-    def __init__(self, events: EventEmitter | None = None) -> None:
+    def __init__(
+        self, events: EventEmitter | None = None, encoding_factory: Callable[[], CallEncoding] | None = None
+    ) -> None:
         self.events = events or EventEmitter()
         self.calls: dict[str, Call] = {}
+        self._encoding_factory = encoding_factory
+        """Makes each new call's own outbound encoding (the server passes rtc's `MixEncoding`)."""
 
     def create(self, options: CallOptions | None = None, call_id: str | None = None) -> Call:
-        call = Call(options or CallOptions(), self.events, call_id=call_id)
+        encoding = self._encoding_factory() if self._encoding_factory is not None else None
+        call = Call(options or CallOptions(), self.events, call_id=call_id, encoding=encoding)
         self.calls[call.id] = call
         call.start()
         self.events.emit(CALL_UPDATED, call)

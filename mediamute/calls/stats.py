@@ -69,8 +69,8 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
 
 
 def audit_records(call: Call, since: float | None = None, limit: int = DEFAULT_AUDIT_LIMIT) -> tuple[TickRecord, ...]:
-    """The newest `limit` audit records; with `since`, those at or after it, capped at the newest `limit`
-    (there a `limit` of 0 caps nothing)."""
+    """The newest `limit` audit records; with `since`, those of ticks that mixed at or after it, capped at the
+    newest `limit` (there a `limit` of 0 caps nothing)."""
     audit = call.mixer.audit
     records = audit.between(since) if since is not None else audit.latest(limit)
     return tuple(records[-limit:])

@@ -1,4 +1,4 @@
-"""Audio frame helpers for the hot path: 48 kHz, 20 ms frames, int16 at the edges, int32 for sums.
+"""Audio frame helpers for the hot path: 48 kHz, 20 ms frames, int16 at the edges, exact sums in between.
 
 numpy only, so the conversions can be benchmarked and tested without aiortc or av.
 """

@@ -28,7 +28,12 @@ class ClockCounters:
 
 
 class MixClock:
-    """Calls `on_tick(deadline)` every period until stopped."""
+    """Calls `on_tick(deadline)` every period until stopped.
+
+    The deadline is the tick's media time; the call runs up to `late_after` after it (a later wake-up resynchronises:
+    the deadline passed is then the wake-up time). A handler that must know when it actually ran reads the same
+    `clock` (the mixer does, for `TickRecord.mixed_at`).
+    """
 
     def __init__(
         self,

@@ -1,13 +1,14 @@
 """The N-1 mixer: one per call, ticked every 20 ms by `MixClock`.
 
-Each tick takes at most one frame from every participant's bounded inbox, sums the frames once in int32, and
-gives each listener `saturate_int16(total - own)`: O(N) work for N outputs of one frame each, never wrapping.
-Listeners who contributed nothing this tick all hear the same frame (the saturated total), so it is computed once,
-and it is the very same array object for all of them (`Mixer.shared_frame`): the rtc layer encodes it once.
+Each tick takes at most one frame from every participant's bounded inbox, sums the frames once, and gives each
+listener `saturate_int16(total - own)`: O(N) work for N outputs of one frame each, never wrapping. Listeners who
+contributed nothing this tick all hear the same frame (the saturated total), computed once and handed to each of
+them as one array with `shared=True`, so the rtc layer can encode it once.
 
-The arithmetic runs in float32 work buffers allocated once: sums of up to 512 int16 frames are exact in float32
-(|sum| < 2**24), and one float32 copy serves the sum, the N-1 differences and the levels. Per tick the mixer
-allocates only what it hands out (the N-1 mixes and the shared mix). Standard library and numpy only.
+The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames is at most 2**24 in
+magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1
+differences and the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
+library and numpy only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,8 +26,21 @@ from .audio import FRAME_SAMPLES, FRAME_SECONDS, INT16_MAX, INT16_MIN, SILENT_FR
 from .audit import ContributorAudit, TickRecord
 from .gate import MuteGate
 
-FrameSink = Callable[[Frame], None]
-"""Receives the mix a listener hears this tick. Must not keep a reference it then mutates."""
+
+class MixTick(NamedTuple):
+    """Which tick a sink is being handed a frame of: made once per tick, the same object for every sink."""
+
+    seq: int
+    """The tick's number (the `TickRecord.seq` of its audit record): counts ticks, skipped periods not included."""
+    position: int
+    """The tick's place on the 20 ms grid since the first tick, skipped periods included (media time)."""
+
+
+FrameSink = Callable[[MixTick, Frame, bool], None]
+"""`sink(tick, frame, shared)`: the mix a listener hears at `tick`. `shared` is True when the listener contributed
+nothing, so `frame` is the tick's one shared mix, the same array every such listener gets; False when it is the
+listener's own N-1 mix. The frame must not be mutated. (Three arguments, not one object per listener: the tick
+hands out N frames and must stay O(N) with a small constant.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +118,10 @@ class MixSlot:
         )
 
 
-def saturate_int16(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Clamp int32 sums to the int16 range and narrow them: loud mixes clip, they never wrap around."""
-    clipped = np.clip(values, INT16_MIN, INT16_MAX)
-    if out is None:
-        return clipped.astype(np.int16)
-    out[...] = clipped
-    return out
+def saturate_int16(sums: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """Clamp exact sums (float32 or any wider dtype) to the int16 range and narrow them: loud mixes clip, they
+    never wrap around. `in_place` clips `sums` itself (a work buffer) rather than a new array."""
+    return np.clip(sums, INT16_MIN, INT16_MAX, out=sums if in_place else None).astype(np.int16)
 
 
 class Mixer:
@@ -134,11 +146,13 @@ class Mixer:
         that resynchronises skips periods, and media timestamps must show that gap rather than hide it."""
         self._origin: float | None = None
         self._slots: dict[str, MixSlot] = {}
+        self._order: list[MixSlot] = []
+        """The slots in join order, rebuilt (never mutated) on add and remove: what a tick iterates."""
         self._clock = clock
+        """Monotonic seconds: when a tick takes its frames (`TickRecord.mixed_at`), and latency ends. The `MixClock`
+        that ticks this mixer must read the same clock, so deadlines and mix times are on one timeline."""
         self._frames = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
         self._work = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
-        self.shared_frame: Frame = SILENT_FRAME
-        """What every listener who contributed nothing hears this tick: one array object, handed to each of them."""
         self.added_latency: deque[float] | None = None
         """Seconds from a frame's packet arrival to the end of the tick that mixed it (while recording)."""
 
@@ -155,11 +169,13 @@ class Mixer:
         slot = MixSlot(participant_id, gate, self.inbox_frames, sink)
         gate.on_close(lambda _gate: slot.flush())
         self._slots[participant_id] = slot
+        self._order = list(self._slots.values())
         return slot
 
     def remove(self, participant_id: str) -> MixSlot | None:
         slot = self._slots.pop(participant_id, None)
         if slot is not None:
+            self._order = list(self._slots.values())
             slot.flush()
             slot.sink = None
         return slot
@@ -175,7 +191,7 @@ class Mixer:
 
     @property
     def slots(self) -> list[MixSlot]:
-        return list(self._slots.values())
+        return list(self._order)
 
     # input --------------------------------------------------------------------------------------------------
     def push(self, participant_id: str, frame: Frame, arrived: float = math.nan) -> bool:
@@ -198,44 +214,71 @@ class Mixer:
         return True
 
     # the tick -----------------------------------------------------------------------------------------------
-    def _buffers(self, count: int) -> tuple[np.ndarray, np.ndarray]:
-        if count > self._frames.shape[0]:
-            rows = max(count, 2 * self._frames.shape[0])
-            self._frames = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
-            self._work = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
-        return self._frames, self._work
-
     def tick(self, at: float | None = None) -> TickRecord:
-        """Mix one 20 ms frame for every listener and record who contributed."""
-        now = self._clock() if at is None else at
-        if self._origin is None:
-            self._origin = now
-        self.position = max(self.position + (self.ticks > 0), round((now - self._origin) / FRAME_SECONDS))
-        slots = list(self._slots.values())
-        recording = self.added_latency is not None
-        trim_after = self.trim_after_ticks
+        """Mix one 20 ms frame for every listener and record who contributed.
 
+        `at` is the tick's scheduled deadline (its media time, from `MixClock`); the tick may run up to a period
+        after it. The mixer's own clock says when the tick actually took its frames (`TickRecord.mixed_at`): that is
+        the time that orders a tick against a mute or an unmute. Without `at`, the deadline is that same time.
+        """
+        mixed_at = self._clock()
+        if at is None:
+            at = mixed_at
+        position = self._advance_position(at)
+        slots = self._order
+        arrivals: list[float] | None = [] if self.added_latency is not None else None
+        contributors, taken = self._take_frames(slots, arrivals)
+        shared, own, levels = self._mix(taken)
+
+        for slot, level in zip(contributors, levels):
+            slot.frames_mixed += 1
+            slot.last_level = level
+        mix_tick = MixTick(self.ticks, position)
+        for slot in slots:
+            sink = slot.sink
+            if sink is not None:
+                if slot.row < 0 or own is None:
+                    sink(mix_tick, shared, True)
+                else:
+                    sink(mix_tick, own[slot.row], False)
+
+        record = TickRecord(
+            seq=self.ticks,
+            at=at,
+            mixed_at=mixed_at,
+            contributors=tuple([s.participant_id for s in contributors]),
+            levels=levels,
+        )
+        self.ticks += 1
+        self.audit.append(record)
+        if arrivals is not None:
+            self._record_latency(arrivals)
+        return record
+
+    def _advance_position(self, at: float) -> int:
+        """The tick's grid position from its deadline: one more than the last, or more if periods were skipped."""
+        if self._origin is None:
+            self._origin = at
+        self.position = max(self.position + (self.ticks > 0), round((at - self._origin) / FRAME_SECONDS))
+        return self.position
+
+    def _take_frames(self, slots: list[MixSlot], arrivals: list[float] | None) -> tuple[list[MixSlot], list[Frame]]:
+        """Take the oldest frame of every non-empty inbox (noting each slot's row) and count the underruns.
+
+        With `arrivals` (latency recording), each taken frame's arrival time is appended to it, NaN if unknown.
+        """
         contributors: list[MixSlot] = []
         taken: list[Frame] = []
-        arrivals: list[float] = []
         for slot in slots:
             inbox = slot.inbox
             if inbox:
                 slot.row = len(taken)
                 taken.append(inbox.popleft())
                 contributors.append(slot)
-                if recording:
+                if arrivals is not None:
                     arrivals.append(slot.arrivals.popleft() if slot.arrivals else math.nan)
                 if inbox:
-                    # A standing backlog (after a burst from the network) would add 20 ms of latency per frame
-                    # for the rest of the call: once it has stood for a while, drop one frame.
-                    slot.backlog_ticks += 1
-                    if slot.backlog_ticks == trim_after:
-                        inbox.popleft()
-                        if slot.arrivals:
-                            slot.arrivals.popleft()
-                        slot.trimmed += 1
-                        slot.backlog_ticks = 0
+                    self._note_backlog(slot)
                 else:
                     slot.backlog_ticks = 0
             else:
@@ -243,42 +286,42 @@ class Mixer:
                 slot.last_level = 0.0
                 if slot.gate.is_open:
                     slot.underruns += 1
+        return contributors, taken
 
+    def _note_backlog(self, slot: MixSlot) -> None:
+        """A frame still waits after this tick's: once that backlog has stood `trim_after_ticks`, drop one frame.
+
+        A standing backlog (after a burst from the network) would add 20 ms of latency per frame for the rest of
+        the call; a brief one (jitter) drains by itself and is left alone.
+        """
+        slot.backlog_ticks += 1
+        if slot.backlog_ticks == self.trim_after_ticks:
+            slot.inbox.popleft()
+            if slot.arrivals:
+                slot.arrivals.popleft()
+            slot.trimmed += 1
+            slot.backlog_ticks = 0
+
+    def _mix(self, taken: list[Frame]) -> tuple[Frame, np.ndarray | None, tuple[float, ...]]:
+        """The shared mix (everyone), each contributor's N-1 mix (row by row, None if nobody contributed) and
+        each contributor's RMS level, from the frames taken this tick."""
         count = len(taken)
-        levels: tuple[float, ...] = ()
-        own: np.ndarray | None = None
         if count == 0:
-            shared = SILENT_FRAME
-        else:
-            frames_buf, work_buf = self._buffers(count)
-            frames = frames_buf[:count]
-            np.concatenate(taken, out=frames.reshape(-1), casting="unsafe")
-            total = frames.sum(axis=0)
-            shared = np.clip(total, INT16_MIN, INT16_MAX).astype(np.int16)
-            work = work_buf[:count]
-            np.subtract(total, frames, out=work)
-            np.clip(work, INT16_MIN, INT16_MAX, out=work)
-            own = work.astype(np.int16)
-            levels = tuple(np.sqrt(np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES).tolist())
-        self.shared_frame = shared
+            return SILENT_FRAME, None, ()
+        if count > self._frames.shape[0]:
+            rows = max(count, 2 * self._frames.shape[0])
+            self._frames = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
+            self._work = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
+        frames = self._frames[:count]
+        np.concatenate(taken, out=frames.reshape(-1), casting="unsafe")
+        total = frames.sum(axis=0)
+        work = self._work[:count]
+        np.subtract(total, frames, out=work)
+        levels = tuple(np.sqrt(np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES).tolist())
+        return saturate_int16(total, in_place=True), saturate_int16(work, in_place=True), levels
 
-        for slot, level in zip(contributors, levels):
-            slot.frames_mixed += 1
-            slot.last_level = level
-        for slot in slots:
-            sink = slot.sink
-            if sink is not None:
-                sink(own[slot.row] if own is not None and slot.row >= 0 else shared)
-
-        record = TickRecord(
-            seq=self.ticks,
-            at=now,
-            contributors=tuple(s.participant_id for s in contributors),
-            levels=levels,
-        )
-        self.ticks += 1
-        self.audit.append(record)
-        if recording and self.added_latency is not None:
+    def _record_latency(self, arrivals: list[float]) -> None:
+        """Arrival → now for every frame this tick mixed that had an arrival time (NaN: none)."""
+        if self.added_latency is not None:
             done = self._clock()
-            self.added_latency.extend(done - t for t in arrivals if t == t)  # NaN: no arrival time
-        return record
+            self.added_latency.extend(done - t for t in arrivals if t == t)

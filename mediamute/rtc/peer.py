@@ -1,5 +1,6 @@
 """One participant's RTCPeerConnection on the server: offer/answer, the gate in its receiver, the inbound reader
-that always drains the remote track into the mixer, and the outbound MixTrack carrying its N-1 mix.
+that always drains the remote track into the mixer, and the outbound MixTrack carrying its N-1 mix (its packets
+come from the call's `MixEncoding`, through the mixer sink `MixEncoding.listener(peer.mix_track.push)`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from aiortc.sdp import SessionDescription
 from ..media.audio import Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
-from .encoding import ListenerStream, encoding_for
 from .gate_adapter import InlineDecoder, install_inline_decoder
 from .ice import rtc_configuration
 from .tracks import MixTrack
@@ -72,8 +72,6 @@ class ParticipantPeer:
         self.gate = gate
         self.mixer = mixer
         self.mix_track = MixTrack()
-        self.encoding = encoding_for(mixer)
-        self.stream = ListenerStream()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.jitter_buffer: InlineDecoder | None = None
         """The gate and inline decoder in place of aiortc's jitter buffer (it holds no packets to reset)."""
@@ -115,11 +113,6 @@ class ParticipantPeer:
 
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
-
-    def deliver(self, mono) -> None:  # the mixer's sink for this listener
-        packet = self.encoding.encode(self.stream, mono)
-        if packet is not None:
-            self.mix_track.push(packet)
 
     def _on_frame(self, mono, arrived: float) -> None:
         """A decoded frame, at its packet's arrival (the gate was open): into the mixer, in 20 ms pieces."""

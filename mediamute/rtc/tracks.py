@@ -9,7 +9,6 @@ encoder up-mixes mono at -3 dB, so stereo is what keeps a tone's amplitude uncha
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from collections import deque
 
@@ -19,8 +18,7 @@ from av import AudioFrame
 
 from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, Frame, interleaved_to_mono, mono_to_stereo
 from ..sources import AudioSource
-
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+from .codec import TIME_BASE
 
 
 def frame_to_mono(frame: AudioFrame) -> Frame:
