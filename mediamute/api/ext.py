@@ -136,19 +136,19 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     return body
 
 
-def call_stats_json(call_stats: CallStats, callbacks: DeliveryCounters | None) -> dict[str, Any]:
+def call_stats_json(record: CallStats, callbacks: DeliveryCounters | None) -> dict[str, Any]:
     """A call's numbers on the wire, with its callback delivery counters (the API's own, None without a callback)."""
     return {
-        "callId": call_stats.call_id,
-        "state": call_stats.state,
-        "monotonicNow": call_stats.monotonic_now,
-        "rosterSequenceNumber": call_stats.roster_sequence,
-        "clock": asdict(call_stats.clock),
+        "callId": record.call_id,
+        "state": record.state,
+        "monotonicNow": record.monotonic_now,
+        "rosterSequenceNumber": record.roster_sequence,
+        "clock": asdict(record.clock),
         "callbacks": asdict(callbacks) if callbacks is not None else None,
-        "participants": [participant_stats_json(p) for p in call_stats.participants],
+        "participants": [participant_stats_json(p) for p in record.participants],
         "audit": [
             {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels)}
-            for r in call_stats.audit
+            for r in record.audit
         ],
     }
 
