@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import first_time_above, sustained, tone_amplitudes
+from ..media.gate import GateCounters
 from .runner import ActionResult, DemoRun
 
 PRESENT_FRACTION = 0.3
@@ -39,6 +40,12 @@ def pilot_of(run: DemoRun, name: str) -> float:
     if name == run.app_name:
         return run.scenario.call.app_pilot_hz
     return next(p.pilot_hz for p in run.scenario.participants if p.name == name) or 0.0
+
+
+def final_gate(run: DemoRun, name: str) -> GateCounters | None:
+    """A participant's gate counters as the call's last stats saw them (None if it was not in the roster)."""
+    final = run.final_stats.get(name)
+    return final.gate if final is not None else None
 
 
 def mute_windows(run: DemoRun) -> list[MuteWindow]:
@@ -167,8 +174,8 @@ def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) ->
                 "name": name,
                 "id": run.ids.get(name),
                 "pilotHz": pilot_of(run, name),
-                "gateDroppedPackets": run.final_stats.get(name, {}).get("gate", {}).get("droppedPackets"),
-                "gatePassedPackets": run.final_stats.get(name, {}).get("gate", {}).get("passedPackets"),
+                "gateDroppedPackets": gate.dropped_packets if (gate := final_gate(run, name)) else None,
+                "gatePassedPackets": gate.passed_packets if gate else None,
             }
             for name in [*run.participants, run.app_name]
         ],

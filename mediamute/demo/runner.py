@@ -63,7 +63,7 @@ class DemoRun:
     ticks: list[TickRecord]
     actions: list[ActionResult]
     sink: CallbackSink
-    final_stats: dict[str, dict[str, Any]]
+    final_stats: dict[str, ParticipantStats]
     late_ticks: int
     clock_ticks: int
     wall_seconds: float = 0.0
@@ -163,7 +163,7 @@ class DemoRunner:
                 await _sleep_until(self.t0 + action.at)
                 self.actions.append(await self._perform(http, call, action))
             await _sleep_until(self.t0 + scenario.duration)
-            final_stats = {p["displayName"]: p for p in self.live_stats()}
+            final_stats = {p.display_name: p for p in self.live_stats()}
             late_ticks, clock_ticks = call.clock.late_ticks, call.clock.ticks
             self.phase = "ending"
             ended_at = time.monotonic()
