@@ -4,7 +4,9 @@ and as the tests, the demo and the benchmarks do in-process."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .api.app import create_app
 from .api.notifications import NotificationHub
@@ -13,13 +15,21 @@ from .loopback import LoopbackServer
 from .rtc.encoding import MixEncoding
 from .rtc.ice import configure_ice
 from .settings import ServerSettings
+from .sources import AudioSource
 from .tokens import SigningKey
+
+if TYPE_CHECKING:
+    from .media.audit import TickRecord
 
 log = logging.getLogger(__name__)
 
 
 class MediamuteServer:
-    """A running mediamute: start it, use `base_url`, stop it. The port may be 0 (any free port)."""
+    """A running mediamute: start it, use `base_url`, stop it. The port may be 0 (any free port).
+
+    Clients use the HTTP API. A program that runs the server in its own process and event loop (the demo, the
+    tests) also has `subscribe_audit` and `play_as_app`: the in-process interface for embedding.
+    """
 
     def __init__(self, settings: ServerSettings | None = None, signing_key: SigningKey | None = None) -> None:
         self.settings = settings or ServerSettings()
@@ -58,6 +68,38 @@ class MediamuteServer:
             await self.hub.close()
         if self._http is not None:
             await self._http.stop()
+
+    # the in-process interface for embedding ---------------------------------------------------------------
+    def subscribe_audit(self, call_id: str, on_record: Callable[[TickRecord], None]) -> Callable[[], None]:
+        """Call `on_record` with every contributor-audit record of the call, as each tick is mixed; returns the
+        function that ends the subscription (safe to call twice).
+
+        In-process interface for embedding: `on_record` runs on the server's event loop inside the tick, so it
+        must be quick. The call's own audit is a bounded ring; a subscriber that must keep every record of a run
+        (the demo's report) collects them here. Raises CallNotFound / CallTerminated for a call that is not live.
+        """
+        call = self.registry.live(call_id)
+
+        def on_tick(_deadline: float) -> None:
+            record = call.mixer.audit.last()
+            if record is not None:
+                on_record(record)
+
+        call.tick_listeners.append(on_tick)
+
+        def unsubscribe() -> None:
+            if on_tick in call.tick_listeners:
+                call.tick_listeners.remove(on_tick)
+
+        return unsubscribe
+
+    def play_as_app(self, call_id: str, source: AudioSource) -> None:
+        """Make the call's application participant play `source` from the next tick (a prompt, a tone).
+
+        In-process interface for embedding: Graph's playPrompt is not served yet (a later issue adds it, and the
+        demo will then play through it). Raises CallNotFound / CallTerminated for a call that is not live.
+        """
+        self.registry.live(call_id).play(source)
 
     async def __aenter__(self) -> "MediamuteServer":
         await self.start()

@@ -8,33 +8,25 @@ import time
 import numpy as np
 import pytest
 
-from mediamute.analysis import first_time_above, last_time_above, marker_latencies, marker_onsets, tone_amplitudes
+from mediamute.analysis import marker_latencies, marker_onsets, tone_amplitudes
 from mediamute.client import CallParticipant
+from mediamute.media.audio import FRAME_SECONDS
 from mediamute.sources import MarkerSource, ToneSource
 
-from .conftest import admin_token, join_all, leave_all, tones, wait_until
+from .helpers import (
+    A,
+    admin_token,
+    amplitude,
+    assert_tone_returns,
+    assert_tone_stops,
+    hear_for,
+    join_all,
+    leave_all,
+    tones,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-A = 8000  # ToneSource's default amplitude
-FRAMES_PER_SECOND = 50
-
-
-def amplitude(p: CallParticipant, freq: float, start: float, end: float = np.inf) -> float:
-    _, frames = p.recording.window(start, end)
-    assert frames, f"{p.display_name} heard nothing in the window"
-    return float(np.median(tone_amplitudes(frames, freq)))
-
-
-def tone_track(p: CallParticipant, freq: float) -> tuple[np.ndarray, np.ndarray]:
-    times, frames = p.recording.window()
-    return times, tone_amplitudes(frames, freq)
-
-
-async def hear_for(participants, seconds: float) -> None:
-    """Wait (on frame arrival events) until every participant has heard `seconds` more audio."""
-    targets = [len(p.recording) + int(seconds * FRAMES_PER_SECOND) for p in participants]
-    await asyncio.gather(*(p.recording.wait_for(t, timeout=seconds + 5) for p, t in zip(participants, targets)))
 
 
 async def rtcp_reported_loss(p: CallParticipant, after: float) -> int:
@@ -67,45 +59,45 @@ async def test_three_tones_mute_and_unmute(server, http, call_id):
         before_880_at_a = amplitude(a, 880, steady)
 
         # mute the 660 Hz participant, exactly as Graph does
+        audit = call.mixer.audit
+        t_mute_sent = time.monotonic()
         response = await http.post(
             f"/v1.0/communications/calls/{call_id}/participants/{b.participant_id}/mute",
             json={"clientContext": "d45324c1-fcb5-430a-902c-f20af696537c"},
         )
-        t_ok = time.monotonic()
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "completed"
         assert not gate_b.is_open  # closed before the response was sent
         operation_id = response.json()["id"]
         muted_at = call.operation(operation_id).completed_monotonic
         dropped_at_mute = gate_b.dropped_packets
-
+        # b was in the mix up to the mute, and no tick after the mute's answer has it
+        assert any(b.participant_id in r.contributors for r in audit.between(t_mute_sent - 0.5, muted_at))
         await hear_for([a, c], 1.0)
-        for listener in (a, c):
-            times, amps = tone_track(listener, 660)
-            last_heard = last_time_above(times, amps, 0.1 * A, t_ok - 1.0, np.inf)
-            assert last_heard is not None and last_heard - t_ok < 0.2, "660 Hz still heard 200 ms after the 200 OK"
-            assert amplitude(listener, 660, t_ok + 0.2) < 0.03 * A
-        # the other tones are unchanged
-        assert amplitude(c, 440, t_ok + 0.3) == pytest.approx(before_440_at_c, rel=0.05)
-        assert amplitude(a, 880, t_ok + 0.3) == pytest.approx(before_880_at_a, rel=0.05)
+        stopped = {listener: assert_tone_stops(listener, 660, t_mute_sent) for listener in (a, c)}
+        # the other tones are unchanged once it stopped
+        assert amplitude(c, 440, stopped[c]) == pytest.approx(before_440_at_c, rel=0.05)
+        assert amplitude(a, 880, stopped[a]) == pytest.approx(before_880_at_a, rel=0.05)
         # the gate dropped b's packets (b keeps streaming) and the audit shows no frame of b after the mute
         assert gate_b.dropped_packets > dropped_at_mute + 30
-        assert call.mixer.audit.frames_from(b.participant_id, muted_at) == 0
-        assert call.mixer.audit.frames_from(a.participant_id, muted_at) > 30
+        assert audit.first_with(b.participant_id, muted_at) is None
+        assert audit.frames_from(b.participant_id, muted_at) == 0
+        assert audit.frames_from(a.participant_id, muted_at) > 30
         stats = (await http.get(f"/ext/calls/{call_id}/stats", params={"since": muted_at})).json()
         assert stats["audit"] and all(b.participant_id not in r["contributors"] for r in stats["audit"])
 
-        # unmute: the tone is back within 300 ms, and the gate stops dropping
+        # unmute: the tone comes back after the request (not before), and the gate stops dropping
+        t_unmute_sent = time.monotonic()
         response = await http.post(f"/ext/calls/{call_id}/participants/{b.participant_id}/unmute", json={})
-        t_unmute = time.monotonic()
         assert response.status_code == 200, response.text
+        unmuted_at = call.operation(response.json()["id"]).completed_monotonic
         dropped_at_unmute = gate_b.dropped_packets
         await hear_for([a, c], 1.0)
         for listener in (a, c):
-            times, amps = tone_track(listener, 660)
-            back = first_time_above(times, amps, 0.5 * A, t_unmute)
-            assert back is not None and back - t_unmute < 0.3, "660 Hz not back within 300 ms of unmute"
-            assert amplitude(listener, 660, t_unmute + 0.4) == pytest.approx(A, rel=0.1)
+            assert_tone_stops(listener, 660, t_mute_sent, until=t_unmute_sent)  # silent all through the mute
+            assert_tone_returns(listener, 660, t_unmute_sent)
+        assert audit.frames_from(b.participant_id, muted_at, unmuted_at) == 0
+        assert audit.first_with(b.participant_id, unmuted_at) is not None
         assert gate_b.dropped_packets == dropped_at_unmute
 
         # RTCP: the server reports no loss for b, though it dropped every packet while muted
@@ -125,6 +117,7 @@ async def test_latency_is_unchanged_after_a_short_mute(server, http, call_id):
     )
     listener = CallParticipant(server.base_url, call_id, ToneSource(440), display_name="listener", token=token)
     await asyncio.gather(speaker.join(), listener.join())
+    call = server.registry.get(call_id)
 
     def latencies(start: float, end: float) -> list[float]:
         """Send-to-heard delay of every marker burst sent in [start, end) (a burst the mute cut is not paired)."""
@@ -137,18 +130,25 @@ async def test_latency_is_unchanged_after_a_short_mute(server, http, call_id):
         await hear_for([listener], 4.5)  # the first second or two carry the joins' start-up transient
         before = latencies(time.monotonic() - 3.0, np.inf)
         mute_url = f"/v1.0/communications/calls/{call_id}/participants/{speaker.participant_id}/mute"
-        assert (await http.post(mute_url, json={})).status_code == 200
-        t_mute = time.monotonic()
-        await hear_for([listener], 0.1)
-        assert time.monotonic() - t_mute < 0.3
+        response = await http.post(mute_url, json={})
+        assert response.status_code == 200
+        muted_at = call.operation(response.json()["id"]).completed_monotonic
+        await hear_for([listener], 0.1)  # a short mute: five frames at the listener
         response = await http.post(f"/ext/calls/{call_id}/participants/{speaker.participant_id}/unmute", json={})
         assert response.status_code == 200
         t_unmute = time.monotonic()
+        unmuted_at = call.operation(response.json()["id"]).completed_monotonic
+        # the mute happened: ticks ran between the two answers and none of them mixed the speaker
+        audit = call.mixer.audit
+        assert audit.between(muted_at, unmuted_at) and audit.frames_from(speaker.participant_id, muted_at, unmuted_at) == 0
         await hear_for([listener], 3.5)
         after = latencies(t_unmute, np.inf)
         assert len(before) >= 4 and len(after) >= 4
-        # same latency as before the mute (within one 20 ms frame): nothing stalled or queued up on re-open
-        assert abs(np.median(after) - np.median(before)) < 0.025, (before, after)
+        # nothing stalled or queued up on re-open: the latency after the mute is the latency before it, within one
+        # 20 ms frame (the unit latency moves in here: a listener's jitter buffer holds whole frames). A relative
+        # comparison in frames, not a budget: the latency figure itself is `mediamute bench`'s mouth-to-ear
+        shift_in_frames = (np.median(after) - np.median(before)) / FRAME_SECONDS
+        assert abs(shift_in_frames) < 1.25, (before, after)
     finally:
         await leave_all([speaker, listener])
 
@@ -158,12 +158,13 @@ async def test_a_vanished_participant_is_removed_without_disturbing_the_others(s
     call = server.registry.get(call_id)
     try:
         await hear_for([a, b, c], 1.0)
-        late_before = call.clock.late_ticks
         t_vanish = time.monotonic()
         await b.vanish()  # no DELETE: the peer connection just goes away
         await wait_until(lambda: b.participant_id not in call.participants, timeout=15)
         await hear_for([a, c], 1.0)
-        assert call.clock.late_ticks == late_before
+        # the others were mixed all along: a second of each since the vanish, as c and a heard
+        assert call.mixer.audit.frames_from(a.participant_id, t_vanish) >= 50
+        assert call.mixer.audit.frames_from(c.participant_id, t_vanish) >= 50
         assert amplitude(a, 880, time.monotonic() - 0.6) == pytest.approx(A, rel=0.1)
         assert amplitude(c, 440, time.monotonic() - 0.6) == pytest.approx(A, rel=0.1)
         assert amplitude(a, 660, time.monotonic() - 0.6) < 0.03 * A
@@ -171,6 +172,5 @@ async def test_a_vanished_participant_is_removed_without_disturbing_the_others(s
         assert b.participant_id not in call.mixer
         listed = (await http.get(f"/v1.0/communications/calls/{call_id}/participants")).json()["value"]
         assert b.participant_id not in [p["id"] for p in listed]
-        assert time.monotonic() - t_vanish < 15
     finally:
         await leave_all([a, c])

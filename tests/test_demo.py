@@ -15,8 +15,7 @@ import pytest
 from mediamute.analysis import tone_amplitudes
 from mediamute.demo.scenario import ScenarioError, load_scenario
 
-from .conftest import admin_token, join_all, leave_all, tones
-from .test_call_integration import A
+from .helpers import A, admin_token, join_all, leave_all, tones
 
 pytestmark = pytest.mark.integration
 DATA = Path(__file__).parent / "data"
@@ -49,9 +48,12 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     assert set(bob["heardMuteToSilenceMs"]) == {"Alice", "Carol", "Dave"}  # Dave joined late, by a scenario action
     for mute in report["mutes"]:
         assert mute["leakedFrames"] == 0
-        assert mute["serverMuteMs"] is not None and mute["serverMuteMs"] <= 40  # the next tick or the one after
+        # made after the request was sent (one clock for both) and by the next tick or the one after
+        assert mute["serverMuteMs"] is not None and 0 < mute["serverMuteMs"] <= 40
         for listener, ms in mute["heardMuteToSilenceMs"].items():
             assert ms is not None and 0 < ms < 250, (mute["speaker"], listener, ms)
+    assert bob["serverUnmuteMs"] is not None and 0 < bob["serverUnmuteMs"] < 400  # Bob is mixed again
+    assert report["mutes"][1]["serverUnmuteMs"] is None  # the app was never unmuted
     for listener, ms in bob["heardUnmuteToAudioMs"].items():
         assert ms is not None and ms < 400, (listener, ms)
     gates = {p["name"]: p for p in report["participants"]}

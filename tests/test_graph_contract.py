@@ -8,12 +8,7 @@ import pytest
 
 from mediamute.tokens import verify_callback
 
-from .conftest import admin_token, leave_all
-from .receiver import CallbackReceiver
-from mediamute.client import CallParticipant
-from mediamute.sources import ToneSource
-
-pytestmark = pytest.mark.integration
+from .helpers import CALLS, CallbackReceiver, join_without_media
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -84,62 +79,61 @@ def assert_contains(seed, ours, path="$", ids_at=("id",), placeholders=()):
         assert ours == seed, f"{path}: {ours!r} != seed {seed!r}"
 
 
-async def test_participant_mute_seed(server, http):
+async def test_participant_mute_seed(api, api_http):
+    http = api_http
     async with CallbackReceiver() as receiver:
-        created = await http.post("/v1.0/communications/calls", json={"callbackUri": receiver.url})
+        created = await http.post(CALLS, json={"callbackUri": receiver.url})
         call_id = created.json()["id"]
-        bob = CallParticipant(
-            server.base_url, call_id, ToneSource(660), display_name="Bob", token=admin_token(server), region="westus"
+        # Bob as WHIP would seat him (?displayName=Bob&region=westus; languageId defaults to en-US), minus the media
+        bob = join_without_media(api.registry.get(call_id), "Bob", region="westus", language_id="en-US")
+        response = await http.post(
+            f"/v1.0/communications/calls/{call_id}/participants/{bob.id}/mute",
+            json=SEED_MUTE_REQUEST,
+            headers={"Content-Type": "application/json"},
         )
-        await bob.join()
-        try:
-            response = await http.post(
-                f"/v1.0/communications/calls/{call_id}/participants/{bob.participant_id}/mute",
-                json=SEED_MUTE_REQUEST,
-                headers={"Content-Type": "application/json"},
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/json")
+        body = response.json()
+        ours_context = body["@odata.context"]
+        assert ours_context == f"{api.base_url}/v1.0/$metadata#muteParticipantOperation"
+        assert_contains(SEED_MUTE_RESPONSE, body | {"@odata.context": SEED_MUTE_RESPONSE["@odata.context"]})
+        location = response.headers["Location"]
+        assert location == f"{api.base_url}/v1.0/communications/calls/{call_id}/operations/{body['id']}"
+        resolved = await http.get(location)
+        assert resolved.status_code == 200
+        assert {k: resolved.json()[k] for k in ("@odata.type", "id", "status", "clientContext")} == {
+            k: body[k] for k in ("@odata.type", "id", "status", "clientContext")
+        }
+
+        def muted_update(r: CallbackReceiver) -> bool:
+            return any(
+                n["changeType"] == "updated" and n["resourceUrl"].endswith("/participants")
+                and any(p["isMuted"] for p in n["resourceData"])
+                for n in r.notifications()
             )
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("application/json")
-            body = response.json()
-            ours_context = body["@odata.context"]
-            assert ours_context == f"{server.base_url}/v1.0/$metadata#muteParticipantOperation"
-            assert_contains(SEED_MUTE_RESPONSE, body | {"@odata.context": SEED_MUTE_RESPONSE["@odata.context"]})
-            location = response.headers["Location"]
-            assert location == f"{server.base_url}/v1.0/communications/calls/{call_id}/operations/{body['id']}"
-            resolved = await http.get(location)
-            assert resolved.status_code == 200
-            assert {k: resolved.json()[k] for k in ("@odata.type", "id", "status", "clientContext")} == {
-                k: body[k] for k in ("@odata.type", "id", "status", "clientContext")
-            }
 
-            def muted_update(r: CallbackReceiver) -> bool:
-                return any(
-                    n["changeType"] == "updated" and n["resourceUrl"].endswith("/participants")
-                    and any(p["isMuted"] for p in n["resourceData"])
-                    for n in r.notifications()
-                )
-
-            await receiver.wait_for(muted_update)
-            delivery = next(d for d in receiver.accepted if '"isMuted":true' in d.body.decode())
-            payload = delivery.json
-            assert len(payload["value"]) == 1
-            expected = SEED_NOTIFICATION | {
-                "value": [SEED_NOTIFICATION["value"][0] | {"resourceUrl": f"/communications/calls/{call_id}/participants"}]
-            }
-            assert_contains(expected, payload)
-            participant = payload["value"][0]["resourceData"][0]
-            assert participant["id"] == bob.participant_id
-            assert participant["mediaStreams"][0]["serverMuted"] is True
-            # the callback is signed: its bearer token verifies with the public key and binds this exact body
-            jwks = (await http.get("/ext/keys")).json()
-            token = delivery.headers["authorization"].removeprefix("Bearer ")
-            assert verify_callback(token, delivery.body, receiver.url, jwks)["mm:kind"] == "callback"
-        finally:
-            await leave_all([bob])
+        await receiver.wait_for(muted_update)
+        delivery = next(d for d in receiver.accepted if '"isMuted":true' in d.body.decode())
+        payload = delivery.json
+        assert len(payload["value"]) == 1
+        expected = SEED_NOTIFICATION | {
+            "value": [SEED_NOTIFICATION["value"][0] | {"resourceUrl": f"/communications/calls/{call_id}/participants"}]
+        }
+        assert_contains(expected, payload)
+        participant = payload["value"][0]["resourceData"][0]
+        assert participant["id"] == bob.id
+        assert participant["mediaStreams"][0]["serverMuted"] is True
+        # the callback is signed: its bearer token verifies with the public key and binds this exact body
+        jwks = (await http.get("/ext/keys")).json()
+        token = delivery.headers["authorization"].removeprefix("Bearer ")
+        assert verify_callback(token, delivery.body, receiver.url, jwks)["mm:kind"] == "callback"
+        assert (await http.delete(f"{CALLS}/{call_id}")).status_code == 204  # delivered before the receiver closes
+        await receiver.wait_for(lambda r: r.notifications()[-1]["changeType"] == "deleted")
 
 
 @pytest.mark.parametrize("prefix", ["/beta", "/v1.0"])
-async def test_call_mute_seed(server, http, prefix):
+async def test_call_mute_seed(api, api_http, prefix):
+    http = api_http
     call_id = (await http.post(f"{prefix}/communications/calls", json={})).json()["id"]
     response = await http.post(
         f"{prefix}/communications/calls/{call_id}/mute",
@@ -157,5 +151,5 @@ async def test_call_mute_seed(server, http, prefix):
     )
     assert body["resultInfo"]["@odata.type"] == "#microsoft.graph.resultInfo"
     assert response.headers["Location"].endswith(f"{prefix}/communications/calls/{call_id}/operations/{body['id']}")
-    call = server.registry.get(call_id)
+    call = api.registry.get(call_id)
     assert call.app.server_muted  # the application's own participant is gated

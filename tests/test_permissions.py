@@ -7,6 +7,7 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from mediamute.rtc.ice import rtc_configuration
+from mediamute.settings import ServerSettings
 from mediamute.tokens import (
     ROLE_ACCESS_MEDIA,
     ROLE_INITIATE,
@@ -16,10 +17,7 @@ from mediamute.tokens import (
     SigningKey,
 )
 
-from .conftest import join_all, leave_all, tones
-from .test_bad_input import assert_graph_error
-
-G = "/v1.0/communications/calls"
+from .helpers import CALLS as G, InProcessMediamute, assert_graph_error, join_without_media
 CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS]
 JOIN = [ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
@@ -46,47 +44,41 @@ ENDPOINTS = [
 GROUPS = {"create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA]}
 
 
-async def prepare(server, http: httpx.AsyncClient, path: str) -> tuple[str, list]:
+async def prepare(api: InProcessMediamute, http: httpx.AsyncClient, path: str) -> str:
     created = (await http.post(G, json={})).json()
     call_id, app_id = created["id"], created["myParticipantId"]
-    participants = []
     participant_id = "none"
-    if "{participant}" in path:
-        participants = await join_all(server, call_id, tones(440))
-        participant_id = participants[0].participant_id
+    if "{participant}" in path:  # a roster member to remove: the permission check needs no media
+        participant_id = join_without_media(api.registry.get(call_id), "tone-440").id
     operation_id = "none"
     if "{operation}" in path:
         operation_id = (await http.post(f"{G}/{call_id}/mute", json={})).json()["id"]
-    return path.format(call=call_id, app=app_id, participant=participant_id, operation=operation_id), participants
+    return path.format(call=call_id, app=app_id, participant=participant_id, operation=operation_id)
 
 
 @pytest.mark.parametrize("variant", ["none", "wrong role", "delegated", "good"])
 @pytest.mark.parametrize("name, method, path, body, group, success", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
-async def test_endpoint_permissions(server, http, name, method, path, body, group, success, variant):
-    url, participants = await prepare(server, http, path)
-    key = server.signing_key
+async def test_endpoint_permissions(api, api_http, name, method, path, body, group, success, variant):
+    url = await prepare(api, api_http, path)
+    key = api.signing_key
     tokens = {
         "none": None,
         "wrong role": key.app_token([OTHER.get(group, "User.Read.All")]),
         "delegated": key.delegated_token("Calls.Initiate.All Calls.JoinGroupCalls.All"),
         "good": key.app_token([GROUPS[group][-1]]),  # the least obvious accepted role of the group
     }
-    headers = {"Authorization": f"Bearer {tokens[variant]}"} if tokens[variant] else {}
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10) as client:
-            response = await client.request(method, url, json=body) if body is not None else await client.request(method, url)
-        if variant == "none":
-            error = assert_graph_error(response, 401, code="InvalidAuthenticationToken")
-            assert response.headers["www-authenticate"] == "Bearer"
-            assert "empty" in error["message"]
-        elif variant in ("wrong role", "delegated"):
-            error = assert_graph_error(response, 403, code="Authorization_RequestDenied")
-            if variant == "delegated":
-                assert "Delegated permissions are not supported" in error["message"]
-        else:
-            assert response.status_code == success, response.text
-    finally:
-        await leave_all(participants)
+    async with api.client(tokens[variant]) as client:
+        response = await client.request(method, url, json=body) if body is not None else await client.request(method, url)
+    if variant == "none":
+        error = assert_graph_error(response, 401, code="InvalidAuthenticationToken")
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "empty" in error["message"]
+    elif variant in ("wrong role", "delegated"):
+        error = assert_graph_error(response, 403, code="Authorization_RequestDenied")
+        if variant == "delegated":
+            assert "Delegated permissions are not supported" in error["message"]
+    else:
+        assert response.status_code == success, response.text
 
 
 async def test_whip_join_needs_an_app_or_join_token(server, http, call_id):
@@ -129,22 +121,21 @@ async def test_whip_join_needs_an_app_or_join_token(server, http, call_id):
         ("expired", "expired"),
     ],
 )
-async def test_bad_tokens_are_401(server, token, message):
+async def test_bad_tokens_are_401(api, token, message):
     if token == "forged":  # right shape, right claims, signed by another key
         token = SigningKey.generate().app_token([ROLE_INITIATE])
     elif token == "expired":
-        token = server.signing_key.app_token([ROLE_INITIATE], lifetime=-10)
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        token = api.signing_key.app_token([ROLE_INITIATE], lifetime=-10)
+    async with api.client() as client:
         response = await client.post(G, json={}, headers={"Authorization": f"Bearer {token}"})
         assert_graph_error(response, 401, code="InvalidAuthenticationToken", message_part=message)
         response = await client.post(G, json={}, headers={"Authorization": "Basic dXNlcjpwYXNz"})
         assert_graph_error(response, 401, message_part="Bearer")
 
 
-async def test_no_auth_mode_accepts_anyone(http):
-    from mediamute.server import MediamuteServer
-    from mediamute.settings import ServerSettings
-
-    async with MediamuteServer(ServerSettings(port=0, auth=False, ephemeral_key=True, log_level="warning")) as open_server:
-        async with httpx.AsyncClient(base_url=open_server.base_url, timeout=10) as client:
+async def test_no_auth_mode_accepts_anyone(api):
+    async with InProcessMediamute(ServerSettings(auth=False, ephemeral_key=True, log_level="warning")) as open_api:
+        async with open_api.client() as client:
             assert (await client.post(G, json={})).status_code == 201
+    async with api.client() as client:  # the same request where auth is on
+        assert_graph_error(await client.post(G, json={}), 401)

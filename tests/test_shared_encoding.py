@@ -15,7 +15,7 @@ from mediamute.media.mixer import Mixer
 from mediamute.rtc.encoding import HOLD_TICKS, MixEncoding
 from mediamute.sources import ToneSource
 
-from .conftest import join_all, leave_all, tones
+from .helpers import join_all, leave_all, tones
 
 A = 8000
 

@@ -1,7 +1,8 @@
 """The web client: a page at `/` and its static files (`/web/...`), shipped inside the package.
 
-Plain JavaScript, no build step, no CDN: the page joins a call by WHIP, plays the mix, shows the roster from the
-call's event stream and issues the Graph mute requests with the token from its own URL (`?token=`).
+Plain JavaScript ES modules (`web/js/`, one job each, loaded by `<script type="module">`), no build step, no CDN:
+the page joins a call by WHIP, plays the mix, shows the roster from the call's event stream and issues the Graph
+mute requests with the token from its own URL (`?token=`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,19 @@ MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-# Only the files the package ships, by name: nothing else on disk is reachable through these routes.
-ASSETS = {p.name: p for p in WEB_DIR.iterdir() if p.is_file() and p.suffix in MEDIA_TYPES} if WEB_DIR.is_dir() else {}
+
+
+def _shipped(web_dir: Path) -> dict[str, Path]:
+    """The files the package ships under web/, by their path below it ("index.html", "js/main.js")."""
+    if not web_dir.is_dir():
+        return {}
+    files = sorted(p for p in web_dir.rglob("*") if p.is_file() and p.suffix in MEDIA_TYPES)
+    return {p.relative_to(web_dir).as_posix(): p for p in files}
+
+
+# Only the files the package ships, looked up by name: nothing else on disk is reachable through these routes, and
+# no part of a request's path is ever joined to a directory.
+ASSETS = _shipped(WEB_DIR)
 
 
 HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
@@ -61,6 +73,7 @@ async def index(request: Request) -> Response:
     return _asset("index.html", request)
 
 
-@router.get("/web/{name}")
+@router.get("/web/{name:path}")
 async def asset(name: str, request: Request) -> Response:
+    """A static file of the page: its style sheet and its ES modules (`/web/js/*.js`, served as JavaScript)."""
     return _asset(name, request)

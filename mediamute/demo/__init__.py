@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from .model import DemoRun
 from .report import write_outputs
 from .runner import DemoRunner
 from .scenario import DEFAULT_SCENARIO, Scenario, ScenarioError, load_scenario
@@ -21,14 +22,16 @@ __all__ = ["DEFAULT_SCENARIO", "DemoResult", "Scenario", "ScenarioError", "load_
 @dataclass
 class DemoResult:
     report: dict[str, Any]
+    """What report.json holds."""
     out: Path
+    """The folder the outputs were written to."""
 
 
 def default_out_dir() -> Path:
     return Path("out") / time.strftime("demo-%Y%m%d-%H%M%S")
 
 
-async def _run(scenario: Scenario, console: Console, live: bool) -> Any:
+async def _run(scenario: Scenario, console: Console, live: bool) -> DemoRun:
     if not live:
         return await DemoRunner(scenario).run()
     from .live import render

@@ -28,6 +28,23 @@ class ReceivedNotification:
     verified: bool
 
 
+def summarize(notification: dict[str, Any]) -> str:
+    """What one commsNotification says, in one line: each participant's name and mute state, or the call's state."""
+    data = notification.get("resourceData")
+    parts: list[str] = []
+    if isinstance(data, list):
+        for participant in data:
+            identity = participant.get("info", {}).get("identity", {})
+            person = identity.get("user") or identity.get("application") or {}
+            stream = (participant.get("mediaStreams") or [{}])[0]
+            parts.append(
+                f"{person.get('displayName')} isMuted={participant.get('isMuted')} serverMuted={stream.get('serverMuted')}"
+            )
+    elif isinstance(data, dict):
+        parts.append(f"call state={data.get('state')}")
+    return "; ".join(parts)
+
+
 @dataclass
 class CallbackSink:
     jwks: dict[str, Any] | None = None

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..calls.stats import ParticipantStats
+from .callbacks import summarize
 from .runner import DemoRunner
 
 METER_WIDTH = 18
@@ -32,7 +33,7 @@ def state_badge(entry: ParticipantStats) -> Text:
     return Text(" live ", style="bold black on green3")
 
 
-def render(runner: DemoRunner) -> Group:
+def _header(runner: DemoRunner) -> Group:
     scenario = runner.scenario
     elapsed = runner.elapsed()
     header = Table.grid(expand=True)
@@ -42,47 +43,11 @@ def render(runner: DemoRunner) -> Group:
         Text(f"mediamute demo — {scenario.title}", style="bold"),
         Text(f"{runner.phase} · {elapsed:5.1f} / {scenario.duration:.0f} s", justify="right"),
     )
-    progress = ProgressBar(total=scenario.duration, completed=min(elapsed, scenario.duration))
+    return Group(header, ProgressBar(total=scenario.duration, completed=min(elapsed, scenario.duration)))
 
-    roster = Table(expand=True, box=None, pad_edge=False)
-    roster.add_column("participant", style="bold", min_width=12)
-    roster.add_column("state", min_width=18)
-    roster.add_column("server receives", min_width=METER_WIDTH)
-    roster.add_column("server mixes", min_width=METER_WIDTH)
-    roster.add_column("gate dropped", justify="right")
-    for entry in runner.live_stats():
-        received = entry.received_level_dbov
-        mixed = entry.mixed_level_dbfs
-        name = entry.display_name + (" (app)" if entry.kind == "application" else "")
-        dropped = entry.gate.dropped_packets
-        roster.add_row(
-            name,
-            state_badge(entry),
-            meter(received, "cyan"),
-            meter(mixed, "green3" if not entry.server_muted else "red3"),
-            Text(f"{dropped:,} pkts", style="bold red3" if dropped else "grey50"),
-        )
 
-    notes = Table.grid(padding=(0, 1))
-    for entry in runner.sink.received[-7:]:
-        note = entry.notification
-        data = note.get("resourceData")
-        if isinstance(data, list) and data:
-            person = data[0].get("info", {}).get("identity", {})
-            who = (person.get("user") or person.get("application") or {}).get("displayName", "?")
-            what = f"{who}: isMuted={data[0].get('isMuted')}"
-        elif isinstance(data, dict):
-            what = f"call {data.get('state')}"
-        else:
-            what = ""
-        mark = Text("✓ signed", style="green") if entry.verified else Text("✗ unsigned", style="red")
-        notes.add_row(
-            Text(f"{entry.at - runner.t0:5.2f}s" if runner.t0 else "  —  ", style="grey50"),
-            Text(note.get("changeType", ""), style="magenta"),
-            Text("participants" if note.get("resourceUrl", "").endswith("/participants") else "call"),
-            Text(what),
-            mark,
-        )
+def _script(runner: DemoRunner) -> Table:
+    """The last actions done (with their HTTP answers and times), and the next one."""
     actions = Table.grid(padding=(0, 1))
     for result in runner.actions[-4:]:
         label = result.spec.label or f"{result.spec.action} {result.target}"
@@ -93,12 +58,53 @@ def render(runner: DemoRunner) -> Group:
             Text(label),
             Text(f"{status} in {(result.answered_at - result.sent_at) * 1000:.0f} ms", style=style),
         )
-    upcoming = [a for a in scenario.actions[len(runner.actions):]][:1]
-    for action in upcoming:
+    done = len(runner.actions)
+    for action in runner.scenario.actions[done : done + 1]:
         actions.add_row(Text(f"{action.at:5.1f}s", style="grey50"), Text(action.label or action.action, style="grey50"), Text("next", style="grey50"))
+    return actions
+
+
+def _roster(runner: DemoRunner) -> Table:
+    roster = Table(expand=True, box=None, pad_edge=False)
+    roster.add_column("participant", style="bold", min_width=12)
+    roster.add_column("state", min_width=18)
+    roster.add_column("server receives", min_width=METER_WIDTH)
+    roster.add_column("server mixes", min_width=METER_WIDTH)
+    roster.add_column("gate dropped", justify="right")
+    for entry in runner.live_stats():
+        name = entry.display_name + (" (app)" if entry.kind == "application" else "")
+        dropped = entry.gate.dropped_packets
+        roster.add_row(
+            name,
+            state_badge(entry),
+            meter(entry.received_level_dbov, "cyan"),
+            meter(entry.mixed_level_dbfs, "green3" if not entry.server_muted else "red3"),
+            Text(f"{dropped:,} pkts", style="bold red3" if dropped else "grey50"),
+        )
+    return roster
+
+
+def _notifications(runner: DemoRunner) -> Table:
+    """The last notifications the callback received, with their signature check."""
+    notes = Table.grid(padding=(0, 1))
+    for entry in runner.sink.received[-7:]:
+        note = entry.notification
+        mark = Text("✓ signed", style="green") if entry.verified else Text("✗ unsigned", style="red")
+        notes.add_row(
+            Text(f"{entry.at - runner.t0:5.2f}s" if runner.t0 else "  —  ", style="grey50"),
+            Text(note.get("changeType", ""), style="magenta"),
+            Text("participants" if note.get("resourceUrl", "").endswith("/participants") else "call"),
+            Text(summarize(note)),
+            mark,
+        )
+    return notes
+
+
+def render(runner: DemoRunner) -> Group:
+    """One frame of the live view."""
     return Group(
-        Panel(Group(header, progress), border_style="blue"),
-        Panel(actions, title="script", border_style="blue"),
-        Panel(roster, title="roster", border_style="blue"),
-        Panel(notes, title="notifications at the callback (commsNotifications)", border_style="blue"),
+        Panel(_header(runner), border_style="blue"),
+        Panel(_script(runner), title="script", border_style="blue"),
+        Panel(_roster(runner), title="roster", border_style="blue"),
+        Panel(_notifications(runner), title="notifications at the callback (commsNotifications)", border_style="blue"),
     )

@@ -1,54 +1,38 @@
 """What a demo run proves: mute-to-silence as each listener heard it (per-speaker pilot filter on the received
 audio), frames of a muted participant found in any mix (contributor audit; must be 0), gate drops, late ticks,
-the notifications, and a one-line verdict. Written as report.json and report.md."""
+the notifications, and a one-line verdict. Written as report.json and report.md.
+
+Every server-side figure is a question put to the run's `ContributorAudit`, which judges a tick by when its mix
+was made: a tick that runs late across a mute or an unmute is filed on the side of the edge where it took its
+frames, so a re-opened participant in a late tick is not a leak and a muted one in it is.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..analysis import first_time_above, sustained, tone_amplitudes
+from ..media.audit import ContributorAudit
 from ..media.gate import GateCounters
-from .runner import ActionResult, DemoRun
+from .callbacks import summarize
+from .model import DemoRun, MuteWindow
+from .timeline import plot_timeline
 
 PRESENT_FRACTION = 0.3
 """A speaker is heard in a frame when its pilot reaches this fraction of its level before the action."""
-MUTE_ACTIONS = {"mute": "participant", "app-mute": "app"}
+MUTE_ACTIONS = {"mute", "app-mute"}
 UNMUTE_ACTIONS = {"unmute", "self-unmute", "app-unmute"}
+AUDIBLE_REFERENCE = 50.0
+"""Below this pilot amplitude before the mute, the speaker was not audible (silent, or not yet talking)."""
 
 
-@dataclass
-class MuteWindow:
-    speaker: str
-    speaker_id: str
-    pilot_hz: float
-    mute: ActionResult
-    unmute: ActionResult | None
-    end: float
-    """Monotonic end of the window: the unmute's answer, or the end of the call."""
-    server_mute_ms: float | None = None
-    leaked_frames: int = 0
-    heard_ms: dict[str, float | None] = field(default_factory=dict)
-    unmute_heard_ms: dict[str, float | None] = field(default_factory=dict)
-
-
-def pilot_of(run: DemoRun, name: str) -> float:
-    if name == run.app_name:
-        return run.scenario.call.app_pilot_hz
-    return next(p.pilot_hz for p in run.scenario.participants if p.name == name) or 0.0
-
-
-def final_gate(run: DemoRun, name: str) -> GateCounters | None:
-    """A participant's gate counters as the call's last stats saw them (None if it was not in the roster)."""
-    final = run.final_stats.get(name)
-    return final.gate if final is not None else None
-
-
+# the mute windows -------------------------------------------------------------------------------------------
 def mute_windows(run: DemoRun) -> list[MuteWindow]:
+    """One window per successful mute, closed by the next successful unmute of the same speaker (if any)."""
     windows = []
     for index, result in enumerate(run.actions):
         if result.spec.action not in MUTE_ACTIONS or not result.ok:
@@ -62,7 +46,7 @@ def mute_windows(run: DemoRun) -> list[MuteWindow]:
             MuteWindow(
                 speaker=result.target,
                 speaker_id=speaker_id,
-                pilot_hz=pilot_of(run, result.target),
+                pilot_hz=run.pilot_of(result.target),
                 mute=result,
                 unmute=unmute,
                 end=unmute.answered_at if unmute else run.ended_at,
@@ -71,6 +55,31 @@ def mute_windows(run: DemoRun) -> list[MuteWindow]:
     return windows
 
 
+# the server side: the contributor audit ---------------------------------------------------------------------
+def run_audit(run: DemoRun) -> ContributorAudit:
+    """The run's contributor audit, rebuilt from every recorded tick in a ring that drops none of them."""
+    audit = ContributorAudit(capacity=max(1, len(run.ticks)))
+    for record in run.ticks:
+        audit.append(record)
+    return audit
+
+
+def judge_mix(window: MuteWindow, audit: ContributorAudit) -> None:
+    """Server-side figures of one window: leaked frames between the gate closing and re-opening, and how long
+    after each request the first mix without (and then with) the speaker was made."""
+    closed = window.mute.completed_server or window.mute.answered_at
+    reopened = window.unmute.completed_server if window.unmute and window.unmute.completed_server else window.end
+    window.leaked_frames = audit.frames_from(window.speaker_id, closed, reopened)
+    without = audit.first_without(window.speaker_id, closed)
+    if without is not None:
+        window.server_mute_ms = (without.mixed_at - window.mute.sent_at) * 1000
+    if window.unmute is not None and window.unmute.completed_server:
+        back = audit.first_with(window.speaker_id, reopened)
+        if back is not None:
+            window.server_unmute_ms = (back.mixed_at - window.unmute.sent_at) * 1000
+
+
+# the listeners' side: the received audio --------------------------------------------------------------------
 def _heard_silence(times: np.ndarray, amps: np.ndarray, reference: float, start: float, end: float) -> float | None:
     """Arrival time of the first frame after which the speaker stays below threshold until `end`."""
     window = (times >= start) & (times < end)
@@ -84,131 +93,165 @@ def _heard_silence(times: np.ndarray, amps: np.ndarray, reference: float, start:
     return float(after[0]) if after.size else None
 
 
+def _since_ms(at: float | None, start: float) -> float | None:
+    return (at - start) * 1000 if at is not None else None
+
+
+def judge_listeners(window: MuteWindow, run: DemoRun) -> None:
+    """For every other listener with a recording: how long after the mute (and the unmute) the speaker's pilot
+    went silent (and came back) in what it received. None where the speaker was not audible before the mute."""
+    for listener, participant in run.participants.items():
+        if listener == window.speaker or not participant.recording.frames:
+            continue
+        times, frames = participant.recording.window()
+        amps = tone_amplitudes(frames, window.pilot_hz)
+        before = amps[(times >= window.mute.sent_at - 1.0) & (times < window.mute.sent_at)]
+        reference = float(np.median(before)) if before.size else 0.0
+        if reference < AUDIBLE_REFERENCE:
+            window.heard_ms[listener] = None
+            continue
+        silent_at = _heard_silence(times, amps, reference, window.mute.sent_at, window.end)
+        window.heard_ms[listener] = _since_ms(silent_at, window.mute.sent_at)
+        if window.unmute is not None:
+            back = first_time_above(times, amps, PRESENT_FRACTION * reference, window.unmute.sent_at)
+            window.unmute_heard_ms[listener] = _since_ms(back, window.unmute.sent_at)
+
+
 def analyse(run: DemoRun) -> list[MuteWindow]:
+    """Every mute window of the run, judged on the audit and on what each listener received."""
     windows = mute_windows(run)
+    audit = run_audit(run)
     for window in windows:
-        completed = window.mute.completed_server or window.mute.answered_at
-        reopened = window.unmute.completed_server if window.unmute and window.unmute.completed_server else window.end
-        after = [t for t in run.ticks if t.at >= completed]
-        first_without = next((t for t in after if window.speaker_id not in t.contributors), None)
-        if first_without is not None:
-            window.server_mute_ms = (first_without.at - window.mute.sent_at) * 1000
-        window.leaked_frames = sum(1 for t in run.ticks if completed < t.at < reopened and window.speaker_id in t.contributors)
-        for listener, participant in run.participants.items():
-            if listener == window.speaker or not participant.recording.frames:
-                continue
-            times, frames = participant.recording.window()
-            amps = tone_amplitudes(frames, window.pilot_hz)
-            before = amps[(times >= window.mute.sent_at - 1.0) & (times < window.mute.sent_at)]
-            reference = float(np.median(before)) if before.size else 0.0
-            if reference < 50:  # the speaker was not audible before the mute (silent, or not yet talking)
-                window.heard_ms[listener] = None
-                continue
-            silent_at = _heard_silence(times, amps, reference, window.mute.sent_at, window.end)
-            window.heard_ms[listener] = (silent_at - window.mute.sent_at) * 1000 if silent_at is not None else None
-            if window.unmute is not None:
-                back = first_time_above(times, amps, PRESENT_FRACTION * reference, window.unmute.sent_at)
-                window.unmute_heard_ms[listener] = (back - window.unmute.sent_at) * 1000 if back is not None else None
+        judge_mix(window, audit)
+        judge_listeners(window, run)
     return windows
 
 
+# the report -------------------------------------------------------------------------------------------------
 def notification_summary(run: DemoRun) -> list[dict[str, Any]]:
-    rows = []
-    for entry in run.sink.received:
-        note = entry.notification
-        data = note.get("resourceData")
-        who: list[str] = []
-        if isinstance(data, list):
-            for participant in data:
-                identity = participant.get("info", {}).get("identity", {})
-                person = identity.get("user") or identity.get("application") or {}
-                stream = (participant.get("mediaStreams") or [{}])[0]
-                who.append(f"{person.get('displayName')} isMuted={participant.get('isMuted')} serverMuted={stream.get('serverMuted')}")
-        elif isinstance(data, dict):
-            who.append(f"call state={data.get('state')}")
-        rows.append(
-            {
-                "t": round(entry.at - run.t0, 3),
-                "changeType": note.get("changeType"),
-                "resourceUrl": note.get("resourceUrl"),
-                "summary": "; ".join(who),
-                "signatureVerified": entry.verified,
-            }
-        )
-    return rows
+    return [
+        {
+            "t": round(entry.at - run.t0, 3),
+            "changeType": entry.notification.get("changeType"),
+            "resourceUrl": entry.notification.get("resourceUrl"),
+            "summary": summarize(entry.notification),
+            "signatureVerified": entry.verified,
+        }
+        for entry in run.sink.received
+    ]
 
 
-def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) -> dict[str, Any]:
-    heard = [ms for w in windows for ms in w.heard_ms.values() if ms is not None]
+def heard_times(windows: list[MuteWindow]) -> list[float]:
+    """Every measured mute-to-silence (ms), over all windows and listeners."""
+    return [ms for w in windows for ms in w.heard_ms.values() if ms is not None]
+
+
+def problems(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) -> list[str]:
+    """Everything that makes the run fail, in words; empty for a pass."""
+    heard = heard_times(windows)
     leaks = sum(w.leaked_frames for w in windows)
     failed = [f"{a.spec.action} {a.target} → HTTP {a.status}" for a in run.actions if not a.ok]
     unmeasured = [f"{w.speaker}→{listener}" for w in windows for listener, ms in w.heard_ms.items() if ms is None]
     unsigned = sum(1 for n in run.sink.received if not n.verified)
-    problems = []
+    found = []
     if leaks:
-        problems.append(f"{leaks} frames of a muted participant were mixed")
+        found.append(f"{leaks} frames of a muted participant were mixed")
     if heard and max(heard) > max_mute_ms:
-        problems.append(f"slowest mute-to-silence {max(heard):.0f} ms > {max_mute_ms:.0f} ms")
+        found.append(f"slowest mute-to-silence {max(heard):.0f} ms > {max_mute_ms:.0f} ms")
     if failed:
-        problems.append("actions failed: " + ", ".join(failed))
+        found.append("actions failed: " + ", ".join(failed))
     if unmeasured:
-        problems.append("mute-to-silence not measurable for " + ", ".join(unmeasured))
+        found.append("mute-to-silence not measurable for " + ", ".join(unmeasured))
+    if windows and not heard and not unmeasured:
+        found.append("no listener recorded the muted speakers")
     if unsigned:
-        problems.append(f"{unsigned} notifications failed signature checks")
+        found.append(f"{unsigned} notifications failed signature checks")
     if not windows:
-        problems.append("the scenario muted nobody")
-    verdict_ok = not problems
-    verdict = (
+        found.append("the scenario muted nobody")
+    return found
+
+
+def verdict(windows: list[MuteWindow], found: list[str], max_mute_ms: float) -> str:
+    if found:
+        return "FAIL: " + "; ".join(found)
+    return (
         f"PASS: {len(windows)} mute(s), 0 leaked frames, every listener heard silence within "
-        f"{max(heard):.0f} ms (limit {max_mute_ms:.0f} ms)"
-        if verdict_ok and heard
-        else "FAIL: " + "; ".join(problems)
+        f"{max(heard_times(windows)):.0f} ms (limit {max_mute_ms:.0f} ms)"
     )
+
+
+def _ms(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
+
+
+def final_gate(run: DemoRun, name: str) -> GateCounters | None:
+    """A participant's gate counters as the call's last stats saw them (None if it was not in the roster)."""
+    final = run.final_stats.get(name)
+    return final.gate if final is not None else None
+
+
+def participants_section(run: DemoRun) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "id": run.ids.get(name),
+            "pilotHz": run.pilot_of(name),
+            "gateDroppedPackets": gate.dropped_packets if (gate := final_gate(run, name)) else None,
+            "gatePassedPackets": gate.passed_packets if gate else None,
+        }
+        for name in [*run.participants, run.app_name]
+    ]
+
+
+def actions_section(run: DemoRun) -> list[dict[str, Any]]:
+    return [
+        {
+            "at": a.spec.at,
+            "action": a.spec.action,
+            "target": a.target,
+            "label": a.spec.label,
+            "status": a.status,
+            "requestMs": round((a.answered_at - a.sent_at) * 1000, 1),
+        }
+        for a in run.actions
+    ]
+
+
+def mutes_section(run: DemoRun, windows: list[MuteWindow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "speaker": w.speaker,
+            "mutedAt": round(w.mute.sent_at - run.t0, 3),
+            "unmutedAt": round(w.unmute.sent_at - run.t0, 3) if w.unmute else None,
+            "serverMuteMs": _ms(w.server_mute_ms),
+            "serverUnmuteMs": _ms(w.server_unmute_ms),
+            "leakedFrames": w.leaked_frames,
+            "heardMuteToSilenceMs": {k: _ms(v) for k, v in w.heard_ms.items()},
+            "heardUnmuteToAudioMs": {k: _ms(v) for k, v in w.unmute_heard_ms.items()},
+        }
+        for w in windows
+    ]
+
+
+def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) -> dict[str, Any]:
+    """The report as JSON-ready data: the sections, the totals and the verdict."""
+    found = problems(run, windows, max_mute_ms)
+    heard = heard_times(windows)
     return {
         "title": run.scenario.title,
         "callId": run.call_id,
         "durationSeconds": run.scenario.duration,
         "wallSeconds": round(run.wall_seconds, 2),
-        "participants": [
-            {
-                "name": name,
-                "id": run.ids.get(name),
-                "pilotHz": pilot_of(run, name),
-                "gateDroppedPackets": gate.dropped_packets if (gate := final_gate(run, name)) else None,
-                "gatePassedPackets": gate.passed_packets if gate else None,
-            }
-            for name in [*run.participants, run.app_name]
-        ],
-        "actions": [
-            {
-                "at": a.spec.at,
-                "action": a.spec.action,
-                "target": a.target,
-                "label": a.spec.label,
-                "status": a.status,
-                "requestMs": round((a.answered_at - a.sent_at) * 1000, 1),
-            }
-            for a in run.actions
-        ],
-        "mutes": [
-            {
-                "speaker": w.speaker,
-                "mutedAt": round(w.mute.sent_at - run.t0, 3),
-                "unmutedAt": round(w.unmute.sent_at - run.t0, 3) if w.unmute else None,
-                "serverMuteMs": round(w.server_mute_ms, 1) if w.server_mute_ms is not None else None,
-                "leakedFrames": w.leaked_frames,
-                "heardMuteToSilenceMs": {k: (round(v, 1) if v is not None else None) for k, v in w.heard_ms.items()},
-                "heardUnmuteToAudioMs": {k: (round(v, 1) if v is not None else None) for k, v in w.unmute_heard_ms.items()},
-            }
-            for w in windows
-        ],
-        "leakedFramesTotal": leaks,
+        "participants": participants_section(run),
+        "actions": actions_section(run),
+        "mutes": mutes_section(run, windows),
+        "leakedFramesTotal": sum(w.leaked_frames for w in windows),
         "maxHeardMuteToSilenceMs": round(max(heard), 1) if heard else None,
         "lateTicks": run.late_ticks,
         "ticks": run.clock_ticks,
         "notifications": notification_summary(run),
-        "verdict": verdict,
-        "ok": verdict_ok,
+        "verdict": verdict(windows, found, max_mute_ms),
+        "ok": not found,
     }
 
 
@@ -220,14 +263,18 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         "## Mutes",
         "",
-        "| speaker | muted at | server: first mix without (ms) | frames leaked | heard silence (ms, per listener) | heard again after unmute (ms) |",
-        "|---|---|---|---|---|---|",
+        "| speaker | muted at | server: first mix without (ms) | frames leaked | heard silence (ms, per listener) "
+        "| server: first mix with again (ms) | heard again after unmute (ms) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in report["mutes"]:
         heard = ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} n/a" for k, v in m["heardMuteToSilenceMs"].items())
         back = ", ".join(f"{k} {v:.0f}" if v is not None else f"{k} n/a" for k, v in m["heardUnmuteToAudioMs"].items()) or "—"
         server = f"{m['serverMuteMs']:.1f}" if m["serverMuteMs"] is not None else "n/a"
-        lines.append(f"| {m['speaker']} | {m['mutedAt']:.2f} s | {server} | {m['leakedFrames']} | {heard} | {back} |")
+        server_back = f"{m['serverUnmuteMs']:.1f}" if m["serverUnmuteMs"] is not None else "—"
+        lines.append(
+            f"| {m['speaker']} | {m['mutedAt']:.2f} s | {server} | {m['leakedFrames']} | {heard} | {server_back} | {back} |"
+        )
     lines += ["", "## Gates", "", "| participant | packets passed | packets dropped |", "|---|---|---|"]
     for p in report["participants"]:
         lines.append(f"| {p['name']} | {p['gatePassedPackets']} | {p['gateDroppedPackets']} |")
@@ -243,23 +290,26 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
         "How it is measured: every voice carries a faint pilot tone above the speech band; the listener's received "
         "audio is filtered at the muted speaker's pilot, and mute-to-silence is the time from sending the mute request "
-        "to the first received frame after which that speaker stays silent. Leaked frames come from the server's "
-        "contributor audit (which participants went into each 20 ms mix).",
+        "to the first received frame after which that speaker stays silent. Leaked frames and the server's times come "
+        "from its contributor audit (which participants went into each 20 ms mix, and when that mix was made).",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def write_notifications(run: DemoRun, path: Path) -> None:
+    """Every notification the callback received, one JSON object a line, with its arrival time and check."""
+    with path.open("w", encoding="utf-8") as handle:
+        for entry in run.sink.received:
+            handle.write(json.dumps({"t": round(entry.at - run.t0, 4), "signatureVerified": entry.verified, **entry.notification}) + "\n")
+
+
 def write_outputs(run: DemoRun, out: Path, max_mute_ms: float) -> dict[str, Any]:
     """Write the WAVs, notifications.jsonl, timeline.png, report.json and report.md; return the report."""
-    from .timeline import plot_timeline
-
     out.mkdir(parents=True, exist_ok=True)
     windows = analyse(run)
     for name, participant in run.participants.items():
         participant.recording.save_wav(out / f"heard-by-{name.lower()}.wav")
-    with (out / "notifications.jsonl").open("w", encoding="utf-8") as handle:
-        for entry in run.sink.received:
-            handle.write(json.dumps({"t": round(entry.at - run.t0, 4), "signatureVerified": entry.verified, **entry.notification}) + "\n")
+    write_notifications(run, out / "notifications.jsonl")
     plot_timeline(run, windows, out / "timeline.png")
     report = build_report(run, windows, max_mute_ms)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,7 +20,8 @@ from ..settings import ServerSettings
 from ..sources import PilotSource, WavSource, source_from_spec
 from ..tokens import ALL_CALL_ROLES
 from .callbacks import CallbackSink
-from .scenario import ActionSpec, Scenario
+from .model import ActionResult, DemoRun
+from .scenario import ActionName, ActionSpec, Scenario
 
 log = logging.getLogger(__name__)
 G = "/v1.0/communications/calls"
@@ -30,53 +30,10 @@ UPDATE_PERIOD = 0.25
 """The live view redraws 4 times a second: enough to watch, cheap enough not to cost the mixer its ticks."""
 
 
-@dataclass
-class ActionResult:
-    spec: ActionSpec
-    target: str
-    """Who the action acts on: a participant's name or the application's."""
-    sent_at: float
-    answered_at: float
-    status: int | None
-    """The HTTP status, or None for an action that is not a request (app-play)."""
-    body: Any = None
-    completed_server: float | None = None
-    """Server monotonic time the operation completed (the gate changed), when there is one."""
-
-    @property
-    def ok(self) -> bool:
-        return self.status is None or 200 <= self.status < 300
-
-
-@dataclass
-class DemoRun:
-    """Everything a finished run leaves behind for the report."""
-
-    scenario: Scenario
-    call_id: str
-    app_id: str
-    app_name: str
-    t0: float
-    ended_at: float
-    ids: dict[str, str]
-    participants: dict[str, CallParticipant]
-    ticks: list[TickRecord]
-    actions: list[ActionResult]
-    sink: CallbackSink
-    final_stats: dict[str, ParticipantStats]
-    late_ticks: int
-    clock_ticks: int
-    wall_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def name_of(self, participant_id: str) -> str:
-        if participant_id == self.app_id:
-            return self.app_name
-        return next((n for n, i in self.ids.items() if i == participant_id), participant_id[:8])
-
-
 class DemoRunner:
-    """Runs one scenario; `on_update` (if given) is called ~10 times a second with live numbers."""
+    """Runs one scenario as a client of an in-process server: the call and every mute go through the HTTP API,
+    the audit records and the application's audio through the server's in-process interface
+    (`subscribe_audit`, `play_as_app`). `on_update` (if given) is called every UPDATE_PERIOD with live numbers."""
 
     def __init__(self, scenario: Scenario, on_update: Callable[["DemoRunner"], None] | None = None) -> None:
         self.scenario = scenario
@@ -88,9 +45,12 @@ class DemoRunner:
         self.ticks: list[TickRecord] = []
         self.actions: list[ActionResult] = []
         self.call: Call | None = None
+        """Read only, for the live roster, the clock counters and the operations' completion times."""
+        self.call_id = ""
         self.t0 = 0.0
         self.phase = "starting"
         self._last_stats: list[ParticipantStats] = []
+        self._http: httpx.AsyncClient | None = None
 
     # live numbers for the view -------------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -112,18 +72,69 @@ class DemoRunner:
         token = self.server.signing_key.app_token(list(ALL_CALL_ROLES))
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=self.server.base_url, headers=headers, timeout=10.0) as http:
+            self._http = http
             try:
-                return await self._play(http, token, started)
+                return await self._play(token, started)
             finally:
                 for participant in self.participants.values():
                     await participant.vanish()
                 await self.sink.stop()
                 await self.server.stop()
 
-    async def _play(self, http: httpx.AsyncClient, token: str, started: float) -> DemoRun:
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise RuntimeError("the runner is not running")
+        return self._http
+
+    async def _play(self, token: str, started: float) -> DemoRun:
+        """Set the call up, play the actions at their times, end the call, and hand back what was recorded."""
+        app_id = await self._create_call()
+        unsubscribe = self.server.subscribe_audit(self.call_id, self.ticks.append)
+        self._make_participants(token)
+        await self._join_first()
+        self.t0 = time.monotonic()
+        self.phase = "running"
+        updater = asyncio.get_running_loop().create_task(self._updates())
+        try:
+            for action in self.scenario.actions:
+                await _sleep_until(self.t0 + action.at)
+                self.actions.append(await self._perform(action))
+            await _sleep_until(self.t0 + self.scenario.duration)
+            final_stats = {p.display_name: p for p in self.live_stats()}
+            assert self.call is not None
+            late_ticks, clock_ticks = self.call.clock.late_ticks, self.call.clock.ticks
+            self.phase = "ending"
+            ended_at = time.monotonic()
+            await self._end_call()
+        finally:
+            updater.cancel()
+            unsubscribe()
+            self.phase = "done"
+        return DemoRun(
+            scenario=self.scenario,
+            call_id=self.call_id,
+            app_id=app_id,
+            app_name=self.scenario.call.app_name,
+            t0=self.t0,
+            ended_at=ended_at,
+            ids=self.ids,
+            participants=self.participants,
+            ticks=self.ticks,
+            actions=self.actions,
+            sink=self.sink,
+            final_stats=final_stats,
+            late_ticks=late_ticks,
+            clock_ticks=clock_ticks,
+            wall_seconds=time.monotonic() - started,
+        )
+
+    async def _create_call(self) -> str:
+        """Create the call through the Graph API, with the demo's receiver as its callback; returns the app's id.
+        The application plays a silent pilot until the scenario gives it something to say."""
         scenario = self.scenario
-        self.sink.jwks = (await http.get("/ext/keys")).json()
-        response = await http.post(
+        self.sink.jwks = (await self.http.get("/ext/keys")).json()
+        response = await self.http.post(
             G,
             json={
                 "@odata.type": "#microsoft.graph.call",
@@ -138,67 +149,35 @@ class DemoRunner:
         )
         response.raise_for_status()
         created = response.json()
-        call_id, app_id = created["id"], created["myParticipantId"]
-        call = self.server.registry.get(call_id)
-        self.call = call
-        call.play(PilotSource(source_from_spec("silence"), scenario.call.app_pilot_hz, amplitude=0))
-        call.tick_listeners.append(self._tap)
+        self.call_id = created["id"]
+        self.call = self.server.registry.get(self.call_id)
+        self.server.play_as_app(self.call_id, PilotSource(source_from_spec("silence"), scenario.call.app_pilot_hz, amplitude=0))
+        return created["myParticipantId"]
 
-        for spec in scenario.participants:
+    def _make_participants(self, token: str) -> None:
+        for spec in self.scenario.participants:
             voice = PilotSource(source_from_spec(spec.source), spec.pilot_hz or 9000.0)
             self.participants[spec.name] = CallParticipant(
-                self.server.base_url, call_id, voice, display_name=spec.name, token=token
+                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token
             )
-        first = [p for name, p in self.participants.items() if not scenario.joins_late(name)]
+
+    async def _join_first(self) -> None:
+        """Join everyone who does not join by a scenario action, one after the other: the roster (and its
+        notifications) in scenario order."""
         self.phase = "joining"
-        for participant in first:  # one after the other: the roster (and its notifications) in scenario order
-            await participant.join(timeout=JOIN_TIMEOUT)
+        for name, participant in self.participants.items():
+            if not self.scenario.joins_late(name):
+                await participant.join(timeout=JOIN_TIMEOUT)
         self.ids = {name: p.participant_id for name, p in self.participants.items() if p.participant_id}
 
-        self.t0 = time.monotonic()
-        self.phase = "running"
-        updater = asyncio.get_running_loop().create_task(self._updates())
-        try:
-            for action in scenario.actions:
-                await _sleep_until(self.t0 + action.at)
-                self.actions.append(await self._perform(http, call, action))
-            await _sleep_until(self.t0 + scenario.duration)
-            final_stats = {p.display_name: p for p in self.live_stats()}
-            late_ticks, clock_ticks = call.clock.late_ticks, call.clock.ticks
-            self.phase = "ending"
-            ended_at = time.monotonic()
-            await http.delete(f"{G}/{call_id}")
-            await self.sink.wait_for(
-                lambda got: any(n.notification.get("changeType") == "deleted" and n.notification.get("resourceUrl") == f"/communications/calls/{call_id}" for n in got),
-                timeout=5.0,
-            )
-        finally:
-            updater.cancel()
-            self.phase = "done"
-        return DemoRun(
-            scenario=scenario,
-            call_id=call_id,
-            app_id=app_id,
-            app_name=scenario.call.app_name,
-            t0=self.t0,
-            ended_at=ended_at,
-            ids=self.ids,
-            participants=self.participants,
-            ticks=self.ticks,
-            actions=self.actions,
-            sink=self.sink,
-            final_stats=final_stats,
-            late_ticks=late_ticks,
-            clock_ticks=clock_ticks,
-            wall_seconds=time.monotonic() - started,
+    async def _end_call(self) -> None:
+        """Delete the call and wait (bounded) for the receiver to get the call's `deleted` notification."""
+        resource = f"/communications/calls/{self.call_id}"
+        await self.http.delete(f"{G}/{self.call_id}")
+        await self.sink.wait_for(
+            lambda got: any(n.notification.get("changeType") == "deleted" and n.notification.get("resourceUrl") == resource for n in got),
+            timeout=5.0,
         )
-
-    def _tap(self, _deadline: float) -> None:
-        """Keep every tick's contributor record (the mixer's own ring is bounded; a run must not lose any)."""
-        assert self.call is not None
-        record = self.call.mixer.audit.last()
-        if record is not None:
-            self.ticks.append(record)
 
     async def _updates(self) -> None:
         while True:
@@ -206,48 +185,79 @@ class DemoRunner:
                 self.on_update(self)
             await asyncio.sleep(UPDATE_PERIOD)  # a refresh rate, not a synchronisation
 
-    async def _perform(self, http: httpx.AsyncClient, call: Call, action: ActionSpec) -> ActionResult:
-        scenario = self.scenario
-        name = action.participant or scenario.call.app_name
-        participant = self.participants.get(action.participant or "")
-        pid = self.ids.get(action.participant or "", "")
-        body = {"clientContext": action.client_context} if action.client_context else {}
+    # the actions ---------------------------------------------------------------------------------------------
+    async def _perform(self, action: ActionSpec) -> ActionResult:
+        """Run one scenario action through its handler and record when it was sent and answered."""
         sent = time.monotonic()
-        response: httpx.Response | None = None
-        if action.action == "mute":
-            response = await http.post(f"{G}/{call.id}/participants/{pid}/mute", json=body)
-        elif action.action == "unmute":
-            response = await http.post(f"/ext/calls/{call.id}/participants/{pid}/unmute", json=body)
-        elif action.action == "self-unmute":
-            assert participant is not None
-            response = await participant.self_unmute()
-        elif action.action == "app-mute":
-            response = await http.post(f"{G}/{call.id}/mute", json=body)
-        elif action.action == "app-unmute":
-            response = await http.post(f"{G}/{call.id}/unmute", json=body)
-        elif action.action == "app-play":
-            call.play(PilotSource(WavSource(action.source or "", loop=False), scenario.call.app_pilot_hz))
-        elif action.action == "leave":
-            assert participant is not None
-            await participant.leave()
-        elif action.action == "join":
-            assert participant is not None
-            await participant.join(timeout=JOIN_TIMEOUT)
-            self.ids[name] = participant.participant_id or ""
+        response = await ACTIONS[action.action](self, action)
         answered = time.monotonic()
-        status = response.status_code if response is not None else None
-        payload: Any = None
+        return self._result(action, sent, answered, response)
+
+    def _result(self, action: ActionSpec, sent: float, answered: float, response: httpx.Response | None) -> ActionResult:
+        name = action.participant or self.scenario.call.app_name
+        if response is None:
+            return ActionResult(action, name, sent, answered, None)
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = response.text
         completed = None
-        if response is not None:
-            try:
-                payload = response.json()
-            except ValueError:
-                payload = response.text
-            if isinstance(payload, dict) and "id" in payload and payload["id"] in call.operations:
-                completed = call.operations[payload["id"]].completed_monotonic
-        if response is not None and not response.is_success:
-            log.warning("%s %s answered %d: %s", action.action, name, status, payload)
-        return ActionResult(action, name, sent, answered, status, payload, completed)
+        operations = self.call.operations if self.call is not None else {}
+        if isinstance(payload, dict) and payload.get("id") in operations:
+            completed = operations[payload["id"]].completed_monotonic
+        if not response.is_success:
+            log.warning("%s %s answered %d: %s", action.action, name, response.status_code, payload)
+        return ActionResult(action, name, sent, answered, response.status_code, payload, completed)
+
+    def _participant(self, action: ActionSpec) -> CallParticipant:
+        return self.participants[action.participant or ""]
+
+    async def _post(self, path: str, action: ActionSpec) -> httpx.Response:
+        body = {"clientContext": action.client_context} if action.client_context else {}
+        return await self.http.post(path, json=body)
+
+    async def _mute(self, action: ActionSpec) -> httpx.Response:
+        pid = self.ids.get(action.participant or "", "")
+        return await self._post(f"{G}/{self.call_id}/participants/{pid}/mute", action)
+
+    async def _unmute(self, action: ActionSpec) -> httpx.Response:
+        pid = self.ids.get(action.participant or "", "")
+        return await self._post(f"/ext/calls/{self.call_id}/participants/{pid}/unmute", action)
+
+    async def _self_unmute(self, action: ActionSpec) -> httpx.Response:
+        return await self._participant(action).self_unmute()
+
+    async def _app_mute(self, action: ActionSpec) -> httpx.Response:
+        return await self._post(f"{G}/{self.call_id}/mute", action)
+
+    async def _app_unmute(self, action: ActionSpec) -> httpx.Response:
+        return await self._post(f"{G}/{self.call_id}/unmute", action)
+
+    async def _app_play(self, action: ActionSpec) -> None:
+        source = PilotSource(WavSource(action.source or "", loop=False), self.scenario.call.app_pilot_hz)
+        self.server.play_as_app(self.call_id, source)
+
+    async def _leave(self, action: ActionSpec) -> None:
+        await self._participant(action).leave()
+
+    async def _join(self, action: ActionSpec) -> None:
+        participant = self._participant(action)
+        await participant.join(timeout=JOIN_TIMEOUT)
+        self.ids[action.participant or ""] = participant.participant_id or ""
+
+
+ActionHandler = Callable[[DemoRunner, ActionSpec], Awaitable[httpx.Response | None]]
+ACTIONS: dict[ActionName, ActionHandler] = {
+    "mute": DemoRunner._mute,
+    "unmute": DemoRunner._unmute,
+    "self-unmute": DemoRunner._self_unmute,
+    "app-mute": DemoRunner._app_mute,
+    "app-unmute": DemoRunner._app_unmute,
+    "app-play": DemoRunner._app_play,
+    "leave": DemoRunner._leave,
+    "join": DemoRunner._join,
+}
+"""How each scenario action is performed: a request answered with an HTTP response, or None for one that is not."""
 
 
 async def _sleep_until(deadline: float) -> None:

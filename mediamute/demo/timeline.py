@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .report import MuteWindow
-    from .runner import DemoRun
+from .model import DemoRun, MuteWindow
 
 FIGURE_SIZE = (12.0, 7.5)
 DPI = 110
@@ -22,7 +19,7 @@ def _smooth(values: np.ndarray) -> np.ndarray:
     return np.convolve(values, kernel, mode="same")
 
 
-def plot_timeline(run: "DemoRun", windows: list["MuteWindow"], path: Path) -> Path:
+def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +28,7 @@ def plot_timeline(run: "DemoRun", windows: list["MuteWindow"], path: Path) -> Pa
     speakers = [*run.participants, run.app_name]
     colors = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(speakers)}
     ticks = run.ticks
-    times = np.array([t.at - run.t0 for t in ticks])
+    times = np.array([t.at - run.t0 for t in ticks])  # the ticks' deadlines: media time, evenly spaced
     levels = {name: np.zeros(len(ticks)) for name in speakers}
     for i, record in enumerate(ticks):
         for pid, level in zip(record.contributors, record.levels):

@@ -2,10 +2,12 @@
 name of this file keeps pytest from collecting it otherwise; it also skips when not in the namespace).
 
 One call: two Python participants (440 Hz, 660 Hz) and headless Chromium on the page at `/`, whose fake microphone
-plays a 1000 Hz WAV. The browser hears both tones (an AnalyserNode in the page); the Python participants hear the
+plays a 1000 Hz WAV. The browser hears both tones (an AnalyserNode in the page, read through the test hooks that
+`?testHooks=1` installs); the Python participants hear the
 browser. A Graph mute of the browser makes its tone vanish at the others while the page shows the server-muted
 badge and a growing drop counter; the page's self-unmute button brings the tone back. A second call, created from
-the page with allowSelfUnmute off, shows the Graph error when the page tries to unmute itself.
+a page without the test hooks (as a user opens it) with allowSelfUnmute off, shows the Graph error when the page
+tries to unmute itself.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from mediamute.server import MediamuteServer
 from mediamute.settings import ServerSettings
 from mediamute.sources import ToneSource
 
-from ..conftest import admin_token, wait_until
+from ..helpers import CALLS as G, admin_token, hear_for, wait_until
 from .levels import amplitude_since, recent_amplitude
 
 pytestmark = [
@@ -46,7 +48,6 @@ ALICE_HZ, BOB_HZ, BROWSER_HZ = 440.0, 660.0, 1000.0
 BROWSER_AMPLITUDE = 9000  # of the fake microphone's WAV (int16)
 TONE_AMPLITUDE = 8000  # ToneSource's default
 SETTLE = 0.3  # seconds after a mute's 200 OK for frames already mixed and in flight to arrive
-G = "/v1.0/communications/calls"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -74,11 +75,6 @@ def write_tone_wav(path: Path, frequency: float, amplitude: int, seconds: float 
         wav.setframerate(rate)
         wav.writeframes(samples.tobytes())
     return path
-
-
-async def hear_for(participants: list[CallParticipant], seconds: float) -> None:
-    targets = [len(p.recording) + int(seconds * 50) for p in participants]
-    await asyncio.gather(*(p.recording.wait_for(t, timeout=seconds + 5) for p, t in zip(participants, targets)))
 
 
 @pytest.fixture
@@ -128,7 +124,7 @@ async def test_browser_participant(server, tmp_path):
                     page.on("pageerror", lambda e: console.append(f"[pageerror] {e}"))
 
                     # --- join from the page: token and call from the URL, the fake microphone as the source
-                    await page.goto(f"{server.base_url}/?token={token}&call={call_id}")
+                    await page.goto(f"{server.base_url}/?token={token}&call={call_id}&testHooks=1")  # window.mediamuteDebug
                     await expect(page.get_by_test_id("call-id")).to_have_text(call_id)
                     await page.get_by_test_id("display-name").fill("Browser")
                     await page.get_by_test_id("source-mic").check()
@@ -235,8 +231,11 @@ async def test_browser_participant(server, tmp_path):
                     await page.screenshot(path=str(ARTIFACTS / "browser-unmuted.png"), full_page=True, animations="disabled")
 
                     # --- a call that forbids self-unmute, created from the page; the refusal is shown as Graph's message
+                    # (a page as a user opens it, without the test hooks: it never loads them and needs none of them)
                     strict = await context.new_page()
                     strict.on("console", lambda m: console.append(f"[strict {m.type}] {m.text}"))
+                    strict_scripts: list[str] = []
+                    strict.on("request", lambda r: strict_scripts.append(r.url) if r.resource_type == "script" else None)
                     await strict.goto(f"{server.base_url}/?token={token}")
                     await strict.locator("#allow-self-unmute").uncheck()
                     await strict.get_by_test_id("create-call").click()
@@ -248,7 +247,11 @@ async def test_browser_participant(server, tmp_path):
                     await strict.get_by_test_id("source-tone").check()
                     await strict.get_by_test_id("join").click()
                     await expect(strict.get_by_test_id("connection-state")).to_have_text("connected", timeout=20_000)
-                    strict_me = await strict.evaluate("window.mediamuteDebug.state().participantId")
+                    strict_me = await strict.locator("#roster > li.is-me").get_attribute("data-participant-id")
+                    assert strict_me in server.registry.get(strict_call_id).participants
+                    assert await strict.evaluate("typeof window.mediamuteDebug") == "undefined"
+                    assert f"{server.base_url}/web/js/main.js" in strict_scripts, strict_scripts
+                    assert not [u for u in strict_scripts if "testhooks" in u], strict_scripts
                     strict_row = strict.get_by_test_id(f"participant-{strict_me}")
                     await strict_row.get_by_test_id("mute").click()  # the page's own Graph mute request
                     await expect(strict_row.get_by_test_id("badge-server-muted")).to_be_visible()

@@ -7,8 +7,8 @@ page's WHIP offer on with its 127.0.0.1 candidates only, and the test checks tha
 at both ends. The profile keeps Firefox's own background networking off.
 
 One Python participant sends 440 Hz; Firefox joins from the printed-style URL with the page's built-in test tone at
-1000 Hz. The Python participant hears the page's tone at its level, the page hears 440 Hz (its analyser,
-`window.mediamuteDebug`), a Graph mute of Firefox silences its tone at the Python participant while the page shows
+1000 Hz. The Python participant hears the page's tone at its level, the page hears 440 Hz (its analyser, read by
+`window.mediamuteDebug`, which the page installs only for `?testHooks=1`), a Graph mute of Firefox silences its tone at the Python participant while the page shows
 "Muted by server", and the page's "Unmute myself" button brings the tone back.
 
 Without firefox-esr or marionette_driver the test skips with the reason, unless the environment variable CI is
@@ -26,7 +26,7 @@ import pytest
 from mediamute.client import CallParticipant
 from mediamute.sources import ToneSource
 
-from ..conftest import admin_token, create_call, wait_until
+from ..helpers import CALLS as G, admin_token, create_call, hear_for, wait_until
 from .firefox import Firefox, missing_prerequisite
 from .levels import amplitude_since, recent_amplitude
 
@@ -40,10 +40,9 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 PYTHON_HZ, FIREFOX_HZ = 440.0, 1000.0
-PAGE_TONE_AMPLITUDE = 0.25 * 32768  # app.js: an oscillator (amplitude 1) through a gain of 0.25, as int16
+PAGE_TONE_AMPLITUDE = 0.25 * 32768  # web/js/audio.js: an oscillator (amplitude 1) through a gain of 0.25, as int16
 HEARD_DB = -45.0  # the page's analyser level (dB) that counts as hearing a tone, as in the Chromium test
 SETTLE = 0.3  # seconds after a mute's 200 OK for frames already mixed and in flight to arrive
-G = "/v1.0/communications/calls"
 
 
 def require_prerequisites() -> None:
@@ -52,10 +51,6 @@ def require_prerequisites() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set, so the Firefox test must run, but {reason}")
         pytest.skip(reason)
-
-
-async def hear_for(p: CallParticipant, seconds: float) -> None:
-    await p.recording.wait_for(len(p.recording) + int(seconds * 50), timeout=seconds + 5)
 
 
 def selected_pair(participant) -> tuple[str, str]:
@@ -131,7 +126,7 @@ async def firefox_in_the_call(ff: Firefox, server, http, call_id: str, token: st
     call = server.registry.get(call_id)
 
     # --- join from the URL `mediamute serve` prints, with the page's test tone at a known frequency
-    await ff.navigate(f"{server.base_url}/?token={token}&call={call_id}")
+    await ff.navigate(f"{server.base_url}/?token={token}&call={call_id}&testHooks=1")  # window.mediamuteDebug
     await ff.wait_for_js(TEXT_IS, by_testid("call-id"), call_id, timeout=10, what="the call id")
     assert "Firefox/" in await ff.js("return navigator.userAgent;")
     assert "token=" not in await ff.js("return location.href;")  # the page keeps the token out of the address bar

@@ -1,0 +1,259 @@
+"""What the tests share, in one place: the Graph path, tokens, an in-process mediamute (no socket), participants
+joined over WebRTC or straight into the domain, waiting on heard audio, tone checks on what a participant heard,
+Graph's error envelope, and a real callback receiver. Test modules import from here, never from each other."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mediamute.analysis import first_time_above, last_time_above, tone_amplitudes
+from mediamute.api.app import create_app
+from mediamute.api.notifications import NotificationHub
+from mediamute.calls import Call, CallRegistry, Participant
+from mediamute.client import CallParticipant
+from mediamute.loopback import LoopbackServer
+from mediamute.rtc.encoding import MixEncoding
+from mediamute.settings import ServerSettings
+from mediamute.sources import AudioSource, ToneSource
+from mediamute.tokens import ALL_CALL_ROLES, SigningKey
+
+CALLS = "/v1.0/communications/calls"
+"""Graph's calls collection (v1.0); the /beta twin is the same path under another prefix."""
+A = 8000
+"""ToneSource's default amplitude: what a listener hears of each tone at unity gain."""
+FRAMES_PER_SECOND = 50
+
+
+# tokens and servers ---------------------------------------------------------------------------------------------
+class HasSigningKey(Protocol):
+    signing_key: SigningKey
+
+
+def admin_token(server: HasSigningKey) -> str:
+    """An application token holding every calls role the API knows."""
+    return server.signing_key.app_token(list(ALL_CALL_ROLES))
+
+
+class InProcessMediamute:
+    """mediamute's ASGI app with its registry, key and hub, called by httpx in-process (no socket, no uvicorn).
+
+    For API tests that need no media: the requests take the same route through the app as over HTTP, minus the
+    network. Its `base_url` is a name no socket answers, so a test cannot reach it by accident over the network.
+    """
+
+    base_url = "http://mediamute.test"
+
+    def __init__(self, settings: ServerSettings | None = None) -> None:
+        self.settings = settings or ServerSettings(log_level="warning", ephemeral_key=True)
+        self.registry = CallRegistry(encoding_factory=MixEncoding)  # as MediamuteServer builds it
+        self.signing_key = SigningKey.generate()
+        self.hub: NotificationHub | None = None
+        self.app: FastAPI | None = None
+
+    async def start(self) -> None:
+        self.hub = NotificationHub(self.registry.events, self.signing_key)  # its tasks need the running loop
+        self.app = create_app(self.registry, self.settings, self.signing_key, self.hub)
+
+    async def stop(self) -> None:
+        await self.registry.close()
+        if self.hub is not None:
+            await self.hub.close()
+
+    def client(self, token: str | None = None, **headers: str) -> httpx.AsyncClient:
+        """An httpx client bound to the app; `token` goes in as a bearer token."""
+        assert self.app is not None, "start() first"
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        transport = httpx.ASGITransport(app=self.app)
+        return httpx.AsyncClient(transport=transport, base_url=self.base_url, headers=headers, timeout=10.0)
+
+    async def __aenter__(self) -> "InProcessMediamute":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+# calls and participants -----------------------------------------------------------------------------------------
+async def create_call(http: httpx.AsyncClient, **body: object) -> str:
+    response = await http.post(CALLS, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+class HasBaseUrl(HasSigningKey, Protocol):
+    base_url: str
+
+
+async def join_all(server: HasBaseUrl, call_id: str, sources: Sequence[tuple[str, AudioSource]]) -> list[CallParticipant]:
+    """Join every (name, source) by WHIP over real WebRTC, at once."""
+    participants = [
+        CallParticipant(server.base_url, call_id, src, display_name=name, token=admin_token(server))
+        for name, src in sources
+    ]
+    await asyncio.gather(*(p.join() for p in participants))
+    return participants
+
+
+async def leave_all(participants: Sequence[CallParticipant]) -> None:
+    await asyncio.gather(*(p.leave() for p in participants), return_exceptions=True)
+
+
+def tones(*frequencies: float) -> list[tuple[str, AudioSource]]:
+    return [(f"tone-{f:g}", ToneSource(f)) for f in frequencies]
+
+
+def join_without_media(call: Call, display_name: str, **fields: Any) -> Participant:
+    """A participant in the roster and the mix with no connection (for API tests about the roster, not audio)."""
+    return call.join(Participant(display_name=display_name, **fields), sink=None, media=None)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> None:
+    """Poll a condition that no event announces (e.g. a counter on the server), bounded by `timeout`."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(interval)
+
+
+async def hear_for(participants: CallParticipant | Sequence[CallParticipant], seconds: float) -> None:
+    """Wait (on frame arrival events) until every participant has heard `seconds` more audio."""
+    group = [participants] if isinstance(participants, CallParticipant) else list(participants)
+    targets = [len(p.recording) + int(seconds * FRAMES_PER_SECOND) for p in group]
+    await asyncio.gather(*(p.recording.wait_for(t, timeout=seconds + 5) for p, t in zip(group, targets)))
+
+
+# tone checks on what a participant heard ------------------------------------------------------------------------
+def amplitude(p: CallParticipant, freq: float, start: float, end: float = np.inf) -> float:
+    """Median amplitude of `freq` in what `p` heard in [start, end) (playout clock): one glitch is moot."""
+    _, frames = p.recording.window(start, end)
+    assert frames, f"{p.display_name} heard nothing in the window"
+    return float(np.median(tone_amplitudes(frames, freq)))
+
+
+def tone_track(p: CallParticipant, freq: float) -> tuple[np.ndarray, np.ndarray]:
+    times, frames = p.recording.window()
+    return times, tone_amplitudes(frames, freq)
+
+
+def assert_tone_stops(p: CallParticipant, freq: float, sent: float, until: float = np.inf, min_silent: int = 25) -> float:
+    """`freq`, heard before the request sent at `sent`, stops after it and stays off until `until`.
+
+    Order, not speed: the tone is heard in the second before the request; after the last frame where it is heard
+    (sustained), at least `min_silent` frames arrive before `until` and they are silent of it. How fast it stops
+    is a figure for `mediamute bench` (probe mute latency). Returns the time it was last heard.
+    """
+    times, amps = tone_track(p, freq)
+    last = last_time_above(times, amps, 0.1 * A, sent - 1.0, until)
+    assert last is not None, f"{p.display_name} did not hear {freq:g} Hz before the request"
+    after = amps[(times > last) & (times < until)]
+    assert after.size >= min_silent, f"{p.display_name} heard only {after.size} frames after {freq:g} Hz stopped"
+    assert float(np.median(after)) < 0.03 * A, f"{freq:g} Hz still heard by {p.display_name} after the request"
+    return last
+
+
+def assert_tone_returns(p: CallParticipant, freq: float, sent: float) -> float:
+    """`freq`, silent before the request sent at `sent`, is heard again after it, at full amplitude from then on.
+
+    Returns the time it came back (how fast is a figure for `mediamute bench`: probe unmute latency)."""
+    times, amps = tone_track(p, freq)
+    back = first_time_above(times, amps, 0.5 * A, sent)
+    assert back is not None, f"{freq:g} Hz not back at {p.display_name} after the request"
+    assert amplitude(p, freq, back) == pytest.approx(A, rel=0.1), f"{freq:g} Hz back at {p.display_name} but not at full level"
+    return back
+
+
+# Graph's error envelope -----------------------------------------------------------------------------------------
+def assert_graph_error(response: httpx.Response, status: int, code: str | None = None, message_part: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    error = body["error"]
+    assert set(error) >= {"code", "message", "innerError"}
+    assert error["innerError"]["request-id"] and error["innerError"]["date"]
+    if code is not None:
+        assert error["code"] == code
+    if message_part is not None:
+        assert message_part.lower() in error["message"].lower(), error["message"]
+    assert "Traceback" not in response.text
+    return error
+
+
+# a callback receiver --------------------------------------------------------------------------------------------
+@dataclass
+class Delivery:
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class CallbackReceiver:
+    """A tiny real HTTP server playing a callback receiver (not ours to own, so a fake is fine).
+
+    Records every POST. `fail_first` answers 500 to that many attempts; `hang` holds every POST until `release()`.
+    A test ends its call (and waits for that notification) inside the receiver's `async with`, so no delivery is
+    left retrying against a closed receiver when the server stops.
+    """
+
+    fail_first: int = 0
+    hang: bool = False
+    attempts: list[Delivery] = field(default_factory=list)
+    accepted: list[Delivery] = field(default_factory=list)
+    port: int = 0
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/calls"
+
+    async def _handle(self, request: Request) -> Response:
+        delivery = Delivery(await request.body(), {k.lower(): v for k, v in request.headers.items()})
+        self.attempts.append(delivery)
+        self._arrived.set()
+        if self.hang:
+            await self._release.wait()
+        if len(self.attempts) <= self.fail_first:
+            return Response(status_code=500)
+        self.accepted.append(delivery)
+        return Response(status_code=202)
+
+    def release(self) -> None:
+        """Answer the held POSTs (and every later one) at once."""
+        self._release.set()
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every commsNotification accepted, in arrival order."""
+        return [n for d in self.accepted for n in d.json["value"]]
+
+    async def wait_for(self, predicate: Callable[["CallbackReceiver"], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def __aenter__(self) -> "CallbackReceiver":
+        self._http = LoopbackServer(Starlette(routes=[Route("/api/calls", self._handle, methods=["POST"])]))
+        await self._http.start()
+        self.port = self._http.port
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release.set()
+        await self._http.stop()
