@@ -29,6 +29,12 @@ def test_receive_path_still_counts_statistics_before_the_jitter_buffer():
     check_receiver_seam()  # raises ReceiverSeamError with the reason if the seam moved
 
 
+def test_sender_still_stamps_its_ssrc_and_sends_through_the_transport():
+    from mediamute.rtc.sender_faults import check_sender_seam
+
+    check_sender_seam()  # what the test-support SenderFaults rewrites
+
+
 async def test_gate_installs_into_a_real_receiver():
     pc = RTCPeerConnection()
     try:
@@ -125,6 +131,7 @@ def test_inline_decoder_decodes_at_arrival_drops_late_packets_and_obeys_the_gate
     assert heard == [(960, 7.0)] * 3  # no prefetch: one frame per packet, at once
     inline.add(opus_packet(1, payloads[1]))  # older than the newest: dropped, not decoded
     assert inline.late == 1 and len(heard) == 3
+    assert inline.sequence_counters.late == 1 and inline.sequence_counters.accepted == 3
     gate.close()
     inline.add(opus_packet(3, payloads[3]))
     assert len(heard) == 3 and gate.dropped_packets == 1  # closed: counted and dropped before decoding

@@ -1,4 +1,8 @@
-"""The one place mediamute reaches into aiortc: the mute gate installed in an RTCRtpReceiver's jitter buffer.
+"""The mute gate's reach into aiortc: what it installs in place of an RTCRtpReceiver's jitter buffer.
+
+Every reach into aiortc/aioice internals lives in `mediamute/rtc/`, each behind a seam check: this one (the
+receiver), `ice.py` (aioice's host-address gathering and its datagram entry point) and `sender_faults.py`
+(test support that makes a real sender jump its RTP numbering).
 
 aiortc has no public hook between receiving an RTP packet and decoding it. In `RTCRtpReceiver._handle_rtp_packet`
 (aiortc 1.16.0) a packet is first counted in the receive statistics that feed RTCP receiver reports, then
@@ -7,8 +11,9 @@ decoder thread. Replacing that jitter buffer puts the gate exactly where it belo
 dropped packet is still "received" and RTCP reports no loss) and before any decoding (so a muted participant is
 never decoded nor mixed). Two replacements live here:
 
-- `InlineDecoder` (what the server uses): the gate, then an Opus decode on arrival straight into the mixer inbox.
-  No 80 ms prefetch, no decoder thread, and nothing held back that could stall after a mute.
+- `InlineDecoder` (what the server uses): the gate, then RTP sequence validation, then an Opus decode on arrival
+  straight into the mixer inbox. No 80 ms prefetch, no decoder thread, nothing held back that could stall after
+  a mute.
 - `GatedJitterBuffer`: the gate in front of aiortc's own buffer, reset on re-open (without the reset, a 100 ms
   mute left aiortc's buffer waiting for the dropped sequence numbers: +100-125 ms for the rest of the call).
   The benchmark's cheap clients use it with a closed gate so they never decode.
@@ -27,10 +32,10 @@ from typing import TypeVar
 from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
-from aiortc.utils import uint16_gt
 
 from ..media.audio import Frame
 from ..media.gate import MuteGate
+from ..media.sequence import SequenceCounters, SequenceValidator
 from .codec import MonoOpusDecoder
 
 JITTER_BUFFER_ATTR = "_RTCRtpReceiver__jitter_buffer"
@@ -89,13 +94,14 @@ FrameHandler = Callable[[Frame, float], None]
 
 
 class InlineDecoder(_GateFront, JitterBuffer):
-    """The gate, then an Opus decode on the event loop, in place of aiortc's jitter buffer and decoder thread.
+    """The gate, then sequence validation and an Opus decode on the event loop, in place of aiortc's jitter buffer.
 
     aiortc's audio path holds four packets back (an 80 ms prefetch that only reorders, never smooths timing),
     then hops each frame to a decoder thread and back through `run_coroutine_threadsafe` and a track queue.
-    Here an admitted packet is decoded at once (≈ 20 µs, mono) and handed to `on_frame`; the mixer's bounded
-    inbox is the only buffer. A packet older than the newest one seen is dropped (`late`). Nothing is returned to
-    aiortc, so its decoder thread stays idle and its track never yields a frame (it still ends when the peer goes).
+    Here an admitted packet is checked by an RFC 3550 A.1 `SequenceValidator` (duplicates and late packets are
+    dropped, a far jump or another SSRC only once two packets confirm it) and decoded at once (≈ 20 µs, mono)
+    into `on_frame`; the mixer's bounded inbox is the only buffer. Nothing is returned to aiortc, so its decoder
+    thread stays idle and its track never yields a frame (it still ends when the peer goes).
     """
 
     def __init__(self, gate: MuteGate, on_frame: FrameHandler, clock: Callable[[], float] = time.monotonic) -> None:
@@ -103,21 +109,28 @@ class InlineDecoder(_GateFront, JitterBuffer):
         self.gate = gate
         self.on_frame = on_frame
         self.decoder = MonoOpusDecoder()
+        self.sequence = SequenceValidator()
+        """Per-reason counts of what the gate let through but the stream's order refused: `sequence.counters`."""
         self.last_audio_level = None
-        self.late = 0
         self.frames = 0
-        self._newest: int | None = None
         self._clock = clock
 
+    @property
+    def sequence_counters(self) -> SequenceCounters:
+        """Accepted packets, drops by reason (duplicates, late, jumps/SSRCs pending), restarts and SSRC changes."""
+        return self.sequence.counters
+
+    @property
+    def late(self) -> int:
+        """Packets dropped as too late to play (behind the newest by at most MAX_MISORDER)."""
+        return self.sequence.counters.late
+
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        if not self._admit(packet):
+        if not self._admit(packet):  # the gate first: a muted participant's packets are not even validated
             return False, None
         arrived = self._clock()
-        seq = packet.sequence_number
-        if self._newest is not None and not uint16_gt(seq, self._newest):
-            self.late += 1
+        if not self.sequence.check(packet.ssrc, packet.sequence_number).accepted:
             return False, None
-        self._newest = seq
         for mono in self.decoder.decode(packet._data):  # type: ignore[attr-defined]  # set by aiortc's depayload
             self.frames += 1
             self.on_frame(mono, arrived)

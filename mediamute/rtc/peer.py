@@ -73,8 +73,8 @@ class ParticipantPeer:
         self.mixer = mixer
         self.mix_track = MixTrack()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.jitter_buffer: InlineDecoder | None = None
-        """The gate and inline decoder in place of aiortc's jitter buffer (it holds no packets to reset)."""
+        self.inline_decoder: InlineDecoder | None = None
+        """What sits in place of aiortc's jitter buffer: the gate, sequence validation and the Opus decode."""
         self._reader: asyncio.Task[None] | None = None
         self._reframer = Reframer()
         self._on_gone = on_gone
@@ -96,7 +96,7 @@ class ParticipantPeer:
         if transceiver is None:
             await self.close()
             raise OfferError("the SDP offer has no audio section (m=audio)")
-        self.jitter_buffer = install_inline_decoder(transceiver.receiver, self.gate, self._on_frame)
+        self.inline_decoder = install_inline_decoder(transceiver.receiver, self.gate, self._on_frame)
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
