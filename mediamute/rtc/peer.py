@@ -106,7 +106,7 @@ class ParticipantPeer:
     @property
     def received_audio_level_dbov(self) -> float | None:
         """`calls.model.MediaSession`: the sender's RFC 6464 level on its latest packet (dropped or not), in dBov."""
-        decoder = self.jitter_buffer
+        decoder = self.inline_decoder
         if decoder is None or decoder.last_audio_level is None:
             return None
         return -float(decoder.last_audio_level)
