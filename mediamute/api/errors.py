@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..calls.errors import CallError
+from ..calls.errors import (
+    CallError,
+    CallNotFound,
+    CallTerminated,
+    NotSupportedForCall,
+    OperationNotFound,
+    ParticipantNotFound,
+    PolicyForbids,
+)
 
 log = logging.getLogger("mediamute.api")
 
@@ -31,6 +39,18 @@ STATUS_CODES = {
 }
 
 
+DOMAIN_ERRORS: dict[type[CallError], tuple[int, str]] = {
+    CallError: (400, "BadRequest"),
+    CallNotFound: (404, "9997"),  # what the real service answers for an unknown call id
+    ParticipantNotFound: (404, "itemNotFound"),
+    OperationNotFound: (404, "itemNotFound"),
+    CallTerminated: (409, "conflict"),
+    NotSupportedForCall: (400, "BadRequest"),
+    PolicyForbids: (403, "Forbidden"),
+}
+"""Each domain error's HTTP status and Graph error code (a subclass not listed answers as its nearest base)."""
+
+
 class GraphError(Exception):
     """An error to answer in Graph's shape: status, code, message."""
 
@@ -39,6 +59,14 @@ class GraphError(Exception):
         self.status = status
         self.message = message
         self.code = code or STATUS_CODES.get(status, "BadRequest")
+
+    @classmethod
+    def of(cls, exc: CallError | GraphError) -> GraphError:
+        """The Graph answer for an API error (itself) or a domain error (by `DOMAIN_ERRORS`)."""
+        if isinstance(exc, GraphError):
+            return exc
+        status, code = next(DOMAIN_ERRORS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_ERRORS)
+        return cls(status, exc.message, code)
 
 
 def error_body(request: Request, code: str, message: str) -> dict:
@@ -80,7 +108,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CallError)
     async def _call_error(request: Request, exc: CallError) -> JSONResponse:
-        return error_response(request, exc.status, exc.message, exc.code)
+        answer = GraphError.of(exc)
+        return error_response(request, answer.status, answer.message, answer.code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

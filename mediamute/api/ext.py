@@ -21,13 +21,14 @@ from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 
 from ..calls.call import Call
-from ..calls.model import Participant
-from ..media.audio import dbfs
+from ..calls.errors import CallError
+from ..calls.stats import DEFAULT_AUDIT_LIMIT, CallStats, ParticipantStats, call_stats
 from ..tokens import ALL_CALL_ROLES, ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST
 from . import schemas
 from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles, roles
 from .errors import GraphError, error_body
-from .graph import ERRORS, ContextBody, operation_response
+from .graph import ERRORS, ContextBody, client_context, run_operation
+from .notifications import DeliveryCounters
 from .resources import call_resource, participant_resource
 from .state import app_state
 
@@ -69,9 +70,7 @@ def participant_self(request: Request, call_id: str, participant_id: str) -> Pri
 async def unmute_participant(
     call_id: str, participant_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(UNMUTE_OTHERS)
 ) -> JSONResponse:
-    call = app_state(request).registry.live(call_id)
-    operation = call.unmute(participant_id, body.client_context if body else None)
-    return operation_response(request, call, operation)
+    return run_operation(request, call_id, lambda call: call.unmute(participant_id, client_context(body)))
 
 
 @router.post(
@@ -82,9 +81,7 @@ async def unmute_participant(
 )
 async def self_unmute(call_id: str, participant_id: str, request: Request) -> JSONResponse:
     participant_self(request, call_id, participant_id)
-    call = app_state(request).registry.live(call_id)
-    operation = call.self_unmute(participant_id)
-    return operation_response(request, call, operation)
+    return run_operation(request, call_id, lambda call: call.self_unmute(participant_id))
 
 
 @router.post(
@@ -114,16 +111,16 @@ async def keys(request: Request) -> JSONResponse:
 
 
 # statistics ---------------------------------------------------------------------------------------------------
-def participant_stats(call: Call, participant: Participant) -> dict[str, Any]:
-    """Live numbers for one participant: what the server receives and mixes of it, and what its gate dropped."""
-    gate = participant.gate
-    entry: dict[str, Any] = {
-        "id": participant.id,
-        "displayName": participant.display_name,
-        "kind": participant.kind,
-        "isMuted": participant.is_muted,
-        "serverMuted": participant.server_muted,
-        "selfMuted": participant.self_muted,
+def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
+    """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot)."""
+    gate = entry.gate
+    body: dict[str, Any] = {
+        "id": entry.id,
+        "displayName": entry.display_name,
+        "kind": entry.kind,
+        "isMuted": entry.is_muted,
+        "serverMuted": entry.server_muted,
+        "selfMuted": entry.self_muted,
         "gate": {
             "open": gate.is_open,
             "passedPackets": gate.passed_packets,
@@ -131,33 +128,27 @@ def participant_stats(call: Call, participant: Participant) -> dict[str, Any]:
             "droppedBytes": gate.dropped_bytes,
             "closedSince": gate.closed_since,
         },
-        "receivedLevelDbov": None,
-        "mixedLevelDbfs": None,
+        "receivedLevelDbov": entry.received_level_dbov,
+        "mixedLevelDbfs": entry.mixed_level_dbfs,
     }
-    media = participant.media
-    jitter = getattr(media, "jitter_buffer", None)
-    if jitter is not None and jitter.last_audio_level is not None:
-        entry["receivedLevelDbov"] = -float(jitter.last_audio_level)
-    if participant.id in call.mixer:
-        slot = call.mixer.slot(participant.id)
-        entry["mixedLevelDbfs"] = dbfs(slot.last_level)
-        entry["mixer"] = asdict(slot.counters())
-    return entry
+    if entry.mixer is not None:
+        body["mixer"] = asdict(entry.mixer)
+    return body
 
 
-def call_stats(call: Call, hub_counters: Any = None, audit_since: float | None = None, audit_limit: int = 200) -> dict[str, Any]:
-    records = call.mixer.audit.between(audit_since) if audit_since is not None else call.mixer.audit.latest(audit_limit)
+def call_stats_json(record: CallStats, callbacks: DeliveryCounters | None) -> dict[str, Any]:
+    """A call's numbers on the wire, with its callback delivery counters (the API's own, None without a callback)."""
     return {
-        "callId": call.id,
-        "state": call.state,
-        "monotonicNow": time.monotonic(),
-        "rosterSequenceNumber": call.roster_sequence,
-        "clock": asdict(call.clock.counters()),
-        "callbacks": asdict(hub_counters) if hub_counters is not None else None,
-        "participants": [participant_stats(call, p) for p in call.participants.values()],
+        "callId": record.call_id,
+        "state": record.state,
+        "monotonicNow": record.monotonic_now,
+        "rosterSequenceNumber": record.roster_sequence,
+        "clock": asdict(record.clock),
+        "callbacks": asdict(callbacks) if callbacks is not None else None,
+        "participants": [participant_stats_json(p) for p in record.participants],
         "audit": [
             {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels)}
-            for r in records[-audit_limit:]
+            for r in record.audit
         ],
     }
 
@@ -167,12 +158,12 @@ async def stats(
     call_id: str,
     request: Request,
     since: float | None = Query(None, description="only audit records of ticks mixed (mixedAt) at or after this server monotonic time"),
-    limit: int = Query(200, ge=0, le=3000),
+    limit: int = Query(DEFAULT_AUDIT_LIMIT, ge=0, le=3000),
 ) -> JSONResponse:
     call_reader(request, call_id)
     state = app_state(request)
     call = state.registry.get(call_id)
-    return JSONResponse(call_stats(call, state.hub.delivery_counters(call_id), since, limit))
+    return JSONResponse(call_stats_json(call_stats(call, since, limit), state.hub.delivery_counters(call_id)))
 
 
 # event stream -------------------------------------------------------------------------------------------------
@@ -180,17 +171,10 @@ async def stats(
 async def events(websocket: WebSocket, call_id: str) -> None:
     """Notifications as they happen and live stats every 100 ms. Token: `Authorization` or `?access_token=`."""
     await websocket.accept()
-    state = app_state(websocket)
-    try:
-        call_reader(websocket, call_id, allow_query=True)
-        call = state.registry.get(call_id)
-    except Exception as exc:  # tell the page why, in Graph's error shape, then close
-        status = getattr(exc, "status", 404)
-        message = getattr(exc, "message", str(exc))
-        code = getattr(exc, "code", "itemNotFound")
-        await websocket.send_json({"type": "error", "status": status, **error_body(websocket, code, message)})  # type: ignore[arg-type]
-        await websocket.close(code=4000 + int(status))
+    call = await _authorise_stream(websocket, call_id)
+    if call is None:
         return
+    hub = app_state(websocket).hub
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
 
     def enqueue(message: dict[str, Any]) -> None:
@@ -198,36 +182,58 @@ async def events(websocket: WebSocket, call_id: str) -> None:
             queue.get_nowait()
         queue.put_nowait(message)
 
-    unsubscribe = state.hub.subscribe(call_id, enqueue)
+    unsubscribe = hub.subscribe(call_id, enqueue)
     try:
-        await websocket.send_json(
-            {
-                "type": "snapshot",
-                "call": call_resource(call).wire(),
-                "participants": [participant_resource(p).wire() for p in call.participants.values()],
-                "allowSelfUnmute": call.options.allow_self_unmute,
-                "history": list(state.hub.history.get(call_id, ())),
-            }
-        )
-        receiver = asyncio.get_running_loop().create_task(_drain_incoming(websocket))
-        next_stats = time.monotonic()
-        while not receiver.done():
-            timeout = max(0.0, next_stats - time.monotonic())
-            try:
-                message = await asyncio.wait_for(queue.get(), timeout)
-                await websocket.send_json(message)
-            except asyncio.TimeoutError:
-                await websocket.send_json({"type": "stats", "body": call_stats(call, audit_limit=0)})
-                next_stats = time.monotonic() + STATS_PERIOD
-            if call.terminated and queue.empty():
-                break
-        receiver.cancel()
+        await websocket.send_json(_snapshot(call, list(hub.history.get(call_id, ()))))
+        await _pump(websocket, call, queue)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         unsubscribe()
         with contextlib.suppress(Exception):
             await websocket.close()
+
+
+async def _authorise_stream(websocket: WebSocket, call_id: str) -> Call | None:
+    """The call, if this connection may read it; otherwise tell the page why (Graph's error shape), close, None."""
+    try:
+        call_reader(websocket, call_id, allow_query=True)
+        return app_state(websocket).registry.get(call_id)
+    except (GraphError, CallError) as exc:
+        answer = GraphError.of(exc)
+        body = error_body(websocket, answer.code, answer.message)  # type: ignore[arg-type]
+        await websocket.send_json({"type": "error", "status": answer.status, **body})
+        await websocket.close(code=4000 + answer.status)
+        return None
+
+
+def _snapshot(call: Call, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first message: the call, its roster and policy, and the notifications published so far."""
+    return {
+        "type": "snapshot",
+        "call": call_resource(call).wire(),
+        "participants": [participant_resource(p).wire() for p in call.participants.values()],
+        "allowSelfUnmute": call.options.allow_self_unmute,
+        "history": history,
+    }
+
+
+async def _pump(websocket: WebSocket, call: Call, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    """Forward queued notifications as they come and stats (no audit) every STATS_PERIOD, until the page goes or
+    the call has ended and every queued notification is sent."""
+    receiver = asyncio.get_running_loop().create_task(_drain_incoming(websocket))
+    next_stats = time.monotonic()
+    while not receiver.done():
+        timeout = max(0.0, next_stats - time.monotonic())
+        try:
+            message = await asyncio.wait_for(queue.get(), timeout)
+            await websocket.send_json(message)
+        except asyncio.TimeoutError:
+            await websocket.send_json({"type": "stats", "body": call_stats_json(call_stats(call, audit_limit=0), None)})
+            next_stats = time.monotonic() + STATS_PERIOD
+        if call.terminated and queue.empty():
+            break
+    receiver.cancel()
 
 
 async def _drain_incoming(websocket: WebSocket) -> None:

@@ -6,6 +6,7 @@ pydantic models of `schemas`, so the JSON is Graph's: camelCase and `@odata.type
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -50,10 +51,24 @@ ERRORS = {
 }
 
 
+CallAction = Callable[[Call], Operation]
+"""A mute action on a live call (`call.mute(...)`, `call.unmute(...)`, ...) returning its completed operation."""
+
+
 def operation_response(request: Request, call: Call, operation: Operation) -> JSONResponse:
     """200 OK, the typed operation, and a Location that `GET …/operations/{id}` resolves."""
     body = operation_resource(operation, context=metadata(request, f"{operation.kind}Operation")).wire()
     return JSONResponse(body, headers={"Location": operation_location(request, call.id, operation.id)})
+
+
+def run_operation(request: Request, call_id: str, action: CallAction) -> JSONResponse:
+    """What every mute/unmute route does: find the live call (409 if it ended), act, answer with the operation."""
+    call = app_state(request).registry.live(call_id)
+    return operation_response(request, call, action(call))
+
+
+def client_context(body: schemas.ClientContextBody | None) -> str | None:
+    return body.client_context if body else None
 
 
 def _check_callback(uri: str | None, request: Request) -> None:
@@ -171,9 +186,8 @@ async def mute_participant(
     body: ContextBody = None,
     _: Principal = Depends(PARTICIPANT_MUTE),
 ) -> JSONResponse:
-    call = app_state(request).registry.live(call_id)
-    operation = call.mute(participant_id, body.client_context if body else None)  # gate closed on return
-    return operation_response(request, call, operation)
+    # the participant's gate is closed when call.mute returns, before the answer is sent
+    return run_operation(request, call_id, lambda call: call.mute(participant_id, client_context(body)))
 
 
 @router.post(
@@ -185,9 +199,7 @@ async def mute_participant(
 async def mute_self(
     call_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(SELF_MUTE)
 ) -> JSONResponse:
-    call = app_state(request).registry.live(call_id)
-    operation = call.mute(call.app.id, body.client_context if body else None)
-    return operation_response(request, call, operation)
+    return run_operation(request, call_id, lambda call: call.mute(call.app.id, client_context(body)))
 
 
 @router.post(
@@ -199,9 +211,7 @@ async def mute_self(
 async def unmute_self(
     call_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(SELF_MUTE)
 ) -> JSONResponse:
-    call = app_state(request).registry.live(call_id)
-    operation = call.unmute(call.app.id, body.client_context if body else None)
-    return operation_response(request, call, operation)
+    return run_operation(request, call_id, lambda call: call.unmute(call.app.id, client_context(body)))
 
 
 @router.get(
@@ -230,7 +240,5 @@ async def mute_all(
     body: Annotated[schemas.MuteAllBody | None, Body()] = None,
     _: Principal = Depends(PARTICIPANT_MUTE),
 ) -> JSONResponse:
-    call = app_state(request).registry.live(call_id)
-    body = body or schemas.MuteAllBody()
-    operation = call.mute_all(body.participants, body.client_context)
-    return operation_response(request, call, operation)
+    chosen = body or schemas.MuteAllBody()
+    return run_operation(request, call_id, lambda call: call.mute_all(chosen.participants, chosen.client_context))

@@ -55,7 +55,9 @@ class DeliveryCounters:
 
 
 class CallbackDelivery:
-    """At-least-once delivery of one call's notifications to its callbackUri, in order."""
+    """One call's notifications POSTed to its callbackUri in order, each batch retried up to `policy.attempts`
+    times (so a receiver may see a batch twice); a batch that fails every attempt, and the oldest notification
+    when the queue is full, are dropped and counted."""
 
     def __init__(self, call_id: str, uri: str, key: SigningKey, client: httpx.AsyncClient, policy: DeliveryPolicy) -> None:
         self.call_id = call_id

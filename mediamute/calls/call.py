@@ -198,7 +198,7 @@ class Call:
         return self._record(Operation("muteParticipant", participant.id, client_context))
 
     def unmute(self, participant_id: str, client_context: str | None = None) -> Operation:
-        """Lift a server mute: the gate re-opens (and the receiver's jitter buffer is reset)."""
+        """Lift a server mute: the gate re-opens, so the participant's next packets are decoded and mixed."""
         if self.terminated:
             raise CallTerminated(self.id)
         participant = self.participant(participant_id)
@@ -253,7 +253,7 @@ class Call:
 
 
 class CallRegistry:
-    """Every live (and recently ended) call of this server, and the event bus they share."""
+    """Every call this server has created, live or ended (an ended one still answers GET), and their event bus."""
 
     def __init__(
         self, events: EventEmitter | None = None, encoding_factory: Callable[[], CallEncoding] | None = None

@@ -1,13 +1,11 @@
-"""Domain errors: each names what went wrong in the call model; the API maps them to Graph error responses."""
+"""Domain errors: each names what went wrong in the call model. They carry a message and no transport status;
+`api.errors.DOMAIN_ERRORS` is the one table that maps them to Graph's HTTP statuses and error codes."""
 
 from __future__ import annotations
 
 
 class CallError(Exception):
-    """Base of every domain error. `status` is the HTTP status a Graph-shaped API answers with."""
-
-    status = 400
-    code = "BadRequest"
+    """Base of every domain error."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -15,8 +13,7 @@ class CallError(Exception):
 
 
 class CallNotFound(CallError):
-    status = 404
-    code = "9997"  # what the real service answers for an unknown call id
+    """No call has this id."""
 
     def __init__(self, call_id: str) -> None:
         super().__init__("Call not found.")
@@ -24,8 +21,7 @@ class CallNotFound(CallError):
 
 
 class ParticipantNotFound(CallError):
-    status = 404
-    code = "itemNotFound"
+    """The call has no participant with this id."""
 
     def __init__(self, participant_id: str) -> None:
         super().__init__(f"Participant {participant_id} not found in this call.")
@@ -33,26 +29,22 @@ class ParticipantNotFound(CallError):
 
 
 class OperationNotFound(CallError):
-    status = 404
-    code = "itemNotFound"
+    """The call has no operation with this id."""
 
     def __init__(self, operation_id: str) -> None:
         super().__init__(f"Operation {operation_id} not found in this call.")
 
 
 class CallTerminated(CallError):
-    status = 409
-    code = "conflict"
+    """The call has ended (or is ending): it takes no more changes."""
 
     def __init__(self, call_id: str) -> None:
         super().__init__(f"Call {call_id} has been terminated.")
 
 
 class NotSupportedForCall(CallError):
-    status = 400
-    code = "BadRequest"
+    """The action does not apply to this kind of call or participant (e.g. participant mute in a 1:1 call)."""
 
 
 class PolicyForbids(CallError):
-    status = 403
-    code = "Forbidden"
+    """The call's own policy refuses the action (e.g. self-unmute when allowSelfUnmute is false)."""

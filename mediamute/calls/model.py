@@ -23,9 +23,16 @@ def utc_now() -> datetime:
 
 
 class MediaSession(Protocol):
-    """What the domain needs of a participant's media connection: a way to end it."""
+    """What the call model and its readers use of a participant's media connection (the rtc layer's peer)."""
 
-    async def close(self) -> None: ...
+    @property
+    def received_audio_level_dbov(self) -> float | None:
+        """The sender's own level (RFC 6464 header, dBov) on its latest packet, muted or not; None before any."""
+        ...
+
+    async def close(self) -> None:
+        """End the connection (the call has dropped the participant's media already)."""
+        ...
 
 
 @dataclass(eq=False)
@@ -58,7 +65,8 @@ class Participant:
 
 @dataclass
 class Operation:
-    """A completed (or failed) mute/unmute action, resolvable at its Location."""
+    """A completed mute, unmute or muteAll action, resolvable at its Location (a refused action raises a domain
+    error instead and records no operation)."""
 
     kind: OperationKind
     participant_id: str

@@ -3,14 +3,13 @@ what it mixes, gate drop counters, and the notifications as the callback receive
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ..calls.stats import ParticipantStats
 from .callbacks import summarize
 from .runner import DemoRunner
 
@@ -26,10 +25,10 @@ def meter(db: float | None, color: str) -> Text:
     return Text("█" * filled, style=color) + Text("·" * (METER_WIDTH - filled), style="grey30")
 
 
-def state_badge(entry: dict[str, Any]) -> Text:
-    if entry["serverMuted"]:
+def state_badge(entry: ParticipantStats) -> Text:
+    if entry.server_muted:
         return Text(" MUTED BY SERVER ", style="bold white on red3")
-    if entry["selfMuted"]:
+    if entry.self_muted:
         return Text(" self-muted ", style="black on yellow")
     return Text(" live ", style="bold black on green3")
 
@@ -73,13 +72,13 @@ def _roster(runner: DemoRunner) -> Table:
     roster.add_column("server mixes", min_width=METER_WIDTH)
     roster.add_column("gate dropped", justify="right")
     for entry in runner.live_stats():
-        name = entry["displayName"] + (" (app)" if entry["kind"] == "application" else "")
-        dropped = entry["gate"]["droppedPackets"]
+        name = entry.display_name + (" (app)" if entry.kind == "application" else "")
+        dropped = entry.gate.dropped_packets
         roster.add_row(
             name,
             state_badge(entry),
-            meter(entry["receivedLevelDbov"], "cyan"),
-            meter(entry["mixedLevelDbfs"], "green3" if not entry["serverMuted"] else "red3"),
+            meter(entry.received_level_dbov, "cyan"),
+            meter(entry.mixed_level_dbfs, "green3" if not entry.server_muted else "red3"),
             Text(f"{dropped:,} pkts", style="bold red3" if dropped else "grey50"),
         )
     return roster

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..calls.stats import ParticipantStats
 from ..client import CallParticipant
 from ..media.audit import TickRecord
 from .callbacks import CallbackSink
@@ -52,7 +53,7 @@ class DemoRun:
     """Every contributor-audit record of the run, oldest first."""
     actions: list[ActionResult]
     sink: CallbackSink
-    final_stats: dict[str, dict[str, Any]]
+    final_stats: dict[str, ParticipantStats]
     late_ticks: int
     clock_ticks: int
     wall_seconds: float = 0.0

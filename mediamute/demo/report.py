@@ -17,6 +17,7 @@ import numpy as np
 
 from ..analysis import first_time_above, sustained, tone_amplitudes
 from ..media.audit import ContributorAudit
+from ..media.gate import GateCounters
 from .callbacks import summarize
 from .model import DemoRun, MuteWindow
 from .timeline import plot_timeline
@@ -183,14 +184,20 @@ def _ms(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
 
 
+def final_gate(run: DemoRun, name: str) -> GateCounters | None:
+    """A participant's gate counters as the call's last stats saw them (None if it was not in the roster)."""
+    final = run.final_stats.get(name)
+    return final.gate if final is not None else None
+
+
 def participants_section(run: DemoRun) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
             "id": run.ids.get(name),
             "pilotHz": run.pilot_of(name),
-            "gateDroppedPackets": run.final_stats.get(name, {}).get("gate", {}).get("droppedPackets"),
-            "gatePassedPackets": run.final_stats.get(name, {}).get("gate", {}).get("passedPackets"),
+            "gateDroppedPackets": gate.dropped_packets if (gate := final_gate(run, name)) else None,
+            "gatePassedPackets": gate.passed_packets if gate else None,
         }
         for name in [*run.participants, run.app_name]
     ]

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from ..api.ext import participant_stats
 from ..calls.call import Call
+from ..calls.stats import ParticipantStats, participant_stats
 from ..client import CallParticipant
 from ..media.audit import TickRecord
 from ..server import MediamuteServer
@@ -49,14 +49,14 @@ class DemoRunner:
         self.call_id = ""
         self.t0 = 0.0
         self.phase = "starting"
-        self._last_stats: list[dict[str, Any]] = []
+        self._last_stats: list[ParticipantStats] = []
         self._http: httpx.AsyncClient | None = None
 
     # live numbers for the view -------------------------------------------------------------------------------
     def elapsed(self) -> float:
         return max(0.0, time.monotonic() - self.t0) if self.t0 else 0.0
 
-    def live_stats(self) -> list[dict[str, Any]]:
+    def live_stats(self) -> list[ParticipantStats]:
         """Per-participant live numbers; after the call ended, the last ones seen (the final roster)."""
         if self.call is None:
             return []
@@ -101,7 +101,7 @@ class DemoRunner:
                 await _sleep_until(self.t0 + action.at)
                 self.actions.append(await self._perform(action))
             await _sleep_until(self.t0 + self.scenario.duration)
-            final_stats = {p["displayName"]: p for p in self.live_stats()}
+            final_stats = {p.display_name: p for p in self.live_stats()}
             assert self.call is not None
             late_ticks, clock_ticks = self.call.clock.late_ticks, self.call.clock.ticks
             self.phase = "ending"

@@ -103,6 +103,14 @@ class ParticipantPeer:
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
 
+    @property
+    def received_audio_level_dbov(self) -> float | None:
+        """`calls.model.MediaSession`: the sender's RFC 6464 level on its latest packet (dropped or not), in dBov."""
+        decoder = self.inline_decoder
+        if decoder is None or decoder.last_audio_level is None:
+            return None
+        return -float(decoder.last_audio_level)
+
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
 

@@ -1,0 +1,141 @@
+"""calls/stats.py against a real Call (no HTTP, no WebRTC), and the API's serialisation of its records."""
+
+import math
+
+import numpy as np
+import pytest
+from pyee import EventEmitter
+
+from mediamute.api.ext import call_stats_json, participant_stats_json
+from mediamute.api.notifications import DeliveryCounters
+from mediamute.calls.call import Call, CallOptions
+from mediamute.calls.model import MediaSession, Participant
+from mediamute.calls.stats import call_stats, participant_stats
+from mediamute.media.audio import FRAME_SAMPLES
+
+AMPLITUDE = 8000.0
+
+
+class ManualClock:
+    """The call's monotonic clock, moved by the test: ticks mix at chosen times."""
+
+    def __init__(self, now: float = 10.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LevelOnlySession:
+    """The smallest MediaSession: a fixed received level and a close that is remembered."""
+
+    def __init__(self, level_dbov: float | None) -> None:
+        self.received_audio_level_dbov = level_dbov
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def tone() -> np.ndarray:
+    return (AMPLITUDE * np.sin(2 * np.pi * 440 * np.arange(FRAME_SAMPLES) / 48000)).astype(np.int16)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def call(clock) -> Call:
+    return Call(CallOptions(), EventEmitter(), clock=clock)  # never started: the test ticks the mixer by hand
+
+
+def tick_at(call: Call, clock: ManualClock, at: float) -> None:
+    clock.now = at
+    call.mixer.tick()  # deadline and mix time are both `at`
+
+
+def join(call: Call, name: str, media: MediaSession | None = None) -> Participant:
+    return call.join(Participant(name), sink=None, media=media)
+
+
+def test_participant_stats_read_gate_media_and_mixer_slot(call, clock):
+    alice = join(call, "alice", LevelOnlySession(-23.0))
+    bob = join(call, "bob")
+    call.mixer.push(alice.id, tone())
+    tick_at(call, clock, 10.0)
+    call.mute(bob.id)
+    bob.gate.admit(120)
+    bob.gate.admit(80)
+
+    a, b = participant_stats(call, alice), participant_stats(call, bob)
+    assert (a.display_name, a.kind, a.is_muted, a.server_muted) == ("alice", "remote", False, False)
+    assert a.received_level_dbov == -23.0
+    expected_dbfs = 20 * math.log10(AMPLITUDE / math.sqrt(2) / 32768)
+    assert a.mixed_level_dbfs == pytest.approx(expected_dbfs, abs=0.1)
+    assert a.mixer is not None and a.mixer.frames_mixed == 1
+    assert b.server_muted and b.is_muted and not b.self_muted
+    assert b.received_level_dbov is None  # no media session
+    assert not b.gate.is_open and b.gate.closed_since is not None
+    assert (b.gate.dropped_packets, b.gate.dropped_bytes) == (2, 200)
+
+
+async def test_removed_participant_has_no_mixer_numbers_and_its_session_is_closed(call):
+    session = LevelOnlySession(None)
+    carol = join(call, "carol", session)
+    await call.remove(carol.id)
+    entry = participant_stats(call, carol)
+    assert session.closed
+    assert entry.mixer is None and entry.mixed_level_dbfs is None
+    assert entry.received_level_dbov is None
+    assert carol.id not in [p.id for p in call_stats(call).participants]
+
+
+def test_call_stats_roster_and_audit_windows(call, clock):
+    alice = join(call, "alice")
+    for i in range(5):
+        call.mixer.push(alice.id, tone())
+        tick_at(call, clock, 20.0 + i * 0.02)
+    stats = call_stats(call, audit_limit=3)
+    assert stats.call_id == call.id and stats.state == "established"
+    assert stats.roster_sequence == call.roster_sequence == 2  # the app, then alice
+    assert [p.id for p in stats.participants] == [call.app.id, alice.id]
+    assert [r.seq for r in stats.audit] == [2, 3, 4]
+    assert all(alice.id in r.contributors for r in stats.audit)
+    assert call_stats(call, audit_limit=0).audit == ()
+    assert [r.seq for r in call_stats(call, audit_since=20.05).audit] == [3, 4]
+    assert [r.seq for r in call_stats(call, audit_since=20.01, audit_limit=1).audit] == [4]
+    clock.now = 20.13
+    call.mixer.tick(20.12)  # due at 20.12, mixed 10 ms late: the audit window goes by the mix time
+    late = call_stats(call, audit_since=20.125).audit
+    assert [(r.seq, r.at, r.mixed_at) for r in late] == [(5, 20.12, 20.13)]
+    assert stats.clock.ticks == 0  # the clock never ran; the mixer was ticked by hand
+
+
+def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
+    alice = join(call, "alice", LevelOnlySession(-30.0))
+    call.mixer.push(alice.id, tone())
+    tick_at(call, clock, 30.0)
+    record = call_stats(call)
+    body = call_stats_json(record, DeliveryCounters(enqueued=4, posts=2))
+    assert list(body) == [
+        "callId", "state", "monotonicNow", "rosterSequenceNumber", "clock", "callbacks", "participants", "audit"
+    ]
+    assert body["monotonicNow"] == record.monotonic_now
+    assert body["clock"] == {"ticks": 0, "late_ticks": 0, "max_lateness": 0.0}
+    assert body["callbacks"]["enqueued"] == 4 and body["callbacks"]["posts"] == 2
+    assert call_stats_json(record, None)["callbacks"] is None
+    entry = next(p for p in body["participants"] if p["id"] == alice.id)
+    assert list(entry) == [
+        "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
+        "mixedLevelDbfs", "mixer",
+    ]
+    assert list(entry["gate"]) == ["open", "passedPackets", "droppedPackets", "droppedBytes", "closedSince"]
+    assert entry["receivedLevelDbov"] == -30.0
+    assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1
+    assert body["audit"] == [
+        {"seq": 0, "at": 30.0, "mixedAt": 30.0, "contributors": [alice.id], "levels": [pytest.approx(AMPLITUDE / math.sqrt(2), rel=0.01)]}
+    ]
+    removed = participant_stats(call, Participant("never joined"))
+    assert "mixer" not in participant_stats_json(removed)
