@@ -144,6 +144,13 @@ def amplitude(p: CallParticipant, freq: float, start: float, end: float = np.inf
     return float(np.median(tone_amplitudes(frames, freq)))
 
 
+def least_heard(p: CallParticipant, freq: float, start: float, end: float) -> float:
+    """The 5th-percentile amplitude of `freq` in [start, end): a dropout of a few frames or more pulls it down."""
+    _, frames = p.recording.window(start, end)
+    assert len(frames) > 50, f"{p.display_name} heard {len(frames)} frames in the window"
+    return float(np.percentile(tone_amplitudes(frames, freq), 5))
+
+
 def tone_track(p: CallParticipant, freq: float) -> tuple[np.ndarray, np.ndarray]:
     times, frames = p.recording.window()
     return times, tone_amplitudes(frames, freq)

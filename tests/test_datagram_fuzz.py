@@ -14,19 +14,16 @@ import socket
 import struct
 import time
 
-import numpy as np
 import pytest
 from aioice.stun import ATTRIBUTES, COOKIE
 
-from mediamute.analysis import tone_amplitudes
 from mediamute.client import CallParticipant
 from mediamute.rtc.ice import DATAGRAM_GUARD
 
-from .conftest import join_all, leave_all, tones
+from .helpers import A, join_all, leave_all, least_heard, tones
 
 pytestmark = pytest.mark.integration
 
-A = 8000  # ToneSource's default amplitude
 DATAGRAMS = 3000
 BURST = 40
 SOURCES = 4
@@ -107,13 +104,6 @@ async def fuzz(ports: list[int], seed: int) -> int:
         for s in sockets:
             s.close()
     return empties
-
-
-def least_heard(p: CallParticipant, freq: float, start: float, end: float) -> float:
-    """The 5th-percentile tone amplitude over a window: a dropout of a few frames or more pulls it down."""
-    _, frames = p.recording.window(start, end)
-    assert len(frames) > 50, f"{p.display_name} heard {len(frames)} frames in the window"
-    return float(np.percentile(tone_amplitudes(frames, freq), 5))
 
 
 async def test_garbage_at_the_ice_ports_is_dropped_while_the_call_goes_on(server, call_id, caplog):

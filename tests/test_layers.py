@@ -15,7 +15,7 @@ from mediamute.api.errors import DOMAIN_ERRORS, GraphError
 from mediamute.calls import errors as domain_errors
 from mediamute.calls.errors import CallError
 
-from .conftest import admin_token
+from .helpers import admin_token
 
 CALLS_DIR = Path(mediamute.calls.__file__).parent
 

@@ -8,7 +8,6 @@ End to end: a real participant's sender jumps its numbering, or changes SSRC, mi
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -19,7 +18,6 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from mediamute.analysis import tone_amplitudes
-from mediamute.client import CallParticipant
 from mediamute.media.gate import MuteGate
 from mediamute.media.mixer import Mixer
 from mediamute.media.sequence import RTP_SEQ_MOD
@@ -30,9 +28,8 @@ from mediamute.rtc.peer import ParticipantPeer
 from mediamute.rtc.sender_faults import SenderFaults
 from mediamute.sources import ToneSource
 
-from .conftest import join_all, leave_all, tones, wait_until
+from .helpers import A, amplitude, hear_for, join_all, leave_all, least_heard, tones, wait_until
 
-A = 8000  # ToneSource's default amplitude
 
 
 class ReceivePath:
@@ -42,7 +39,7 @@ class ReceivePath:
         self.peer, self.client, self.payload_type, self.ssrc = peer, client, payload_type, ssrc
         self.mixer = peer.mixer
         self.heard: list[np.ndarray] = []
-        self.mixer.add("listener", MuteGate(), sink=lambda mix: self.heard.append(mix.copy()))
+        self.mixer.add("listener", MuteGate(), sink=lambda _tick, mix, _shared: self.heard.append(mix.copy()))
         self.payloads = encode_loop([ToneSource(440).next_frame() for _ in range(50)])
         self.sent = 0
         reference = MonoOpusDecoder()
@@ -132,27 +129,6 @@ async def test_the_gate_drops_before_validation(receive_path):
 
 
 # --- end to end: a real sender misbehaves mid-call --------------------------------------------------------------
-
-FRAMES_PER_SECOND = 50
-
-
-async def hear_for(participants, seconds: float) -> None:
-    targets = [len(p.recording) + int(seconds * FRAMES_PER_SECOND) for p in participants]
-    await asyncio.gather(*(p.recording.wait_for(t, timeout=seconds + 5) for p, t in zip(participants, targets)))
-
-
-def amplitude(p: CallParticipant, freq: float, start: float, end: float = np.inf) -> float:
-    _, frames = p.recording.window(start, end)
-    assert frames, f"{p.display_name} heard nothing in the window"
-    return float(np.median(tone_amplitudes(frames, freq)))
-
-
-def least_heard(p: CallParticipant, freq: float, start: float, end: float) -> float:
-    """The 5th-percentile tone amplitude over a window: a dropout of a few frames or more pulls it down."""
-    _, frames = p.recording.window(start, end)
-    assert frames, f"{p.display_name} heard nothing in the window"
-    return float(np.percentile(tone_amplitudes(frames, freq), 5))
-
 
 @pytest.mark.integration
 @pytest.mark.parametrize("fault", ["jump", "ssrc"])

@@ -13,7 +13,7 @@ from mediamute.calls.errors import CallNotFound, CallTerminated
 from mediamute.media.audit import TickRecord
 from mediamute.sources import ToneSource
 
-from .conftest import join_all, leave_all, tones, wait_until
+from .helpers import join_all, leave_all, tones, wait_until
 from .test_call_integration import A, amplitude, hear_for
 
 pytestmark = pytest.mark.integration
