@@ -171,6 +171,7 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
                 requests: list[tuple[float, str]] = []
                 server_requests: list[tuple[float, str, str]] = []
                 actions = None
+                answered: dict[str, list[float]] = {"mute": [], "unmute": []}  # request sent → 200 OK received
                 if target is not None and config.mute_cycles > 0:
                     phase = progress.add_task("mute / unmute cycles", total=config.mute_cycles)
                     phase_start = time.monotonic()
@@ -182,6 +183,7 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
                             requests.append((time.monotonic(), kind))
                             server_requests.append((requests[-1][0], target, kind))
                             (await http.post(url, json={})).raise_for_status()
+                            answered[kind].append(time.monotonic() - requests[-1][0])
                             await asyncio.sleep(0.5)
                         progress.advance(phase)
                     await asyncio.sleep(0.3)
@@ -215,6 +217,8 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
         results["server_unmute_ms"] = actions.get("server_unmute_ms")
         results["server_mute_after_op_ms"] = actions.get("server_mute_after_op_ms")
         results["server_unmute_after_op_ms"] = actions.get("server_unmute_after_op_ms")
+        results["mute_answer_ms"] = percentiles_ms(answered["mute"])
+        results["unmute_answer_ms"] = percentiles_ms(answered["unmute"])
         if actions_heard.get("probe"):
             at_probe = probe_action_latencies(actions_heard["probe"], requests, 700)
             results["probe_mute_ms"] = percentiles_ms(at_probe["mute"])
@@ -248,6 +252,8 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server mute: request → first mix without, p50/p95 ms", _ms(r.get("server_mute_ms"), "p50", "p95"), "≤ 20 (one tick)")
     table.add_row("  of which after the operation completed", _ms(r.get("server_mute_after_op_ms"), "p50", "p95"), "")
     table.add_row("server unmute: request → first mix with, p50/p95 ms", _ms(r.get("server_unmute_ms"), "p50", "p95"), "")
+    table.add_row("mute request → 200 OK p50/p95 ms", _ms(r.get("mute_answer_ms"), "p50", "p95"), "")
+    table.add_row("unmute request → 200 OK p50/p95 ms", _ms(r.get("unmute_answer_ms"), "p50", "p95"), "")
     table.add_row("mouth-to-ear p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")
     table.add_row("server-added latency p50/p99 ms", _ms(r.get("server_added_latency_ms"), "p50", "p99"), "≤ 30 p50")
     table.add_row("tick lateness p99 ms", _ms(r.get("tick_lateness_ms"), "p99"), "")
