@@ -123,7 +123,9 @@ async def whip_join(call_id: str, request: Request) -> Response:
 @router.delete(
     "/whip/{call_id}/{participant_id}",
     summary="Leave a call (WHIP session teardown)",
+    response_class=Response,
     responses={
+        200: {"description": "Left the call (no body)"},
         400: {"description": "The application's own participant cannot leave; delete the call"},
         401: {"description": "No, malformed or expired token"},
         403: {"description": "The token may not end this session"},
