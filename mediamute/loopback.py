@@ -1,7 +1,11 @@
 """An ASGI app served by uvicorn inside the running event loop, on a socket bound before serving (port 0: any
 free port), so its URL is known at once and connections queue in the backlog instead of racing start-up.
 
-The mediamute server, the demo's callback receiver and the tests' fake receivers all run this way."""
+The mediamute server, the demo's callback receiver and the tests' fake receivers all run this way.
+
+The listening socket names its protocol (IPPROTO_TCP): asyncio sets TCP_NODELAY only on sockets whose `proto` is
+IPPROTO_TCP, and an accepted socket inherits the listener's. With protocol 0 every answer uvicorn writes in two
+pieces (head, then body) waited for the peer's delayed ACK (~40 ms) on a kept-alive connection."""
 
 from __future__ import annotations
 
@@ -26,9 +30,15 @@ class LoopbackServer:
     def task(self) -> asyncio.Task[None] | None:
         return self._task
 
+    def connection_sockets(self) -> list[Any]:
+        """The server side of every open connection (asyncio's read-only socket view): what its options are."""
+        if self._server is None:
+            return []
+        return [connection.transport.get_extra_info("socket") for connection in self._server.server_state.connections]
+
     async def start(self) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi_swagger import patch_fastapi
 
@@ -11,7 +13,7 @@ from .. import __version__
 from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
-from . import ext, graph, web, whip
+from . import ext, graph, schemas, web, whip
 from .errors import error_response, install_error_handlers
 from .notifications import NotificationHub
 from .state import AppState
@@ -63,6 +65,7 @@ def create_app(
             response.headers["client-request-id"] = request.headers["client-request-id"][:128]
         return response
 
+    document_errors(app)
     for prefix in GRAPH_PREFIXES:
         app.include_router(graph.router, prefix=prefix)
     app.include_router(graph.beta_router, prefix="/beta")
@@ -70,3 +73,38 @@ def create_app(
     app.include_router(ext.router)
     app.include_router(web.router)
     return app
+
+
+ERROR_REF = "#/components/schemas/ErrorResponse"
+
+
+def document_errors(app: FastAPI) -> None:
+    """The OpenAPI document states the errors the server really sends: invalid parameters or bodies are 400 (never
+    FastAPI's 422), a JSON API POST with another content type is 415, and every 4xx has Graph's error envelope."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components["ErrorResponse"] = schemas.ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in components["ErrorResponse"].pop("$defs", {}).items():
+            components[name] = definition
+        for path, item in document.get("paths", {}).items():
+            for method, operation in item.items():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                if operation.get("parameters") or operation.get("requestBody"):
+                    responses.setdefault("400", {"description": "Invalid parameters or body (Graph error envelope)"})
+                if method == "post" and path.startswith(JSON_PREFIXES):
+                    responses.setdefault("415", {"description": "A body sent with another Content-Type than application/json"})
+                for status, response in responses.items():
+                    if status.startswith("4"):
+                        response["content"] = {"application/json": {"schema": {"$ref": ERROR_REF}}}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

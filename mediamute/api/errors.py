@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..calls.errors import (
     CallError,
@@ -80,12 +81,26 @@ def error_body(request: Request, code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message, "innerError": inner}}
 
 
-def error_response(request: Request, status: int, message: str, code: str | None = None) -> JSONResponse:
+def error_response(
+    request: Request, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     level = logging.WARNING if status < 500 else logging.ERROR
     log.log(level, "%s %s -> %d %s", request.method, request.url.path, status, message)
     body = error_body(request, code or STATUS_CODES.get(status, "BadRequest"), message)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    all_headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    all_headers.update(headers or {})
+    return JSONResponse(body, status_code=status, headers=all_headers or None)
+
+
+def allowed_methods(request: Request) -> str:
+    """RFC 9110's `Allow` for a 405: every method some route serves on this path (Starlette names only the
+    methods of the first route whose path matched)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "type": "http"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -120,9 +135,11 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and message == "Not Found":
             message = f"Resource not found for the segment '{request.url.path}'."
+        headers = None
         if exc.status_code == 405:
-            message = f"The method {request.method} is not allowed on {request.url.path}."
-        return error_response(request, exc.status_code, message)
+            headers = {"Allow": allowed_methods(request)}
+            message = f"The method {request.method} is not allowed on {request.url.path} (allowed: {headers['Allow']})."
+        return error_response(request, exc.status_code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -86,6 +86,9 @@ class CallbackDelivery:
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), drain_timeout)
+        except asyncio.CancelledError:
+            if not self._task.cancelled():  # our own cancellation, not the delivery task's
+                raise
         except asyncio.TimeoutError:
             self._task.cancel()
             try:

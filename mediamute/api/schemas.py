@@ -6,12 +6,21 @@ read them find them. Request bodies ignore properties they do not know (as Graph
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 MAX_CLIENT_CONTEXT = 256
+
+# What the server accepts, stated once: the JSON schema carries these patterns and the validators apply them.
+PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+CALLBACK_URI_PATTERN = rf"^https?://(127\.0\.0\.1|localhost|\[::1\])(:{PORT})?([/?#][!-~]*)?$"  # printable ASCII, no spaces
+SAMPLE_NAMES = ("alice.wav", "bob.wav", "carol.wav", "dave.wav", "prompt.wav")
+APP_SOURCE_PATTERN = (
+    r"^(silence|(tone:)?[1-9][0-9]{1,4}(\.[0-9]{1,3})?|" + "|".join(re.escape(n) for n in SAMPLE_NAMES) + ")$"
+)
 
 
 class GraphModel(BaseModel):
@@ -156,18 +165,31 @@ class MediamuteCallOptions(GraphModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
     app_source: str | None = Field(
-        default=None, description="What the application's own participant plays: 'silence', a tone ('440' or "
-        "'tone:440') or a WAV file (a name in samples/ or a path)."
+        default=None, json_schema_extra={"pattern": APP_SOURCE_PATTERN},
+        description="What the application's own participant plays: 'silence', a tone of 10 Hz to 99999 Hz ('440' "
+        "or 'tone:440') or one of the WAV files in samples/.",
     )
     app_display_name: str = Field(default="mediamute application", max_length=64)
-    allow_self_unmute: bool = Field(default=True, description="May a server-muted participant unmute itself?")
-    peer_to_peer: bool | None = Field(default=None, description="Force a peer-to-peer (True) or group call.")
+    allow_self_unmute: bool = Field(default=True, strict=True, description="May a server-muted participant unmute itself?")
+    peer_to_peer: bool | None = Field(default=None, strict=True, description="Force a peer-to-peer (True) or group call.")
+
+    @field_validator("app_source")
+    @classmethod
+    def _known_source(cls, value: str | None) -> str | None:
+        if value is not None and not re.search(APP_SOURCE_PATTERN, value):
+            raise ValueError(f"appSource must be 'silence', a tone ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
+        return value
 
 
 class CreateCallBody(GraphModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-    callback_uri: str | None = None
-    requested_modalities: list[Literal["audio", "video", "videoBasedScreenSharing", "data", "unknown"]] = ["audio"]
+    callback_uri: str | None = Field(
+        default=None, json_schema_extra={"pattern": CALLBACK_URI_PATTERN},
+        description="An absolute http(s) URL on this machine (127.0.0.1, localhost or [::1]).",
+    )
+    requested_modalities: list[Literal["audio", "video", "videoBasedScreenSharing", "data", "unknown"]] = Field(
+        default=["audio"], json_schema_extra={"contains": {"const": "audio"}}, description="Must include 'audio'."
+    )
     media_config: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
     targets: list[dict[str, Any]] | None = None
@@ -176,6 +198,16 @@ class CreateCallBody(GraphModel):
     meeting_info: dict[str, Any] | None = None
     tenant_id: str | None = None
     mediamute: MediamuteCallOptions | None = None
+
+    @field_validator("callback_uri")
+    @classmethod
+    def _local_callback(cls, value: str | None) -> str | None:
+        if value is not None and not re.search(CALLBACK_URI_PATTERN, value):
+            raise ValueError(
+                "callbackUri must be an absolute http(s) URL on this machine (127.0.0.1, localhost or [::1]): "
+                "mediamute is a local simulator"
+            )
+        return value
 
     @field_validator("requested_modalities")
     @classmethod
@@ -195,3 +227,23 @@ class CreateCallBody(GraphModel):
 class SelfMuteBody(GraphModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
     muted: bool
+
+
+# errors ---------------------------------------------------------------------------------------------------------
+class InnerError(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    request_id: str = Field(alias="request-id")
+    date: str
+    client_request_id: str | None = Field(default=None, alias="client-request-id")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    innerError: InnerError
+
+
+class ErrorResponse(BaseModel):
+    """Graph's error envelope: every 4xx and 5xx answer has this body."""
+
+    error: ErrorDetail

@@ -3,6 +3,9 @@
 Joining needs an application token with a calls role, or a join token for that call. The answer carries a
 session token (header `Mediamute-Session-Token`) that acts for the new participant only: leave, self-mute,
 self-unmute, watch the call's events.
+
+Trickle ICE and ICE restarts (PATCH on the session) are not supported: like every method a resource does not
+serve, PATCH gets 405 with `Allow: DELETE` (RFC 9725 lets a server without trickle answer so); send a complete offer.
 """
 
 from __future__ import annotations
@@ -45,7 +48,22 @@ def _short_param(request: Request, name: str) -> str | None:
     "/whip/{call_id}",
     status_code=201,
     summary="Join a call with an SDP offer (WHIP); the body is the SDP answer",
-    openapi_extra={"requestBody": {"content": {"application/sdp": {"schema": {"type": "string"}}}, "required": True}},
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/sdp": {"schema": {"type": "string", "format": "sdp", "pattern": "^v=0\r?\n"}}},
+            "required": True,
+        }
+    },
+    responses={
+        201: {"description": "Joined: the SDP answer, `Location` of the session and its session token",
+              "content": {"application/sdp": {"schema": {"type": "string"}}}},
+        400: {"description": "The offer is not valid SDP, has no audio section, or a query parameter is invalid"},
+        401: {"description": "No, malformed or expired token"},
+        403: {"description": "The token may not join this call"},
+        404: {"description": "Unknown call"},
+        409: {"description": "The call has been terminated"},
+        415: {"description": "The offer was not sent as application/sdp"},
+    },
 )
 async def whip_join(call_id: str, request: Request) -> Response:
     principal = authenticate(request)
@@ -104,7 +122,18 @@ async def whip_join(call_id: str, request: Request) -> Response:
     )
 
 
-@router.delete("/whip/{call_id}/{participant_id}", summary="Leave a call (WHIP session teardown)")
+@router.delete(
+    "/whip/{call_id}/{participant_id}",
+    summary="Leave a call (WHIP session teardown)",
+    response_class=Response,
+    responses={
+        200: {"description": "Left the call (no body)"},
+        400: {"description": "The application's own participant cannot leave; delete the call"},
+        401: {"description": "No, malformed or expired token"},
+        403: {"description": "The token may not end this session"},
+        404: {"description": "Unknown call or participant"},
+    },
+)
 async def whip_leave(call_id: str, participant_id: str, request: Request) -> Response:
     principal = authenticate(request)
     if principal.kind == "app":
@@ -117,7 +146,3 @@ async def whip_leave(call_id: str, participant_id: str, request: Request) -> Res
     await call.remove(participant_id)
     return Response(status_code=200)
 
-
-@router.patch("/whip/{call_id}/{participant_id}", summary="Trickle ICE (not supported)")
-async def whip_patch(call_id: str, participant_id: str) -> Response:
-    raise GraphError(405, "Trickle ICE and ICE restarts are not supported: send a complete offer.")
