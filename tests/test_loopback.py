@@ -14,7 +14,7 @@ from starlette.routing import Route
 from mediamute.demo.callbacks import CallbackSink
 from mediamute.loopback import LoopbackServer
 from mediamute.server import MediamuteServer
-from tests.receiver import CallbackReceiver
+from .helpers import CallbackReceiver
 
 
 def _nodelay(sock) -> int:

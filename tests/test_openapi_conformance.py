@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-from .conftest import admin_token
+from .helpers import admin_token
 
 HERE = Path(__file__).parent / "schemathesis"
 TIME_BUDGET = 60  # seconds schemathesis may spend; the process is killed well after that

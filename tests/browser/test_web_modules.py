@@ -14,7 +14,7 @@ import pytest
 
 from mediamute.api.web import WEB_DIR
 
-from ..conftest import admin_token
+from ..helpers import admin_token
 
 NODE = shutil.which("node")
 NODE_TIMEOUT = 30.0
