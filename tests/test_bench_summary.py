@@ -62,9 +62,11 @@ def test_summary_carries_the_mute_cycle_figures():
         requests=[(1.0, "mute")],
         server={"server_mute_ms": {"p50": 12.0, "n": 1}, "server_unmute_ms": {"p50": 15.0, "n": 1}},
         heard={"probe": None},
+        answered={"mute": [0.002, 0.004, 0.003], "unmute": [0.005]},
     )
     results = summarise(BenchConfig(), steady([(0.0, MB), (20.0, MB)], 20.0), cycles)
     assert results["server_mute_ms"]["p50"] == 12.0 and results["server_unmute_ms"]["p50"] == 15.0
+    assert results["mute_answer_ms"]["p50"] == pytest.approx(3.0) and results["unmute_answer_ms"]["p50"] == pytest.approx(5.0)
     assert results["rss_growth_after_first_minute_bytes"] is None
 
 

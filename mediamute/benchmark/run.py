@@ -124,8 +124,6 @@ class SteadyWindow:
     """(seconds into the window, server RSS bytes), every RSS_SAMPLE_PERIOD and at the end."""
     server: dict[str, Any]
     heard: dict[str, Any]
-    answered: dict[str, list[float]]
-    """Seconds from each request sent to its 200 OK at the caller, by kind (one keep-alive connection)."""
 
 
 @dataclass
@@ -135,6 +133,8 @@ class MuteCycles:
     requests: list[tuple[float, str]]
     server: dict[str, Any]
     heard: dict[str, Any]
+    answered: dict[str, list[float]]
+    """Seconds from each request sent to its 200 OK at the caller, by kind (one keep-alive connection)."""
 
 
 def bench_progress(console: Console) -> Progress:
