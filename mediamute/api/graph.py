@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -30,8 +29,6 @@ from .errors import GraphError
 from .resources import call_resource, operation_resource, participant_resource
 from .state import app_state
 from .urls import metadata, operation_location
-
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS)
 READ = roles(*ALL_CALL_ROLES)
@@ -71,26 +68,12 @@ def client_context(body: schemas.ClientContextBody | None) -> str | None:
     return body.client_context if body else None
 
 
-def _check_callback(uri: str | None, request: Request) -> None:
-    if uri is None:
-        return
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise GraphError(400, "callbackUri must be an absolute http(s) URL.")
-    allowed = LOOPBACK_HOSTS | {app_state(request).settings.host}
-    if parts.hostname not in allowed:
-        raise GraphError(
-            400, f"callbackUri must point at this machine ({', '.join(sorted(allowed))}): mediamute is a local simulator."
-        )
-
-
 @router.post(
     "/communications/calls", status_code=201, response_model=schemas.Call, responses=ERRORS, summary="Create a call"
 )
 async def create_call(
     request: Request, body: Annotated[schemas.CreateCallBody, Body()], _: Principal = Depends(CREATE)
 ) -> JSONResponse:
-    _check_callback(body.callback_uri, request)
     extension = body.mediamute or schemas.MediamuteCallOptions()
     try:
         app_source = source_from_spec(extension.app_source, SAMPLES_DIR) if extension.app_source else None
