@@ -1,4 +1,4 @@
-"""The `mediamute` command line: serve (and, as they land, demo, join, bench, token)."""
+"""The `mediamute` command line: serve, demo, join, bench and token."""
 
 from __future__ import annotations
 
