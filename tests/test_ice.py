@@ -93,7 +93,7 @@ def test_guard_forgets_sources_when_flooded():
     guard = DatagramGuard(interval=10.0, max_sources=8, clock=lambda: now[0])
     for port in range(100):
         guard.refuse(("10.0.0.1", port), "an empty")
-    assert len(guard._last_line) <= 8 and guard.log_lines == 100  # each new source logged once; memory bounded
+    assert len(guard.limiter) <= 8 and guard.log_lines == 100  # each new source logged once; memory bounded
 
 
 async def test_malformed_and_empty_datagrams_at_a_real_ice_port_are_counted_not_raised(caplog):

@@ -21,8 +21,11 @@ from ..calls.errors import (
     ParticipantNotFound,
     PolicyForbids,
 )
+from ..ratelimit import PerSourceLimiter
 
 log = logging.getLogger("mediamute.api")
+REFUSALS_LOGGED = PerSourceLimiter(interval=10.0)
+"""Refused requests are logged at most once per client address and status per 10 s (a fuzzer cannot flood the log)."""
 
 STATUS_CODES = {
     400: "BadRequest",
@@ -84,8 +87,16 @@ def error_body(request: Request, code: str, message: str) -> dict:
 def error_response(
     request: Request, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    level = logging.WARNING if status < 500 else logging.ERROR
-    log.log(level, "%s %s -> %d %s", request.method, request.url.path, status, message)
+    if status >= 500:
+        log.error("%s %s -> %d %s", request.method, request.url.path, status, message)
+    else:
+        client = request.client.host if request.client else None
+        suppressed = REFUSALS_LOGGED.allow((client, status))
+        if suppressed is not None:
+            log.warning(
+                "%s %s -> %d %s (%d more %d answers to %s since the last line)",
+                request.method, request.url.path, status, message, suppressed, status, client,
+            )
     body = error_body(request, code or STATUS_CODES.get(status, "BadRequest"), message)
     all_headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     all_headers.update(headers or {})

@@ -31,6 +31,8 @@ import aioice
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
+from ..ratelimit import PerSourceLimiter
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_AIOICE = "0.13.0"
@@ -104,45 +106,31 @@ class DatagramGuard:
     """Counts refused datagrams and rate-limits the log lines about them, per source address."""
 
     def __init__(self, interval: float = 10.0, max_sources: int = 1024, clock: Callable[[], float] = time.monotonic):
-        self.interval = interval
-        self.max_sources = max_sources
         self.empty = 0
         self.malformed = 0
-        self.log_lines = 0
-        self._clock = clock
-        self._last_line: dict[tuple[Any, ...], float] = {}
-        self._suppressed: dict[tuple[Any, ...], int] = {}
+        self.limiter = PerSourceLimiter(interval, max_sources, clock)
+
+    @property
+    def log_lines(self) -> int:
+        return self.limiter.lines
 
     def counters(self) -> DatagramCounters:
         return DatagramCounters(empty=self.empty, malformed=self.malformed, log_lines=self.log_lines)
 
     def refuse(self, addr: tuple[Any, ...], reason: str, exc: BaseException | None = None) -> None:
-        """Count one refused datagram from `addr`; log it unless this source was logged within `interval`."""
+        """Count one refused datagram from `addr`; log it unless this source was logged within the interval."""
         if exc is None:
             self.empty += 1
         else:
             self.malformed += 1
-        now = self._clock()
-        last = self._last_line.get(addr)
-        if last is not None and now - last < self.interval:
-            self._suppressed[addr] = self._suppressed.get(addr, 0) + 1
+        suppressed = self.limiter.allow(addr)
+        if suppressed is None:
             return
-        if len(self._last_line) >= self.max_sources:
-            self._forget_quiet_sources(now)
-        self._last_line[addr] = now
-        suppressed = self._suppressed.pop(addr, 0)
-        self.log_lines += 1
         detail = f": {type(exc).__name__}: {exc}" if exc is not None else ""
         log.warning(
             "dropped %s datagram from %s:%s at an ICE port%s (%d more from it since the last line)",
             reason, addr[0], addr[1], detail, suppressed,
         )
-
-    def _forget_quiet_sources(self, now: float) -> None:
-        quiet = [a for a, t in self._last_line.items() if now - t >= self.interval]
-        for addr in quiet or list(self._last_line)[: self.max_sources // 2]:  # a flood of sources: forget the oldest
-            self._last_line.pop(addr, None)
-            self._suppressed.pop(addr, None)
 
 
 DATAGRAM_GUARD = DatagramGuard()
