@@ -12,6 +12,7 @@ from mediamute.calls.call import Call, CallOptions
 from mediamute.calls.model import MediaSession, Participant
 from mediamute.calls.stats import call_stats, participant_stats
 from mediamute.media.audio import FRAME_SAMPLES
+from mediamute.media.sequence import SequenceCounters
 
 AMPLITUDE = 8000.0
 
@@ -27,10 +28,11 @@ class ManualClock:
 
 
 class LevelOnlySession:
-    """The smallest MediaSession: a fixed received level and a close that is remembered."""
+    """The smallest MediaSession: a fixed received level, given sequence counters and a close that is remembered."""
 
-    def __init__(self, level_dbov: float | None) -> None:
+    def __init__(self, level_dbov: float | None, sequence: SequenceCounters | None = None) -> None:
         self.received_audio_level_dbov = level_dbov
+        self.sequence_counters = sequence
         self.closed = False
 
     async def close(self) -> None:
@@ -114,10 +116,12 @@ def test_call_stats_roster_and_audit_windows(call, clock):
 
 
 def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
-    alice = join(call, "alice", LevelOnlySession(-30.0))
+    sequence = SequenceCounters(accepted=7, duplicates=1, late=2, jumps_pending=3, ssrcs_pending=4, restarts=5, ssrc_changes=6)
+    alice = join(call, "alice", LevelOnlySession(-30.0, sequence))
     call.mixer.push(alice.id, tone())
     tick_at(call, clock, 30.0)
     record = call_stats(call)
+    sequence.late += 100  # the record holds a copy: later packets do not change what was read
     body = call_stats_json(record, DeliveryCounters(enqueued=4, posts=2))
     assert list(body) == [
         "callId", "state", "monotonicNow", "rosterSequenceNumber", "clock", "callbacks", "participants", "audit"
@@ -129,8 +133,13 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
-        "mixedLevelDbfs", "mixer",
+        "mixedLevelDbfs", "mixer", "rtp",
     ]
+    assert entry["rtp"] == {
+        "accepted": 7, "duplicates": 1, "late": 2, "jumps_pending": 3, "ssrcs_pending": 4, "restarts": 5,
+        "ssrc_changes": 6, "dropped": 10,
+    }
+    assert next(p for p in body["participants"] if p["id"] == call.app.id)["rtp"] is None  # no media session
     assert list(entry["gate"]) == ["open", "passedPackets", "droppedPackets", "droppedBytes", "closedSince"]
     assert entry["receivedLevelDbov"] == -30.0
     assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1
@@ -139,3 +148,4 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     ]
     removed = participant_stats(call, Participant("never joined"))
     assert "mixer" not in participant_stats_json(removed)
+    assert record.tick_durations.count == record.clock.ticks == 0

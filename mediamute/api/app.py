@@ -6,7 +6,7 @@ import uuid
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi_swagger import patch_fastapi
 
 from .. import __version__
@@ -15,6 +15,7 @@ from ..settings import ServerSettings
 from ..tokens import SigningKey
 from . import ext, graph, schemas, web, whip
 from .errors import error_response, install_error_handlers
+from .metrics import RouteTemplates, install_metrics
 from .notifications import NotificationHub
 from .state import AppState
 
@@ -28,6 +29,8 @@ DESCRIPTION = """A media-plane simulator of server-side mute with a Microsoft Gr
 * **WHIP** (`/whip/{callId}`): join with an SDP offer; the answer carries a session token for the participant.
 * **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, stats with
   the contributor audit, the call's event stream (WebSocket), and the JWKS that verifies callback signatures.
+* **Metrics** (`/metrics`, Prometheus text, not in this document): calls, gates, mixer, clock, encodes, callbacks,
+  API requests; no authentication (the server binds 127.0.0.1).
 """
 
 
@@ -66,12 +69,19 @@ def create_app(
         return response
 
     document_errors(app)
+    templates = RouteTemplates()
+
+    def include(router: APIRouter, prefix: str = "") -> None:
+        app.include_router(router, prefix=prefix)
+        templates.add(router.routes, prefix)
+
     for prefix in GRAPH_PREFIXES:
-        app.include_router(graph.router, prefix=prefix)
-    app.include_router(graph.beta_router, prefix="/beta")
-    app.include_router(whip.router)
-    app.include_router(ext.router)
-    app.include_router(web.router)
+        include(graph.router, prefix)
+    include(graph.beta_router, "/beta")
+    include(whip.router)
+    include(ext.router)
+    include(web.router)
+    install_metrics(app, registry, hub, templates)  # last: its request counter is the outermost middleware
     return app
 
 

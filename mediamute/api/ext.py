@@ -112,7 +112,8 @@ async def keys(request: Request) -> JSONResponse:
 
 # statistics ---------------------------------------------------------------------------------------------------
 def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
-    """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot)."""
+    """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot; `rtp`, its sequence
+    validation counters, null without media)."""
     gate = entry.gate
     body: dict[str, Any] = {
         "id": entry.id,
@@ -133,6 +134,7 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     }
     if entry.mixer is not None:
         body["mixer"] = asdict(entry.mixer)
+    body["rtp"] = {**asdict(entry.rtp), "dropped": entry.rtp.dropped} if entry.rtp is not None else None
     return body
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from ..media.gate import MuteGate
+from ..media.sequence import SequenceCounters
 from ..sources import AudioSource
 
 ParticipantKind = Literal["remote", "application"]
@@ -28,6 +29,12 @@ class MediaSession(Protocol):
     @property
     def received_audio_level_dbov(self) -> float | None:
         """The sender's own level (RFC 6464 header, dBov) on its latest packet, muted or not; None before any."""
+        ...
+
+    @property
+    def sequence_counters(self) -> SequenceCounters | None:
+        """What RTP sequence validation accepted and dropped (by reason) of the packets the gate let through; None
+        before the media path is set up. The live counters: readers copy what they keep."""
         ...
 
     async def close(self) -> None:

@@ -4,13 +4,14 @@ for the call its clock and its contributor audit. Built from the domain alone; t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..media.audio import dbfs
 from ..media.audit import TickRecord
-from ..media.clock import ClockCounters
+from ..media.clock import ClockCounters, HistogramSnapshot
 from ..media.gate import GateCounters
 from ..media.mixer import SlotCounters
+from ..media.sequence import SequenceCounters
 from .call import Call, CallState
 from .model import Participant, ParticipantKind
 
@@ -34,6 +35,8 @@ class ParticipantStats:
     """The level of its latest mixed frame; None once it has no mixer slot."""
     mixer: SlotCounters | None
     """Its mixer slot's counters; None once it has no slot."""
+    rtp: SequenceCounters | None
+    """A copy of its media session's RTP sequence validation counters; None without media (or before it is set up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,8 @@ class CallStats:
     """The server's monotonic time when these numbers were read (the audit's time base)."""
     roster_sequence: int
     clock: ClockCounters
+    tick_durations: HistogramSnapshot
+    """How long each tick's mix took, bucketed by the clock (count equals `clock.ticks`)."""
     participants: tuple[ParticipantStats, ...]
     audit: tuple[TickRecord, ...]
 
@@ -54,6 +59,7 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
     """Read one participant's numbers from its gate, its media session and its slot in the call's mixer."""
     media = participant.media
     slot = call.mixer.slot(participant.id) if participant.id in call.mixer else None
+    sequence = media.sequence_counters if media is not None else None
     return ParticipantStats(
         id=participant.id,
         display_name=participant.display_name,
@@ -65,6 +71,7 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         received_level_dbov=media.received_audio_level_dbov if media is not None else None,
         mixed_level_dbfs=dbfs(slot.last_level) if slot is not None else None,
         mixer=slot.counters() if slot is not None else None,
+        rtp=replace(sequence) if sequence is not None else None,
     )
 
 
@@ -84,6 +91,7 @@ def call_stats(call: Call, audit_since: float | None = None, audit_limit: int = 
         monotonic_now=time.monotonic(),
         roster_sequence=call.roster_sequence,
         clock=call.clock.counters(),
+        tick_durations=call.clock.tick_durations(),
         participants=tuple(participant_stats(call, p) for p in call.participants.values()),
         audit=audit_records(call, audit_since, audit_limit),
     )

@@ -16,6 +16,7 @@ from aiortc.sdp import SessionDescription
 from ..media.audio import Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
+from ..media.sequence import SequenceCounters
 from .gate_adapter import InlineDecoder, install_inline_decoder
 from .ice import rtc_configuration
 from .tracks import MixTrack
@@ -110,6 +111,12 @@ class ParticipantPeer:
         if decoder is None or decoder.last_audio_level is None:
             return None
         return -float(decoder.last_audio_level)
+
+    @property
+    def sequence_counters(self) -> SequenceCounters | None:
+        """`calls.model.MediaSession`: the inline decoder's RTP sequence validation counters (None before accept)."""
+        decoder = self.inline_decoder
+        return decoder.sequence_counters if decoder is not None else None
 
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)

@@ -1,0 +1,298 @@
+"""Prometheus metrics at `/metrics`: the calls' live numbers, read at scrape time, and the API's requests.
+
+Nothing here runs per packet or per tick. A scrape walks the call registry once, on the event loop (the handler is
+`async`, so every number of one scrape is read between two ticks: a call's tick count and its tick-duration
+histogram's count are equal), through the domain's typed records (`calls.stats`: gate, mixer slot, RTP sequence
+counters, clock and its tick-duration buckets), the call's encoding counters, the notification hub's callback
+counters and aioice's process-wide datagram guard. The only work outside a scrape is one counter increment per HTTP
+request, in an ASGI middleware.
+
+Each app has its own `CollectorRegistry` (never prometheus_client's global one), so several servers in one process
+(the tests, the demo) do not collide.
+
+Cardinality stays bounded by what is live, never by what a client sends:
+- `call_id` labels exist only for live calls (established, not yet terminated): when a call ends its series vanish
+  (its final numbers stay readable at `/ext/calls/{id}/stats`); `mediamute_calls_ended_total` counts ended calls.
+- `participant_id` labels exist only for participants in a live call's roster: when one leaves, its series vanish.
+  So the per-participant series are at most (live participants) x (metrics), as on the stats page.
+- HTTP requests are labelled by the matched route's path template (`/v1.0/communications/calls/{call_id}/...`,
+  never the raw path), the method (the seven standard ones, else "other") and the status. A path no route matches
+  is counted as route "unmatched", so garbage URLs cannot grow the series. WebSocket connections (the event
+  stream) are not counted here.
+- `reason`, `stream`, `kind` labels take a fixed handful of values.
+
+No authentication: a Prometheus scraper has no Graph token, and the server binds 127.0.0.1 by default. A server
+bound to another address exposes these numbers (call and participant ids, no tokens, no audio) to its network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+from starlette.routing import BaseRoute, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..calls.call import Call, CallRegistry
+from ..calls.stats import CallStats, ParticipantStats, call_stats
+from ..rtc.ice import DATAGRAM_GUARD
+from .notifications import NotificationHub
+
+router = APIRouter(include_in_schema=False)
+
+UNMATCHED = "unmatched"
+"""The route label of a request no route matched."""
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CALL = ["call_id"]
+PARTICIPANT = ["call_id", "participant_id"]
+RTP_DROP_REASONS = (("duplicate", "duplicates"), ("late", "late"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
+"""(label value, SequenceCounters field) for every reason sequence validation drops a packet."""
+
+
+def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, labels=labels)
+
+
+def _gauge(name: str, documentation: str, labels: Sequence[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels)
+
+
+class CallCollector(Collector):
+    """Reads every live call's numbers when Prometheus scrapes; holds no state of its own."""
+
+    def __init__(self, registry: CallRegistry, hub: NotificationHub) -> None:
+        self.registry = registry
+        self.hub = hub
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # the names depend on nothing; no collect() at registration
+
+    def collect(self) -> Iterable[Metric]:
+        calls = list(self.registry.calls.values())
+        live = [call for call in calls if not call.terminated]
+        yield GaugeMetricFamily("mediamute_calls", "Live calls (established, not ended).", value=len(live))
+        yield CounterMetricFamily("mediamute_calls_created", "Calls this server has created.", value=len(calls))
+        yield CounterMetricFamily("mediamute_calls_ended", "Calls that have ended.", value=len(calls) - len(live))
+        guard = DATAGRAM_GUARD.counters()
+        refused = _counter("mediamute_ice_datagrams_refused", "UDP datagrams the ICE guard dropped, by reason.", ["reason"])
+        refused.add_metric(["empty"], guard.empty)
+        refused.add_metric(["malformed"], guard.malformed)
+        yield refused
+        families = CallFamilies()
+        for call in live:
+            families.add(call, call_stats(call, audit_limit=0), self.hub)
+        yield from families.all()
+
+
+class CallFamilies:
+    """The per-call and per-participant metric families of one scrape, filled call by call."""
+
+    def __init__(self) -> None:
+        self.participants = _gauge("mediamute_call_participants", "Participants in a live call's roster, by kind.", [*CALL, "kind"])
+        self.ticks = _counter("mediamute_mix_ticks", "Mixer clock ticks.", CALL)
+        self.late_ticks = _counter("mediamute_mix_late_ticks", "Ticks that woke more than a period late (the clock resynchronised).", CALL)
+        self.max_lateness = _gauge("mediamute_mix_max_lateness_seconds", "The worst wake-up after a tick's deadline so far.", CALL)
+        self.tick_duration = HistogramMetricFamily(
+            "mediamute_mix_tick_duration_seconds", "How long each tick's mix (and its encodes and sends) took.", labels=CALL
+        )
+        self.encoded_ticks = _counter("mediamute_encode_ticks", "Ticks whose mixes were encoded.", CALL)
+        self.encodes = _counter("mediamute_encodes", "Opus encodes of mixes: shared (one per tick for every non-contributor) or own.", [*CALL, "stream"])
+        self.shared_deliveries = _counter("mediamute_encode_shared_deliveries", "Packets of the shared encode handed to listeners.", CALL)
+        self.encodes_per_tick = _gauge("mediamute_encodes_per_tick", "Encodes per encoded tick, over the call so far.", CALL)
+        callback = "Callback (callbackUri) deliveries: "
+        self.cb_enqueued = _counter("mediamute_callback_notifications_enqueued", callback + "notifications queued.", CALL)
+        self.cb_posts = _counter("mediamute_callback_posts", callback + "POST attempts.", CALL)
+        self.cb_delivered = _counter("mediamute_callback_batches_delivered", callback + "batches accepted (2xx).", CALL)
+        self.cb_delivered_n = _counter("mediamute_callback_notifications_delivered", callback + "notifications in accepted batches.", CALL)
+        self.cb_retries = _counter("mediamute_callback_retries", callback + "attempts retried after a failure.", CALL)
+        self.cb_failed = _counter("mediamute_callback_batches_failed", callback + "batches given up (refused or every attempt failed).", CALL)
+        self.cb_dropped = _counter("mediamute_callback_notifications_dropped", callback + "oldest notifications dropped from a full queue.", CALL)
+        self.server_muted = _gauge("mediamute_participant_server_muted", "1 while the participant's gate is closed (server mute).", PARTICIPANT)
+        self.passed = _counter("mediamute_gate_passed_packets", "RTP packets the mute gate let through.", PARTICIPANT)
+        self.passed_bytes = _counter("mediamute_gate_passed_bytes", "RTP payload bytes the mute gate let through.", PARTICIPANT)
+        self.dropped = _counter("mediamute_gate_dropped_packets", "RTP packets the closed mute gate dropped before decode.", PARTICIPANT)
+        self.dropped_bytes = _counter("mediamute_gate_dropped_bytes", "RTP payload bytes the closed mute gate dropped.", PARTICIPANT)
+        self.frames_in = _counter("mediamute_mixer_frames_in", "Frames queued in the participant's mixer inbox.", PARTICIPANT)
+        self.frames_mixed = _counter("mediamute_mixer_frames_mixed", "Frames of the participant that entered a mix.", PARTICIPANT)
+        self.overflow = _counter("mediamute_mixer_inbox_overflow", "Frames dropped (oldest) from a full inbox.", PARTICIPANT)
+        self.underruns = _counter("mediamute_mixer_underruns", "Ticks that found the participant's inbox empty while its gate was open.", PARTICIPANT)
+        self.flushed = _counter("mediamute_mixer_flushed_frames", "Queued frames discarded when the gate closed.", PARTICIPANT)
+        self.discarded = _counter("mediamute_mixer_discarded_closed_frames", "Decoded frames refused at the inbox because the gate was closed.", PARTICIPANT)
+        self.trimmed = _counter("mediamute_mixer_trimmed_frames", "Frames dropped to trim a standing inbox backlog.", PARTICIPANT)
+        self.depth = _gauge("mediamute_mixer_inbox_depth", "Frames waiting in the participant's inbox.", PARTICIPANT)
+        self.rtp_accepted = _counter("mediamute_rtp_packets_accepted", "Packets past the gate that RTP sequence validation accepted.", PARTICIPANT)
+        self.rtp_dropped = _counter("mediamute_rtp_packets_dropped", "Packets past the gate that RTP sequence validation dropped, by reason.", [*PARTICIPANT, "reason"])
+        self.rtp_restarts = _counter("mediamute_rtp_restarts", "Confirmed sequence-number restarts in the same SSRC.", PARTICIPANT)
+        self.rtp_ssrc_changes = _counter("mediamute_rtp_ssrc_changes", "Confirmed switches to another SSRC.", PARTICIPANT)
+
+    def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
+        labels = [call.id]
+        kinds = {"remote": 0, "application": 0}
+        for entry in stats.participants:
+            kinds[entry.kind] += 1
+        for kind, count in kinds.items():
+            self.participants.add_metric([*labels, kind], count)
+        self.ticks.add_metric(labels, stats.clock.ticks)
+        self.late_ticks.add_metric(labels, stats.clock.late_ticks)
+        self.max_lateness.add_metric(labels, stats.clock.max_lateness)
+        durations = stats.tick_durations
+        buckets = [(floatToGoString(bound), count) for bound, count in durations.cumulative()]
+        self.tick_duration.add_metric(labels, buckets, durations.total)
+        self._add_encoding(labels, call.encoding_counters())
+        self._add_callbacks(labels, hub, call.id)
+        for entry in stats.participants:
+            self._add_participant([call.id, entry.id], entry)
+
+    def _add_encoding(self, labels: list[str], counters: dict[str, float] | None) -> None:
+        if counters is None:  # no encoding, or no mix handed to a listener yet
+            return
+        self.encoded_ticks.add_metric(labels, counters["ticks"])
+        self.encodes.add_metric([*labels, "shared"], counters["shared"])
+        self.encodes.add_metric([*labels, "own"], counters["own"])
+        self.shared_deliveries.add_metric(labels, counters["shared_deliveries"])
+        self.encodes_per_tick.add_metric(labels, counters["per_tick"])
+
+    def _add_callbacks(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
+        counters = hub.delivery_counters(call_id)
+        if counters is None:  # no callbackUri, or nothing published to it yet
+            return
+        self.cb_enqueued.add_metric(labels, counters.enqueued)
+        self.cb_posts.add_metric(labels, counters.posts)
+        self.cb_delivered.add_metric(labels, counters.delivered_batches)
+        self.cb_delivered_n.add_metric(labels, counters.delivered_notifications)
+        self.cb_retries.add_metric(labels, counters.retries)
+        self.cb_failed.add_metric(labels, counters.failed_batches)
+        self.cb_dropped.add_metric(labels, counters.dropped_overflow)
+
+    def _add_participant(self, labels: list[str], entry: ParticipantStats) -> None:
+        gate = entry.gate
+        self.server_muted.add_metric(labels, 1 if entry.server_muted else 0)
+        self.passed.add_metric(labels, gate.passed_packets)
+        self.passed_bytes.add_metric(labels, gate.passed_bytes)
+        self.dropped.add_metric(labels, gate.dropped_packets)
+        self.dropped_bytes.add_metric(labels, gate.dropped_bytes)
+        slot = entry.mixer
+        if slot is not None:
+            self.frames_in.add_metric(labels, slot.frames_in)
+            self.frames_mixed.add_metric(labels, slot.frames_mixed)
+            self.overflow.add_metric(labels, slot.inbox_overflow)
+            self.underruns.add_metric(labels, slot.underruns)
+            self.flushed.add_metric(labels, slot.flushed)
+            self.discarded.add_metric(labels, slot.discarded_closed)
+            self.trimmed.add_metric(labels, slot.trimmed)
+            self.depth.add_metric(labels, slot.inbox_depth)
+        rtp = entry.rtp
+        if rtp is not None:
+            self.rtp_accepted.add_metric(labels, rtp.accepted)
+            for reason, field in RTP_DROP_REASONS:
+                self.rtp_dropped.add_metric([*labels, reason], getattr(rtp, field))
+            self.rtp_restarts.add_metric(labels, rtp.restarts)
+            self.rtp_ssrc_changes.add_metric(labels, rtp.ssrc_changes)
+
+    def all(self) -> Iterable[Metric]:
+        return [value for value in vars(self).values() if isinstance(value, Metric)]
+
+
+class RouteTemplates:
+    """The app's routes as full path templates (prefix included), to label a request by the route it reached.
+
+    Built from the routers as the app includes them (`add(router.routes, prefix)`), with Starlette's public
+    `compile_path`: FastAPI's own route objects do not carry the include prefix, and one router is included under
+    several prefixes (/v1.0 and /beta)."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[BaseRoute, re.Pattern[str], frozenset[str], str]] = []
+
+    def add(self, routes: Iterable[BaseRoute], prefix: str = "") -> None:
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):  # an included router has none: its routes are added with their prefix
+                regex, template, _ = compile_path(prefix + path)
+                self._entries.append((route, regex, frozenset(getattr(route, "methods", None) or ()), template))
+
+    def template(self, scope: Scope) -> str:
+        """The template of the route that answered (`scope["route"]`, under the prefix the path has), else of the
+        first route whose path matches (a request answered before routing, or a 405), else "unmatched"."""
+        path, method, answered = scope["path"], scope["method"], scope.get("route")
+        by_path = None
+        for route, regex, methods, template in self._entries:
+            if not regex.match(path):
+                continue
+            if answered is not None:
+                if route is answered:
+                    return template
+            elif method in methods:
+                return template
+            by_path = by_path or template
+        return by_path or UNMATCHED
+
+
+class RequestCounter:
+    """ASGI middleware: counts each HTTP request by method, matched route template and status, once it is answered."""
+
+    def __init__(self, app: ASGIApp, requests: Counter, templates: RouteTemplates) -> None:
+        self.app = app
+        self.requests = requests
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.requests.labels(method, self.templates.template(scope), str(status)).inc()
+
+
+class AppMetrics:
+    """One app's Prometheus registry: the call collector and the HTTP request counter."""
+
+    def __init__(self, registry: CallRegistry, hub: NotificationHub) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(CallCollector(registry, hub))
+        self.requests = Counter(
+            "mediamute_http_requests",
+            "HTTP requests answered, by method, route template and status (WebSocket streams not counted).",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The registry in the format the scraper asked for (Prometheus text, or OpenMetrics) and its media type."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+def install_metrics(app: FastAPI, registry: CallRegistry, hub: NotificationHub, templates: RouteTemplates) -> AppMetrics:
+    """Serve `/metrics` on `app` and count its requests by the routes in `templates` (call it after the app's other
+    middleware: this one is then the outermost, and sees every answer, a 415 or a 500 included)."""
+    metrics = AppMetrics(registry, hub)
+    app.state.metrics = metrics
+    app.include_router(router)
+    templates.add(router.routes)
+    templates.add(app.router.routes)  # the app's own (OpenAPI, docs); included routers have no path of their own
+    app.add_middleware(RequestCounter, requests=metrics.requests, templates=templates)
+    return metrics
+
+
+@router.get("/metrics", summary="Prometheus metrics (no authentication: the server binds 127.0.0.1)")
+async def metrics(request: Request) -> Response:
+    """Async on purpose: the collector reads the calls on the event loop, between ticks, never from a thread."""
+    body, content_type = request.app.state.metrics.exposition(request.headers.get("accept"))
+    return Response(content=body, media_type=content_type)
