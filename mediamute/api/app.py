@@ -15,7 +15,8 @@ from ..settings import ServerSettings
 from ..tokens import SigningKey
 from . import ext, graph, schemas, web, whip
 from .errors import error_response, install_error_handlers
-from .metrics import RouteTemplates, install_metrics
+from .metrics import install_metrics
+from .routes import RouteTemplates
 from .notifications import NotificationHub
 from .state import AppState
 
@@ -69,7 +70,7 @@ def create_app(
         return response
 
     document_errors(app)
-    templates = RouteTemplates()
+    templates = app.state.route_templates = RouteTemplates()  # the 405 handler's Allow reads it too
 
     def include(router: APIRouter, prefix: str = "") -> None:
         app.include_router(router, prefix=prefix)

@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from ..calls.errors import (
     CallError,
@@ -104,14 +103,8 @@ def error_response(
 
 
 def allowed_methods(request: Request) -> str:
-    """RFC 9110's `Allow` for a 405: every method some route serves on this path (Starlette names only the
-    methods of the first route whose path matched)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "type": "http"})
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    """RFC 9110's `Allow` for a 405: every method some route of the app serves on this path."""
+    return ", ".join(sorted(request.app.state.route_templates.allowed(request.url.path)))
 
 
 def _validation_message(exc: RequestValidationError) -> str:

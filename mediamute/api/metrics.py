@@ -27,7 +27,6 @@ bound to another address exposes these numbers (call and participant ids, no tok
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -36,18 +35,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..calls.call import Call, CallRegistry
 from ..calls.stats import CallStats, ParticipantStats, call_stats
 from ..rtc.ice import DATAGRAM_GUARD
 from .notifications import NotificationHub
+from .routes import RouteTemplates
 
 router = APIRouter(include_in_schema=False)
 
-UNMATCHED = "unmatched"
-"""The route label of a request no route matched."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CALL = ["call_id"]
 PARTICIPANT = ["call_id", "participant_id"]
@@ -197,40 +194,6 @@ class CallFamilies:
 
     def all(self) -> Iterable[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)]
-
-
-class RouteTemplates:
-    """The app's routes as full path templates (prefix included), to label a request by the route it reached.
-
-    Built from the routers as the app includes them (`add(router.routes, prefix)`), with Starlette's public
-    `compile_path`: FastAPI's own route objects do not carry the include prefix, and one router is included under
-    several prefixes (/v1.0 and /beta)."""
-
-    def __init__(self) -> None:
-        self._entries: list[tuple[BaseRoute, re.Pattern[str], frozenset[str], str]] = []
-
-    def add(self, routes: Iterable[BaseRoute], prefix: str = "") -> None:
-        for route in routes:
-            path = getattr(route, "path", None)
-            if isinstance(path, str):  # an included router has none: its routes are added with their prefix
-                regex, template, _ = compile_path(prefix + path)
-                self._entries.append((route, regex, frozenset(getattr(route, "methods", None) or ()), template))
-
-    def template(self, scope: Scope) -> str:
-        """The template of the route that answered (`scope["route"]`, under the prefix the path has), else of the
-        first route whose path matches (a request answered before routing, or a 405), else "unmatched"."""
-        path, method, answered = scope["path"], scope["method"], scope.get("route")
-        by_path = None
-        for route, regex, methods, template in self._entries:
-            if not regex.match(path):
-                continue
-            if answered is not None:
-                if route is answered:
-                    return template
-            elif method in methods:
-                return template
-            by_path = by_path or template
-        return by_path or UNMATCHED
 
 
 class RequestCounter:

@@ -18,9 +18,8 @@ MAX_CLIENT_CONTEXT = 256
 PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 CALLBACK_URI_PATTERN = rf"^https?://(127\.0\.0\.1|localhost|\[::1\])(:{PORT})?([/?#][!-~]*)?$"  # printable ASCII, no spaces
 SAMPLE_NAMES = ("alice.wav", "bob.wav", "carol.wav", "dave.wav", "prompt.wav")
-APP_SOURCE_PATTERN = (
-    r"^(silence|(tone:)?[1-9][0-9]{1,4}(\.[0-9]{1,3})?|" + "|".join(re.escape(n) for n in SAMPLE_NAMES) + ")$"
-)
+TONE_HZ = r"([1-9][0-9]{1,3}|1[0-9]{4}|2[0-3][0-9]{3})(\.[0-9]{1,3})?"  # 10 Hz up to below Nyquist (24 kHz)
+APP_SOURCE_PATTERN = rf"^(silence|(tone:)?{TONE_HZ}|" + "|".join(re.escape(n) for n in SAMPLE_NAMES) + ")$"
 
 
 class GraphModel(BaseModel):
@@ -166,7 +165,7 @@ class MediamuteCallOptions(GraphModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
     app_source: str | None = Field(
         default=None, json_schema_extra={"pattern": APP_SOURCE_PATTERN},
-        description="What the application's own participant plays: 'silence', a tone of 10 Hz to 99999 Hz ('440' "
+        description="What the application's own participant plays: 'silence', a tone of 10 Hz to 23999 Hz ('440' "
         "or 'tone:440') or one of the WAV files in samples/.",
     )
     app_display_name: str = Field(default="mediamute application", max_length=64)
@@ -177,7 +176,7 @@ class MediamuteCallOptions(GraphModel):
     @classmethod
     def _known_source(cls, value: str | None) -> str | None:
         if value is not None and not re.search(APP_SOURCE_PATTERN, value):
-            raise ValueError(f"appSource must be 'silence', a tone ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
+            raise ValueError(f"appSource must be 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
         return value
 
 
