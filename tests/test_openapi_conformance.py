@@ -13,7 +13,7 @@ from pathlib import Path
 from .helpers import admin_token
 
 HERE = Path(__file__).parent / "schemathesis"
-TIME_BUDGET = 60  # seconds schemathesis may spend; the process is killed well after that
+PROCESS_TIMEOUT = 120  # seconds: schemathesis stops by itself after its bounded examples; this is the backstop
 
 
 async def test_openapi_document_matches_the_server(server, tmp_path):
@@ -24,12 +24,12 @@ async def test_openapi_document_matches_the_server(server, tmp_path):
         "--header", f"Authorization: Bearer {admin_token(server)}",
         # all checks but two stateful ones that read Graph's behaviour as a fault: a deleted (ended) call stays
         # readable with state "terminated", and muteAll answers 404 for an unknown participant named in its body.
-        "--checks", "all", "--exclude-checks", "use_after_free,ensure_resource_availability", "--max-time", str(TIME_BUDGET), "--workers", "1", "--seed", "20261202",
+        "--checks", "all", "--exclude-checks", "use_after_free,ensure_resource_availability", "--workers", "1", "--seed", "20261202",
         "--request-timeout", "10", "--no-color",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, cwd=tmp_path,
     )
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), TIME_BUDGET + 45)
+        output, _ = await asyncio.wait_for(process.communicate(), PROCESS_TIMEOUT)
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -15,8 +15,8 @@ ID = "00000000-0000-0000-0000-000000000001"
         ("PUT", CALLS, "POST"),
         ("PATCH", f"{CALLS}/{ID}", "DELETE, GET"),
         ("GET", f"{CALLS}/{ID}/participants/{ID}/mute", "POST"),
-        # muteAll is also a participant id to the participant route (GET, DELETE): both routes serve the path
-        ("PUT", f"/beta/communications/calls/{ID}/participants/muteAll", "DELETE, GET, POST"),
+        # muteAll also fits participants/{participant_id} (GET, DELETE), but it is a resource of its own
+        ("PUT", f"/beta/communications/calls/{ID}/participants/muteAll", "POST"),
         ("PATCH", f"/whip/{ID}/{ID}", "DELETE"),
         ("POST", "/ext/keys", "GET"),
     ],

@@ -35,13 +35,15 @@ class RouteTemplates:
                 self._entries.append((route, regex, frozenset(getattr(route, "methods", None) or ()), template))
 
     def allowed(self, path: str) -> frozenset[str]:
-        """Every method some route serves on `path`: RFC 9110's `Allow` for a 405 (Starlette's own names only the
-        first route whose path matched, and FastAPI's included routes do not carry their prefix)."""
-        methods: frozenset[str] = frozenset()
-        for _route, regex, route_methods, _template in self._entries:
-            if regex.match(path):
-                methods |= route_methods
-        return methods
+        """Every method the resource at `path` serves: RFC 9110's `Allow` for a 405 (Starlette's own names only the
+        first route whose path matched, and FastAPI's included routes do not carry their prefix). Where templates
+        overlap (`participants/muteAll` also fits `participants/{participant_id}`), the resource is the one whose
+        template names the most of the path literally, i.e. has the fewest parameters."""
+        matching = [(t.count("{"), methods) for _route, regex, methods, t in self._entries if regex.match(path)]
+        if not matching:
+            return frozenset()
+        fewest = min(params for params, _ in matching)
+        return frozenset().union(*(methods for params, methods in matching if params == fewest))
 
     def template(self, scope: Scope) -> str:
         """The template of the route that answered (`scope["route"]`, under the prefix the path has), else of the
