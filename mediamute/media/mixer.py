@@ -6,8 +6,8 @@ contributed nothing this tick all hear the same frame (the saturated total), com
 them as one array with `shared=True`, so the rtc layer can encode it once.
 
 The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames is at most 2**24 in
-magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1
-differences and the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
+magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1 differences
+and the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
 library and numpy only.
 """
 
