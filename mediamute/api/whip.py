@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 
 from ..calls.model import Participant
 from ..rtc.peer import OfferError, ParticipantPeer
-from ..tokens import ALL_CALL_ROLES, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST
+from ..tokens import ALL_CALL_ROLES, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
 from .auth import FORBIDDEN, authenticate, for_call, require_app_roles
 from .errors import GraphError
 from .state import app_state
@@ -137,7 +137,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
 async def whip_leave(call_id: str, participant_id: str, request: Request) -> Response:
     principal = authenticate(request)
     if principal.kind == "app":
-        require_app_roles(principal, (ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST))
+        require_app_roles(principal, (ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST))
     elif principal.kind == "join":
         raise GraphError(403, "A join token cannot end a session; use the session token the join returned.", FORBIDDEN)
     else:
