@@ -38,6 +38,9 @@ PARTICIPANT_LEFT = "participant_left"
 OPERATION_COMPLETED = "operation_completed"
 OPERATION_FINISHED = "operation_finished"
 """An operation answered `running` has completed or failed (payload: the Call, the Operation): Graph notifies it."""
+TONE_RECEIVED = "tone_received"
+"""A participant sent a DTMF tone (payload: the Call, the Participant, Graph's tone name: `tone0`..`tone9`, `star`,
+`pound`, `a`..`d`, `flash`). Emitted by the rtc layer's tone reception; read by subscribeToTone and recordResponse."""
 CALL_UPDATED = "call_updated"
 CALL_ENDED = "call_ended"
 
