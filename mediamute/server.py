@@ -64,6 +64,8 @@ class MediamuteServer:
 
     async def stop(self) -> None:
         await self.registry.close()
+        if self._app is not None:
+            await self._app.state.mediamute.invitations.close()
         if self.hub is not None:
             await self.hub.close()
         if self._http is not None:

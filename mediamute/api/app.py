@@ -15,6 +15,7 @@ from ..settings import ServerSettings
 from ..tokens import SigningKey
 from . import ext, graph, schemas, web, whip
 from .errors import error_response, install_error_handlers
+from .invitations import Invitations
 from .metrics import install_metrics
 from .routes import RouteTemplates
 from .notifications import NotificationHub
@@ -46,7 +47,9 @@ def create_app(
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.mediamute = AppState(registry=registry, settings=settings, signing_key=signing_key, hub=hub)
+    app.state.mediamute = AppState(
+        registry=registry, settings=settings, signing_key=signing_key, hub=hub, invitations=Invitations(registry)
+    )
     install_error_handlers(app)
     # Swagger UI served from the package (no CDN): the interactive docs work offline.
     patch_fastapi(app, docs_url="/docs", redirect_from_root_to_docs=False)

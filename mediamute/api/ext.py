@@ -29,7 +29,7 @@ from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_role
 from .errors import GraphError, error_body
 from .graph import ERRORS, ContextBody, client_context, run_operation
 from .notifications import DeliveryCounters
-from .resources import call_resource, participant_resource
+from .resources import call_resource, participant_resource, roster
 from .state import app_state
 
 log = logging.getLogger("mediamute.ext")
@@ -214,7 +214,7 @@ def _snapshot(call: Call, history: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "snapshot",
         "call": call_resource(call).wire(),
-        "participants": [participant_resource(p).wire() for p in call.participants.values()],
+        "participants": [participant_resource(p).wire() for p in roster(call.participants.values())],
         "allowSelfUnmute": call.options.allow_self_unmute,
         "history": history,
     }

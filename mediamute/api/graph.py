@@ -26,7 +26,7 @@ from ..tokens import (
 from . import schemas
 from .auth import Principal, roles
 from .errors import GraphError
-from .resources import call_resource, operation_resource, participant_resource
+from .resources import call_resource, operation_resource, participant_resource, roster
 from .state import app_state
 from .urls import metadata, operation_location
 
@@ -34,6 +34,7 @@ CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL)
 READ = roles(*ALL_CALL_ROLES)
 PARTICIPANT_MUTE = roles(ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 SELF_MUTE = roles(ROLE_INITIATE, ROLE_ACCESS_MEDIA)
+INVITE = roles(ROLE_INITIATE_GROUP_CALL)
 
 router = APIRouter(tags=["Graph calls"])
 beta_router = APIRouter(tags=["Graph calls (beta)"])
@@ -126,9 +127,34 @@ async def list_participants(call_id: str, request: Request, _: Principal = Depen
     call = app_state(request).registry.get(call_id)
     collection = schemas.ParticipantCollection(
         odata_context=metadata(request, f"communications/calls('{call.id}')/participants"),
-        value=[participant_resource(p) for p in call.participants.values()],
+        value=[participant_resource(p) for p in roster(call.participants.values())],
     )
     return JSONResponse(collection.wire())
+
+
+@router.post(
+    "/communications/calls/{call_id}/participants/invite",
+    response_model=schemas.InviteParticipantsOperation,
+    responses=ERRORS,
+    summary="Invite participants: each joins after its ring delay as a simulated participant",
+)
+async def invite_participants(
+    call_id: str,
+    request: Request,
+    body: Annotated[schemas.InviteParticipantsBody, Body()],
+    _: Principal = Depends(INVITE),
+) -> JSONResponse:
+    """Answered `running` with the invitees echoed; the operation completes (a `deleted` notification on it) when
+    the last invitee has joined, then a roster update lists the newcomers. An invitee is a server-side simulated
+    participant whose Opus packets take the WebRTC receive path (gate, decode, mix): it mutes like anyone."""
+    state = app_state(request)
+    call = state.registry.live(call_id)
+    invitation = state.invitations.plan(call, body)
+    operation = call.begin(
+        Operation("inviteParticipants", "", body.client_context, details={"participants": invitation.echo})
+    )
+    state.invitations.start(call, operation, invitation)
+    return operation_response(request, call, operation)
 
 
 @router.get(

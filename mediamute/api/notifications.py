@@ -26,7 +26,7 @@ from ..calls.call import Call
 from ..calls.model import Operation, Participant
 from ..tokens import SigningKey
 from . import schemas
-from .resources import call_resource, operation_path, operation_resource, participant_resource
+from .resources import call_resource, operation_path, operation_resource, participant_resource, roster
 
 log = logging.getLogger("mediamute.notifications")
 
@@ -172,12 +172,14 @@ class NotificationHub:
             self._closing.add(asyncio.get_running_loop().create_task(delivery.close(drain_timeout=10.0)))
 
     def _participants_updated(self, call: Call, *participants: Participant) -> None:
-        data = [participant_resource(p).wire() for p in participants]
-        self._publish(call, "updated", f"/communications/calls/{call.id}/participants", data)
+        data = [participant_resource(p).wire() for p in roster(participants)]
+        if data:
+            self._publish(call, "updated", f"/communications/calls/{call.id}/participants", data)
 
     def _participant_left(self, call: Call, participant: Participant) -> None:
-        data = [participant_resource(participant, removed_reason="left").wire()]
-        self._publish(call, "deleted", f"/communications/calls/{call.id}/participants", data)
+        data = [participant_resource(p, removed_reason="left").wire() for p in roster([participant])]
+        if data:
+            self._publish(call, "deleted", f"/communications/calls/{call.id}/participants", data)
 
     def _operation_finished(self, call: Call, operation: Operation) -> None:
         """An operation answered `running` has ended: Graph's `deleted` on the operation, with its final state."""
