@@ -59,6 +59,14 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
+    accept_foreign_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--accept-foreign-tokens",
+            help="Also accept other issuers' tokens (e.g. Entra ID's, so a bot's unchanged code can call this server) "
+            "WITHOUT verifying their signature; their expiry, audience and roles are still checked. Local testing only.",
+        ),
+    ] = False,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
@@ -70,6 +78,7 @@ def serve(
         log_level=log_level,
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
+        accept_foreign_tokens=accept_foreign_tokens,
     )
     server = MediamuteServer(settings)
 
@@ -92,6 +101,12 @@ def serve(
             console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
         else:
             console.print("  [yellow]auth is off[/]: any request is accepted")
+        if settings.accept_foreign_tokens and settings.auth:
+            console.print(
+                "[bold white on red] WARNING [/] [bold red]--accept-foreign-tokens: tokens of other issuers (Entra ID...) "
+                "are accepted WITHOUT verifying their signature[/]; anyone who reaches this server can forge one. "
+                "Expiry, audience and roles are still checked. Local testing only.", soft_wrap=True,
+            )
         await server.serve_forever()
 
     try:

@@ -54,6 +54,11 @@ class MediamuteServer:
         return self._app
 
     async def start(self) -> None:
+        if self.settings.accept_foreign_tokens and self.settings.auth:
+            log.warning(
+                "accepting other issuers' tokens (e.g. Entra ID's) WITHOUT verifying their signature "
+                "(--accept-foreign-tokens): anyone who can reach this server can forge one; local testing only"
+            )
         configure_ice(self.settings.ice_addresses)
         # the hub starts delivery tasks, so it is made inside the running loop
         self.hub = NotificationHub(self.registry.events, self.signing_key)

@@ -21,3 +21,6 @@ class ServerSettings:
     """Sign with a key made at start and never written (tests, benchmarks)."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
+    accept_foreign_tokens: bool = False
+    """Also accept another issuer's JWT (e.g. Entra ID's, for Graph) WITHOUT verifying its signature, still checking
+    its lifetime, audience and roles: so a bot's unchanged code can call this server. Local testing only."""

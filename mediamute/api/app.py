@@ -14,6 +14,7 @@ from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
 from . import ext, graph, schemas, web, whip
+from .auth import FOREIGN_WARNING
 from .errors import error_response, install_error_handlers
 from .invitations import Invitations
 from .metrics import install_metrics
@@ -68,6 +69,8 @@ def create_app(
                 return response
         response = await call_next(request)
         response.headers["request-id"] = request.state.request_id
+        if getattr(request.state, "foreign_token", False):  # accepted without a signature check: say so every time
+            response.headers["Mediamute-Warning"] = FOREIGN_WARNING
         if "client-request-id" in request.headers:
             response.headers["client-request-id"] = request.headers["client-request-id"][:128]
         return response
