@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -67,9 +68,20 @@ def serve(
             "WITHOUT verifying their signature; their expiry, audience and roles are still checked. Local testing only.",
         ),
     ] = False,
+    faults: Annotated[
+        Optional[str],
+        typer.Option(
+            "--faults",
+            metavar="JSON|@FILE",
+            help='Faults on request for every call, seeded and counted: e.g. \'{"seed": 1, "notifications": '
+            '{"delayMs": 200, "duplicate": 0.1, "reorder": 0.1, "failFirstAttempt": 0.2}, "api": {"rate": 0.05, '
+            '"statuses": [429, 503], "retryAfterSeconds": 1}}\' (see the README). Off by default.',
+        ),
+    ] = None,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
+    fault_spec = _fault_spec(faults)
     settings = ServerSettings(
         host=host,
         port=port,
@@ -79,6 +91,7 @@ def serve(
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
         accept_foreign_tokens=accept_foreign_tokens,
+        faults=fault_spec,
     )
     server = MediamuteServer(settings)
 
@@ -107,12 +120,33 @@ def serve(
                 "are accepted WITHOUT verifying their signature[/]; anyone who reaches this server can forge one. "
                 "Expiry, audience and roles are still checked. Local testing only.", soft_wrap=True,
             )
+        if fault_spec is not None:
+            console.print(f"  [yellow]faults on request[/] for every call: {json.dumps(fault_spec)}", soft_wrap=True)
         await server.serve_forever()
 
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+
+
+def _fault_spec(text: str | None) -> dict | None:
+    """`--faults`: a JSON fault spec, inline or `@file`, checked now so a typo is an error that names the field."""
+    from pydantic import ValidationError
+
+    from .api.faults import fault_spec_errors, parse_fault_spec
+
+    if text is None:
+        return None
+    try:
+        raw = Path(text[1:]).read_text() if text.startswith("@") else text
+        spec = parse_fault_spec(raw)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {text[1:]}: {exc.strerror}", param_hint="--faults") from None
+    except ValidationError as exc:
+        raise typer.BadParameter(fault_spec_errors(exc), param_hint="--faults") from None
+    assert spec is not None
+    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 @app.command()

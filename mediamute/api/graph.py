@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..calls.call import Call, CallOptions
-from ..calls.model import Operation
+from ..calls.model import Operation, new_id
 from ..sources import SAMPLES_DIR, source_from_spec
 from ..tokens import (
     ALL_CALL_ROLES,
@@ -84,8 +84,11 @@ async def create_call(
     except ValueError as exc:
         raise GraphError(400, f"mediamute.appSource: {exc}") from None
     state = app_state(request)
+    call_id = new_id()
+    state.hub.faults.register(call_id, extension.faults)  # before the call publishes its first notification
     call = state.registry.create(
-        CallOptions(
+        call_id=call_id,
+        options=CallOptions(
             callback_uri=body.callback_uri,
             peer_to_peer=body.is_peer_to_peer,
             allow_self_unmute=extension.allow_self_unmute,
@@ -98,7 +101,7 @@ async def create_call(
             chat_info=body.chat_info,
             meeting_info=body.meeting_info,
             inbox_frames=state.settings.inbox_frames,
-        )
+        ),
     )
     resource = call_resource(call, context=metadata(request, "communications/calls/$entity"))
     return JSONResponse(resource.wire(), status_code=201)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from .faults import FaultSpec
+
 MAX_CLIENT_CONTEXT = 256
 
 # What the server accepts, stated once: the JSON schema carries these patterns and the validators apply them.
@@ -226,6 +228,9 @@ class MediamuteCallOptions(GraphModel):
     app_display_name: str = Field(default="mediamute application", max_length=64)
     allow_self_unmute: bool = Field(default=True, strict=True, description="May a server-muted participant unmute itself?")
     peer_to_peer: bool | None = Field(default=None, strict=True, description="Force a peer-to-peer (True) or group call.")
+    faults: FaultSpec | None = Field(
+        default=None, description="Faults on request for this call's notifications and API answers (replaces the server's)."
+    )
 
     @field_validator("app_source")
     @classmethod
@@ -307,7 +312,15 @@ class InvitedIdentitySet(GraphModel):
     """Who is invited: exactly one `user` (with its id), `phone` (its number as id, E.164 digits) or `guest` (a
     display name or an id). An `application` is refused: the call's own application is its one bot."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        json_schema_extra={
+            "oneOf": [{"required": [kind]} for kind in INVITED_KINDS],
+            "not": {"anyOf": [{"required": [kind]} for kind in BOT_KINDS]},
+        },
+    )
     odata_type: str | None = Field(default=None, alias="@odata.type")
     user: InvitedIdentity | None = None
     phone: InvitedIdentity | None = None
