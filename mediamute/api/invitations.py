@@ -160,9 +160,16 @@ class Invitations:
 
     def _spawn(self, call_id: str, coroutine: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)
-        tasks = self._tasks.setdefault(call_id, set())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        self._tasks.setdefault(call_id, set()).add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            tasks = self._tasks.get(call_id)
+            if tasks is not None:
+                tasks.discard(finished)
+                if not tasks:
+                    del self._tasks[call_id]
+
+        task.add_done_callback(done)
 
     async def _ring(self, call: Call, operation: Operation, invitation: Invitation) -> None:
         try:
@@ -213,12 +220,14 @@ class Invitations:
         self._reserved.get(call_id, set()).difference_update(i.participant.id for i in invitation.invitees)
 
     def _call_ended(self, call: Call) -> None:
-        for task in list(self._tasks.pop(call.id, ())):
+        """A call's end stops its ringing and its timed leaves (its operations fail with the call)."""
+        for task in self._tasks.get(call.id, ()):
             task.cancel()
         self._reserved.pop(call.id, None)
         self._voices.pop(call.id, None)
 
     async def close(self) -> None:
+        """Stop every invitation task and the pacing (the server stops; its calls have ended)."""
         tasks = [task for tasks in self._tasks.values() for task in tasks]
         for task in tasks:
             task.cancel()

@@ -24,6 +24,13 @@ TONE_HZ = r"([1-9][0-9]{1,3}|1[0-9]{4}|2[0-3][0-9]{3})(\.[0-9]{1,3})?"  # 10 Hz 
 APP_SOURCE_PATTERN = rf"^(silence|(tone:)?{TONE_HZ}|" + "|".join(re.escape(n) for n in SAMPLE_NAMES) + ")$"
 
 
+def known_source(name: str, value: str | None) -> str | None:
+    """An audio source spec the server can play: 'silence', a tone, or one of the sample WAV files."""
+    if value is not None and not re.search(APP_SOURCE_PATTERN, value):
+        raise ValueError(f"{name} must be 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
+    return value
+
+
 class GraphModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
 
@@ -235,9 +242,7 @@ class MediamuteCallOptions(GraphModel):
     @field_validator("app_source")
     @classmethod
     def _known_source(cls, value: str | None) -> str | None:
-        if value is not None and not re.search(APP_SOURCE_PATTERN, value):
-            raise ValueError(f"appSource must be 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
-        return value
+        return known_source("appSource", value)
 
 
 class CreateCallBody(GraphModel):
@@ -381,9 +386,7 @@ class InviteeOptions(GraphModel):
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str | None) -> str | None:
-        if value is not None and not re.search(APP_SOURCE_PATTERN, value):
-            raise ValueError(f"source must be 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
-        return value
+        return known_source("source", value)
 
 
 class InvitationParticipantInfo(GraphModel):
