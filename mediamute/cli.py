@@ -311,8 +311,15 @@ def bench(
     ] = "all-talking",
     mute_cycles: Annotated[int, typer.Option(help="Mute/unmute cycles for the mute latency figures.")] = 10,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to this file.")] = None,
+    calls: Annotated[int, typer.Option("--calls", min=1, help="Calls at once, each of N participants (a cluster bench).")] = 1,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", min=1, help="Cluster nodes sharing the calls through a private "
+                                    "redis-server: per-node and total figures, local and relayed mute times.")
+    ] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="With --workers: each node's capacity.")] = 40,
 ) -> None:
-    """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
+    """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS;
+    with --calls/--workers, C calls on W cluster nodes, per node and in total."""
     from .benchmark import BenchConfig, run_bench
 
     if scenario not in ("all-talking", "few-talking"):
@@ -320,6 +327,7 @@ def bench(
     config = BenchConfig(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
         json_path=None if json_file is None else __import__("pathlib").Path(json_file),
+        calls=calls, workers=workers if workers is not None else (1 if calls > 1 else None), capacity=capacity,
     )
     asyncio.run(run_bench(config, console))
 
