@@ -72,6 +72,14 @@ class Cluster:
         finally:
             await client.aclose()
 
+    async def loads(self) -> dict[str, dict[str, str]]:
+        """Each node's registration as Redis holds it now (for a failure message)."""
+        client = aioredis.Redis.from_url(self.redis.url, decode_responses=True, socket_timeout=2)
+        try:
+            return {n.name: await client.hgetall(keys.node(n.node_id)) for n in (self.a, self.b, self.c)}
+        finally:
+            await client.aclose()
+
     async def owner(self, call_id: str) -> str | None:
         client = aioredis.Redis.from_url(self.redis.url, decode_responses=True, socket_timeout=2)
         try:
@@ -113,6 +121,11 @@ async def stats(cluster: Cluster, node: Node, call_id: str, **params: object) ->
         response = await http.get(f"/ext/calls/{call_id}/stats", params=params)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def metric(exposition: str, series: str) -> float:
+    line = next(line for line in exposition.splitlines() if line.startswith(series + " "))
+    return float(line.rsplit(" ", 1)[1])
 
 
 async def whip_offer() -> tuple[RTCPeerConnection, str]:
@@ -179,6 +192,14 @@ async def test_a_call_created_on_a_is_placed_on_b_joined_through_a_and_muted_thr
                     got = await http.get(url)
                     assert got.status_code == 200, got.text
                     assert got.json()["id"] == operation["id"] and got.json()["clientContext"] == "c"
+
+        # each node reports itself on its own /metrics: C relayed, B served, both reach Redis
+        async with httpx.AsyncClient(timeout=5) as http:
+            scraped = {n.name: (await http.get(f"{n.url}/metrics")).text for n in (b, c)}
+        assert f'mediamute_cluster_node{{node_id="{c.node_id}",url="{c.url}"}} 1.0' in scraped["C"]
+        assert metric(scraped["C"], 'mediamute_cluster_relay_requests_total{direction="sent",outcome="answered"}') >= 1
+        assert metric(scraped["B"], 'mediamute_cluster_relay_requests_total{direction="served",outcome="received"}') >= 1
+        assert metric(scraped["C"], "mediamute_cluster_redis_up") == 1
 
         # the event stream through A is B's stream
         url = a.url.replace("http", "ws") + f"/ext/calls/{call_id}/events?access_token={cluster.token}"
@@ -285,7 +306,7 @@ async def test_a_killed_node_s_calls_end_within_the_bound_and_others_are_undistu
             victim, survivors = others(cluster, await cluster.owner(doomed))
             survivor = await create(via_c)  # the victim now holds a call more: this one goes elsewhere
         home, _ = others(cluster, await cluster.owner(survivor))
-        assert home is not victim
+        assert home is not victim, await cluster.loads()
         speakers = [CallParticipant(home.url, survivor, ToneSource(f), display_name=f"s{f}", token=cluster.token) for f in (440, 660)]
         await asyncio.gather(*(p.join() for p in speakers))
         try:

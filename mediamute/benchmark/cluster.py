@@ -49,6 +49,7 @@ async def mute_cycles(
     and the next node (relayed). Returns, per owner URL, (sent, participant, kind, route) and the answer times."""
     sent_by_owner: dict[str, list[tuple[float, str, str, str]]] = {}
     answered: list[tuple[str, str, float]] = []
+    failures: list[str] = []
     for cycle in range(cycles):
         for call_id, call in calls.items():
             owner = call["owner_url"]
@@ -60,11 +61,15 @@ async def mute_cycles(
                 ("unmute", f"/ext/calls/{call_id}/participants/{call['target']}/unmute"),
             ):
                 sent = time.monotonic()
-                (await http.post(f"{base}{path}", json={})).raise_for_status()
+                response = await http.post(f"{base}{path}", json={})
+                if response.status_code != 200:  # e.g. the target's connection dropped on an overloaded machine
+                    failures.append(f"{kind} {route}: HTTP {response.status_code}")
+                    continue
                 answered.append((kind, route, time.monotonic() - sent))
                 sent_by_owner.setdefault(owner, []).append((sent, call["target"], kind, route))
                 await asyncio.sleep(0.25)
     sent_by_owner["__answered__"] = answered  # type: ignore[assignment]
+    sent_by_owner["__failures__"] = failures  # type: ignore[assignment]
     return sent_by_owner
 
 
@@ -126,6 +131,7 @@ async def run_cluster_bench(config: BenchConfig, console: Console | None = None)
                 progress.advance(cycles_task)
             await asyncio.sleep(0.3)
             answered = sent.pop("__answered__", [])
+            failures = sent.pop("__failures__", [])
             timed = {
                 url: await child.ask(cmd="report", requests=[(s, pid, kind) for s, pid, kind, _ in sent.get(url, [])])
                 for url, child in by_url.items()
@@ -139,6 +145,7 @@ async def run_cluster_bench(config: BenchConfig, console: Console | None = None)
         scratch.cleanup()
     results = summarise_cluster(config, node_urls, cpu, client_cpu, steady, timed, sent, answered,
                                 100.0 * (machine1.busy - machine0.busy) / max(1, machine1.total - machine0.total), t1 - t0)
+    results["failed_requests"] = failures
     for table in cluster_tables(results):
         console.print(table)
     if config.json_path is not None:

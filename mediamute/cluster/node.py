@@ -250,8 +250,8 @@ class ClusterCollector:
             "mediamute_cluster_relay_requests", "Requests relayed over Redis, by outcome.", labels=["direction", "outcome"]
         )
         counters = node.relay.counters
-        relay.add_metric(["sent", "answered_or_pending"], counters.sent - counters.timeouts)
+        relay.add_metric(["sent", "answered"], counters.answered)
         relay.add_metric(["sent", "timeout"], counters.timeouts)
         relay.add_metric(["sent", "owner_unreachable"], counters.unreachable)
-        relay.add_metric(["served", "served"], counters.served)
+        relay.add_metric(["served", "received"], counters.served)
         return [info, up, nodes, errors, reaped, relay]

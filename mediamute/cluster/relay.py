@@ -106,6 +106,7 @@ Handler = Callable[[RelayRequest], Awaitable[RelayResponse]]
 @dataclass
 class RelayCounters:
     sent: int = 0
+    answered: int = 0
     served: int = 0
     timeouts: int = 0
     unreachable: int = 0
@@ -153,7 +154,9 @@ class Relay:
             self.counters.sent += 1
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await future
+                    answer = await future
+                self.counters.answered += 1
+                return answer
             except TimeoutError:
                 self.counters.timeouts += 1
                 raise RelayTimeout(f"node {owner} did not answer within {self.timeout:g} s") from None

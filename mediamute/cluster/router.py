@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -45,7 +46,7 @@ from ..api.whip import authorise_join
 from ..calls.errors import CallError
 from .placement import CallRecord, least_loaded
 from .registry import RedisUnavailable
-from .relay import OwnerUnreachable, RelayRequest, RelayTimeout
+from .relay import OwnerUnreachable, RelayRequest, RelayResponse, RelayTimeout
 
 if TYPE_CHECKING:
     from .node import ClusterNode
@@ -179,7 +180,7 @@ class ClusterRouter:
         try:
             owner = await self.node.directory.owner(call_id)
         except RedisUnavailable as exc:
-            await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
+            await self._redis_down(scope, receive, send, exc)
             return
         if owner is None and self.node.registry.settling:
             await self._error(
@@ -215,11 +216,9 @@ class ClusterRouter:
             )
             return
         except RedisUnavailable as exc:
-            await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
+            await self._redis_down(scope, receive, send, exc)
             return
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
+        await forward(answer, send)
 
     async def _owner_gone(self, scope: Scope, receive: Receive, send: Send, call_id: str, owner: str) -> None:
         """The owner does not listen: answer for a call its death ended, else 503 until it is reaped."""
@@ -227,7 +226,7 @@ class ClusterRouter:
         try:
             record = await self.node.directory.record(call_id)
         except RedisUnavailable as exc:
-            await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
+            await self._redis_down(scope, receive, send, exc)
             return
         if record is not None and record.terminated:
             await self._tombstone(scope, receive, send, record)
@@ -272,7 +271,7 @@ class ClusterRouter:
             await self._error(scope, receive, send, answer.status, answer.message, code=answer.code)
             return
         except RedisUnavailable as exc:
-            await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
+            await self._redis_down(scope, receive, send, exc)
             return
         if owner_url is None:
             await self._owner_gone(scope, receive, send, call_id, owner)
@@ -292,7 +291,7 @@ class ClusterRouter:
                 if chosen is not None:
                     await self.node.directory.counted_on(chosen.id)
             except RedisUnavailable as exc:
-                await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
+                await self._redis_down(scope, receive, send, exc)
                 return
             if chosen is not None and chosen.id != self.node.node_id:
                 try:
@@ -309,12 +308,10 @@ class ClusterRouter:
                                       f"{self.node.settings.relay_timeout:g} s; the call may or may not exist.", code="GatewayTimeout")
                     return
                 except RedisUnavailable as exc:
-                    await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
+                    await self._redis_down(scope, receive, send, exc)
                     return
                 else:
-                    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
-                    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-                    await send({"type": "http.response.body", "body": answer.body})
+                    await forward(answer, send)
                     return
         await self._create_here(scope, receive, send)
 
@@ -333,6 +330,9 @@ class ClusterRouter:
                 await self._error(scope, receive, send, 503, f"The call could not be recorded in the cluster: {exc}")
                 return
         await captured.forward(send)
+
+    async def _redis_down(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+        await self._error(scope, receive, send, 503, f"The cluster's Redis is unreachable: {exc}")
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         response.headers["request-id"] = scope["state"].setdefault("request_id", new_request_id())
@@ -372,8 +372,6 @@ class ClusterRouter:
 
 
 def new_request_id() -> str:
-    import uuid
-
     return str(uuid.uuid4())
 
 
@@ -389,6 +387,13 @@ def relay_request(scope: Scope, body: bytes) -> RelayRequest:
         client=tuple(scope["client"]) if scope.get("client") else None,
         request_id=scope["state"].setdefault("request_id", new_request_id()),
     )
+
+
+async def forward(answer: RelayResponse, send: Send) -> None:
+    """Send the owner's answer as it is: status, headers, body."""
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 def with_cors(send: Send) -> Send:
