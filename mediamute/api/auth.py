@@ -117,7 +117,7 @@ def _foreign_principal(connection: HTTPConnection, accepted: bool, token: str, i
     claims = read_foreign_token(token)
     principal = _application({k: v for k, v in claims.items() if not k.startswith("mm:")}, foreign=True)
     connection.state.foreign_token = True
-    suppressed = FOREIGN_LOGGED.allow(claims.get("iss"))
+    suppressed = FOREIGN_LOGGED.allow(str(claims.get("iss")))
     if suppressed is not None:
         log.warning(
             "accepted a token of %s (appid %s) WITHOUT verifying its signature (--accept-foreign-tokens; %d more since "
