@@ -85,8 +85,8 @@ class Invitations:
         if call.options.peer_to_peer and len(infos) > 1:
             raise NotSupportedForCall("Inviting multiple participants in one request is only supported for group calls.")
         replaces = self._replaced_call(call, infos[0].replaces_call_id)
-        if replaces is not None or infos[0].replaces_call_id == call.id:
-            infos = infos[:1]  # with replacesCallId Graph reads the first invitee only
+        if replaces is not None:
+            infos = infos[:1]  # replacing a call (of ours), Graph reads the first invitee only
         reserved = self._reserved.setdefault(call.id, set())
         chosen: set[str] = set()
         invitees = []
