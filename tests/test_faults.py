@@ -56,6 +56,13 @@ async def test_a_bad_fault_spec_is_a_400_naming_the_field(api_http, faults, fiel
     assert_graph_error(response, 400, message_part=field)
 
 
+async def test_whole_numbers_written_as_floats_are_integers_as_in_json_schema(api_http):
+    faults = {"seed": 7.0, "api": {"statuses": [429.0], "retryAfterSeconds": 2.0}}
+    call_id = await faulty_call(api_http, **faults)
+    assert (await stats(api_http, call_id))["faults"]["spec"]["seed"] == 7
+    assert_graph_error(await api_http.post(CALLS, json={"mediamute": {"faults": {"seed": 7.5}}}), 400, message_part="seed")
+
+
 async def test_a_bad_server_fault_spec_stops_the_server_from_starting():
     bad = InProcessMediamute(ServerSettings(ephemeral_key=True, log_level="warning", faults={"api": {"rate": 2}}))
     with pytest.raises(ValueError, match="api.rate"):

@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 RouteKind = Literal["graph", "ext", "whip"]
@@ -26,6 +26,16 @@ FAULT_STATUSES = (429, 503)
 
 class _Spec(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: Any) -> Any:
+        """JSON Schema's integers include 7.0: a whole float is taken as the integer it is (strings stay refused)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, list):
+            return [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+        return value
 
 
 class NotificationFaultSpec(_Spec):
