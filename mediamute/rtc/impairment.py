@@ -23,10 +23,11 @@ counted as `passed`). A lossy profile therefore never makes a join fail or time 
 consent checks: it impairs the media the call is about.
 
 **Cost:** nothing while a direction is perfect: no hook is installed (a perfect profile set after an impaired one
-removes the hook as soon as nothing is in flight). An engaged uplink delivers on the event loop from the line's
-timer (`loop.call_at`), synchronously into aioice's queue; an engaged downlink hands due batches to one sender task
-per participant, which awaits aioice's `send` for each datagram in order (a TURN relay's `send` may suspend, so
-sends are never fired without waiting).
+removes the hook as soon as nothing is in flight). A datagram the profile does not delay goes on inside the hook
+(into aioice's queue; through aioice's `send`, awaited in aiortc's own sender). A delayed one waits in the
+direction's delivery line; the line's timer (`loop.call_at`) hands the uplink's straight to aioice's queue and
+the downlink's to one sender task per participant, which awaits aioice's `send` for each in order (a TURN relay's
+`send` may suspend, so sends are never fired without waiting).
 
 `check_impairment_seam()` fails loudly if aioice or aiortc move what this relies on (tests/test_impairment_seam.py).
 """
@@ -132,23 +133,35 @@ class ParticipantNetwork:
         self.downlink = _Direction("downlink", self._deliver_downlink, self._loop)
         self._outbox: asyncio.Queue[Batch] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
-        self._sending = False
+        self._lock = asyncio.Lock()
+        """Held while downlink datagrams are being sent, so they leave in order even if a send waits."""
         self.closed = False
 
     # the hooks, while engaged ----------------------------------------------------------------------------------
     def _uplink_hook(self, data: bytes, component: int) -> None:
-        if is_media(data):
-            self.uplink.line.submit(data, component)
-        else:
+        if not is_media(data):
             self.uplink.model.counters.passed += 1
             self._receive(data, component)
+            return
+        due = self.uplink.line.submit(data, component)
+        if due:
+            self._deliver_uplink(due)
 
     async def _downlink_hook(self, data: bytes) -> None:
-        if is_media(data):
-            self.downlink.line.submit(data)
-        else:
+        if not is_media(data):
             self.downlink.model.counters.passed += 1
             await self._send(data)
+            return
+        due = self.downlink.line.submit(data)
+        if not due:
+            return
+        if self._lock.locked() or not self._outbox.empty():
+            self._deliver_downlink(due)  # behind what the sender task still has to send
+            return
+        async with self._lock:  # sent here, in aiortc's own send, with nothing ahead of it
+            for datagram, _ in due:
+                await self._send(datagram)
+        self._settle(self.downlink)
 
     def _deliver_uplink(self, batch: Batch) -> None:
         receive = self._receive
@@ -162,24 +175,22 @@ class ParticipantNetwork:
             self._sender = self._loop.create_task(self._send_batches(), name="netem-downlink")
 
     async def _send_batches(self) -> None:
-        """Send the downlink's due batches in order, awaiting each send (the socket send never blocks; a TURN
-        relay's may wait for a channel binding)."""
+        """Send the downlink's batches the timer handed over, in order, awaiting each send (the socket send never
+        blocks; a TURN relay's may wait for a channel binding, and the lock keeps the order meanwhile)."""
         while True:
             batch = await self._outbox.get()
-            self._sending = True
-            try:
-                for data, _ in batch:
-                    await self._send(data)
-            except (ConnectionError, OSError) as exc:  # the connection is going away: the rest is lost with it
-                log.debug("downlink impairment: send failed: %s", exc)
-            finally:
-                self._sending = False
+            async with self._lock:
+                try:
+                    for data, _ in batch:
+                        await self._send(data)
+                except (ConnectionError, OSError) as exc:  # the connection is going away: the rest is lost with it
+                    log.debug("downlink impairment: send failed: %s", exc)
             self._settle(self.downlink)
 
     # engaging and settling ---------------------------------------------------------------------------------------
     def _idle(self, direction: _Direction) -> bool:
         if direction is self.downlink:
-            return direction.line.idle and self._outbox.empty() and not self._sending
+            return direction.line.idle and self._outbox.empty() and not self._lock.locked()
         return direction.line.idle
 
     def _settle(self, direction: _Direction) -> None:

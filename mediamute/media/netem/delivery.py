@@ -2,9 +2,11 @@
 survivors on at their times, on the event loop, without blocking and without a task per datagram.
 
 Datagrams wait in one heap ordered by (delivery time, send order), with a single timer armed for the earliest
-(`loop.call_at`); when it fires, everything due goes out in that order as one batch. Equal times therefore keep
-their send order, which a timer per datagram would not promise. Memory is bounded by the model
-(`MAX_IN_FLIGHT`); `close()` cancels what is still in flight (the participant left). Standard library only.
+(`loop.call_at`); when it fires, everything due goes out in that order as one batch through `deliver`. Equal
+times therefore keep their send order, which a timer per datagram would not promise. What is already due when a
+datagram comes in (a profile without delay, or a late timer) is handed back to the caller of `submit`, which sends
+it on the spot: no timer, no extra hop. Memory is bounded by the model (`MAX_IN_FLIGHT`); `close()` cancels what
+is still in flight (the participant left). Standard library only.
 """
 
 from __future__ import annotations
@@ -56,24 +58,24 @@ class DeliveryLine:
         """Nothing in flight."""
         return not self._heap
 
-    def submit(self, data: bytes, attachment: Any = None) -> None:
-        """One datagram in: dropped, or queued for its time(s); what is due already goes out before this returns."""
+    def submit(self, data: bytes, attachment: Any = None) -> Batch:
+        """One datagram in: dropped, or queued for its time(s). Returns what is due now (this datagram, its copy,
+        and anything overdue before it, in order), for the caller to hand on at once; the rest goes to `deliver`."""
         if self.closed:
-            return
+            return []
         now = self._loop.time()
         times = self.model.admit(now, len(data))
         if not times:
-            return
+            return []
         seq = self._seq
         self._seq = seq + 1
         heap = self._heap
         for copy, when in enumerate(times):
             heapq.heappush(heap, (when, seq, copy, now, data, attachment))
-        self.counters.pending = len(heap)
-        if heap[0][0] <= now:
-            self._fire()
-        else:
+        batch = self._due(now)
+        if heap:
             self._arm()
+        return batch
 
     def _arm(self) -> None:
         when = self._heap[0][0]
@@ -85,10 +87,17 @@ class DeliveryLine:
         self._timer = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
-        """Hand on everything due, in (time, send order); re-arm for the next one."""
+        """The timer: hand on everything due, in (time, send order); re-arm for the next one."""
         self._timer = None
+        batch = self._due(self._loop.time())
+        if self._heap:
+            self._arm()
+        if batch:
+            self._deliver(batch)
+
+    def _due(self, now: float) -> Batch:
+        """Take everything due at `now` off the heap, in (time, send order), counting each delivery."""
         heap = self._heap
-        now = self._loop.time()
         counters = self.counters
         batch: Batch = []
         while heap and heap[0][0] <= now:
@@ -100,10 +109,7 @@ class DeliveryLine:
             counters.delivered_after(when - arrived)
             batch.append((data, attachment))
         counters.pending = len(heap)
-        if heap:
-            self._arm()
-        if batch:
-            self._deliver(batch)
+        return batch
 
     def close(self) -> None:
         """Cancel everything in flight (counted as cancelled); later datagrams are ignored."""

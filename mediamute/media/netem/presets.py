@@ -65,12 +65,12 @@ PRESET_LIST: tuple[Preset, ...] = (
         "congested",
         NetworkProfile(
             delay_ms=100, jitter_ms=40, jitter_correlation=0.9, burst_loss=0.03, burst_length=4,
-            rate_kbps=160, queue_packets=12,
+            rate_kbps=128, queue_packets=12,
         ),
-        "a shared bottleneck: a slow, strongly correlated delay swing, tail-drop bursts, a 160 kbit/s cap",
-        "beyond ITU-T Y.1541's class 0 delay-variation bound (50 ms); the cap (160 kbit/s with IP/UDP "
-        "headers) carries a 32 kbit/s Opus stream and aiortc's 96 kbit/s one, with a 12-packet drop-tail "
-        "queue: all ours",
+        "a shared bottleneck: a slow, strongly correlated delay swing, losses in bursts, a 128 kbit/s cap",
+        "all ours, past ITU-T Y.1541 class 0's delay-variation bound (50 ms). The cap (IP/UDP headers counted) "
+        "carries the server's 32 kbit/s mix and a browser's Opus; aiortc's 96 kbit/s stereo (≈ 133 kbit/s on "
+        "the wire) overfills it, so its 12-packet queue stands full (≈ 250 ms more) and drops ≈ 1 % at its tail",
     ),
 )
 """The presets, in the order the README lists them."""
