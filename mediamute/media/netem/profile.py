@@ -51,9 +51,9 @@ PROFILE_FIELDS: tuple[FieldSpec, ...] = (
               "Base one-way delay added to every datagram (ms)."),
     FieldSpec("jitterMs", "jitter_ms", 0, 5000, 0,
               "Standard deviation of the delay around delayMs (ms): a Gaussian AR(1) process, truncated at 0. "
-              "Deliveries keep their send order unless `reorder` asks otherwise, so a datagram never overtakes "
-              "an earlier one: RTCP's interarrival jitter reads about 1.13 x jitterMs x sqrt(1 - correlation) "
-              "when that order holds."),
+              "Deliveries keep their send order unless `reorder` asks otherwise (a datagram never overtakes an "
+              "earlier one), and RTCP's interarrival jitter reads about 1.13 x jitterMs x sqrt(1 - "
+              "jitterCorrelation), a little less when keeping that order holds datagrams back."),
     FieldSpec("jitterCorrelation", "jitter_correlation", 0, 0.99, 0,
               "AR(1) coefficient between the delays of consecutive datagrams (0: independent)."),
     FieldSpec("loss", "loss", 0, 1, 0,
