@@ -121,7 +121,9 @@ class _Direction:
 class ParticipantNetwork:
     """Both directions of one participant's network, installed on its ICE transport (see the module's doc)."""
 
-    def __init__(self, ice_transport: RTCIceTransport, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, ice_transport: RTCIceTransport, name: str = "", loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.name = name
+        """Whose network this is (for the log)."""
         self._loop = loop or asyncio.get_running_loop()
         self._ice = ice_transport
         self._connection: aioice.Connection = ice_transport._connection
@@ -135,6 +137,7 @@ class ParticipantNetwork:
         self._sender: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         """Held while downlink datagrams are being sent, so they leave in order even if a send waits."""
+        self._send_errors = 0
         self.closed = False
 
     # the hooks, while engaged ----------------------------------------------------------------------------------
@@ -185,6 +188,10 @@ class ParticipantNetwork:
                         await self._send(data)
                 except (ConnectionError, OSError) as exc:  # the connection is going away: the rest is lost with it
                     log.debug("downlink impairment: send failed: %s", exc)
+                except Exception:  # never let the sender die: later batches would pile up unsent
+                    self._send_errors += 1
+                    if self._send_errors == 1:
+                        log.exception("downlink impairment: send failed (later failures are not logged)")
             self._settle(self.downlink)
 
     # engaging and settling ---------------------------------------------------------------------------------------
@@ -219,7 +226,7 @@ class ParticipantNetwork:
             if not profile.is_perfect and not direction.engaged:
                 self._hook(direction, True)
             self._settle(direction)
-            log.info("network %s: %s", direction.name, describe(direction.model.profile))
+            log.info("%s network %s: %s", self.name, direction.name, describe(direction.model.profile))
         return self.state()
 
     def state(self) -> NetworkState:
@@ -234,12 +241,10 @@ class ParticipantNetwork:
             direction.line.close()
             if direction.engaged:
                 self._hook(direction, False)
-        if self._sender is not None:
+        if self._sender is not None:  # a batch it still holds was handed over (counted delivered) this very moment
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
-        while not self._outbox.empty():  # batches handed to the sender but never sent
-            self.downlink.model.counters.cancelled += len(self._outbox.get_nowait())
 
 
 def describe(profile: NetworkProfile) -> str:
@@ -249,13 +254,13 @@ def describe(profile: NetworkProfile) -> str:
     return f"{profile.preset or 'custom'} [{changed or 'perfect'}] seed {profile.seed}"
 
 
-def attach_network(pc: RTCPeerConnection, spec: NetworkSpec | None = None) -> ParticipantNetwork:
+def attach_network(pc: RTCPeerConnection, spec: NetworkSpec | None = None, name: str = "") -> ParticipantNetwork:
     """The impairment of `pc`'s (bundled) transport, with `spec`'s profiles set (none: perfect, nothing installed).
 
     Call it once the local description is set, so the transport is the one ICE connects: no media can flow before
     DTLS-SRTP is up, and DTLS is never impaired, so nothing the impairment should see has passed yet."""
     transceiver = next(t for t in pc.getTransceivers() if t.receiver.transport is not None)
-    network = ParticipantNetwork(transceiver.receiver.transport.transport)
+    network = ParticipantNetwork(transceiver.receiver.transport.transport, name)
     if spec is not None:
         network.apply(spec)
     return network

@@ -108,7 +108,7 @@ class ParticipantPeer:
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        self.impairment = attach_network(self.pc, network)
+        self.impairment = attach_network(self.pc, network, f"participant {self.participant_id}")
         return self.pc.localDescription.sdp
 
     @property
