@@ -27,7 +27,7 @@ from ..media.netem import (
     parse_network,
 )
 from ..media.netem.profile import MAX_SEED, PRESET_DESCRIPTION, SEED_DESCRIPTION
-from ..tokens import ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST
+from ..tokens import ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
 from .auth import FORBIDDEN, authenticate, call_reader, for_call, require_app_roles
 from .errors import GraphError
 from .graph import ERRORS
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/ext", tags=["mediamute extensions (not Graph)"])
 
 HEADER = "Mediamute-Network"
 QUERY = "network"
-SET_OTHERS = (ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
+SET_OTHERS = (ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 
 
 # JSON shapes ----------------------------------------------------------------------------------------------------
