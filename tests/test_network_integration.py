@@ -16,6 +16,10 @@ from mediamute.sources import ToneSource
 from .helpers import A, admin_token, amplitude, assert_tone_stops, hear_for, leave_all, least_heard
 
 pytestmark = pytest.mark.integration
+UPLINK_SEED = 16
+"""Seeds whose first few hundred draws lose close to the nominal rate (10 % here, 20 % below), so the bounds can be
+tight: with a seed, what the impairment drops is a property of the stream, not of the run."""
+DOWNLINK_SEED = 23
 
 
 def network_path(call_id: str, participant_id: str | None) -> str:
@@ -36,7 +40,7 @@ def scraped(text: str, name: str, **labels: str) -> float:
 
 
 async def test_uplink_loss_and_jitter_show_in_rtcp_and_leave_the_others_untouched(server, http, call_id):
-    lossy = {"uplink": {"loss": 0.1, "delayMs": 60, "jitterMs": 40, "seed": 11}}
+    lossy = {"uplink": {"loss": 0.1, "delayMs": 60, "jitterMs": 40, "seed": UPLINK_SEED}}
     alice = participant(server, call_id, 440, "Alice", network=lossy)
     bob, carol = participant(server, call_id, 660, "Bob"), participant(server, call_id, 880, "Carol")
     await asyncio.gather(alice.join(), bob.join(), carol.join())
@@ -49,9 +53,9 @@ async def test_uplink_loss_and_jitter_show_in_rtcp_and_leave_the_others_untouche
         # what the impairment dropped is what the server's RTCP receive statistics report
         state = (await http.get(network_path(call_id, alice.participant_id))).json()
         up, rtcp = state["uplink"]["counters"], state["rtcp"]["uplink"]
-        assert state["uplink"]["engaged"] and state["uplink"]["profile"]["seed"] == 11
+        assert state["uplink"]["engaged"] and state["uplink"]["profile"]["seed"] == UPLINK_SEED
         assert up["datagrams"] >= 120 and up["droppedRandom"] == up["dropped"]
-        assert up["lossRatio"] == pytest.approx(0.1, abs=0.06)
+        assert up["lossRatio"] == pytest.approx(0.1, abs=0.03)
         assert rtcp["packetsLost"] > 0 and rtcp["lossRatio"] == pytest.approx(up["lossRatio"], abs=0.03)
         assert rtcp["jitterMs"] > 8 and up["jitterMs"] > 8  # 40 ms of delay variation, in order: RTCP sees it
         assert up["datagrams"] + up["duplicated"] == up["delivered"] + up["dropped"] + up["pending"] + up["cancelled"]
@@ -97,16 +101,16 @@ async def test_downlink_loss_set_live_is_what_the_client_reports_and_leaving_can
         before, _ = await bob.reception()
         assert before is not None and before.packets_lost == 0
 
-        changed = await http.put(path, json={"downlink": {"loss": 0.2, "seed": 5}})
+        changed = await http.put(path, json={"downlink": {"loss": 0.2, "seed": DOWNLINK_SEED}})
         assert changed.status_code == 200, changed.text
         assert changed.json()["downlink"]["engaged"] and not changed.json()["uplink"]["engaged"]
         changed_at = time.monotonic()
-        await hear_for([alice, bob], 2.5)
+        await hear_for([alice, bob], 2.0)
 
         after, _ = await bob.reception()
         assert after is not None and after.packets_received is not None and before.packets_received is not None
         lost, received = after.packets_lost - before.packets_lost, after.packets_received - before.packets_received
-        assert lost / (lost + received) == pytest.approx(0.2, abs=0.08)  # the client's own RTCP statistics
+        assert lost / (lost + received) == pytest.approx(0.2, abs=0.05)  # the client's own RTCP statistics
         down = (await http.get(path)).json()
         assert down["downlink"]["counters"]["droppedRandom"] == pytest.approx(lost, abs=5)  # RTCP counts RTP only
         assert down["rtcp"]["downlink"]["packetsLost"] > 0  # and Bob's receiver reports told the server
