@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,6 +44,7 @@ async def test_uplink_loss_and_jitter_show_in_rtcp_and_leave_the_others_untouche
     lossy = {"uplink": {"loss": 0.1, "delayMs": 60, "jitterMs": 40, "seed": UPLINK_SEED}}
     alice = participant(server, call_id, 440, "Alice", network=lossy)
     bob, carol = participant(server, call_id, 660, "Bob"), participant(server, call_id, 880, "Carol")
+    components = (await http.get("/openapi.json")).json()["components"]  # made once, before the audio is judged
     await asyncio.gather(alice.join(), bob.join(), carol.join())
     call = server.registry.get(call_id)
     try:
@@ -60,6 +62,7 @@ async def test_uplink_loss_and_jitter_show_in_rtcp_and_leave_the_others_untouche
         assert rtcp["jitterMs"] > 8 and up["jitterMs"] > 8  # 40 ms of delay variation, in order: RTCP sees it
         assert up["datagrams"] + up["duplicated"] == up["delivered"] + up["dropped"] + up["pending"] + up["cancelled"]
         assert not state["downlink"]["engaged"] and state["downlink"]["counters"]["datagrams"] == 0  # nothing installed
+        jsonschema.validate(state, {"$ref": "#/components/schemas/NetworkState", "components": components})  # as documented
 
         # the others: nothing installed, nothing lost, heard whole
         for other in (bob, carol):
