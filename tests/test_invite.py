@@ -371,6 +371,9 @@ async def test_thirty_invitees_share_one_encoded_loop_and_each_takes_the_receive
     assert len({p.media.ssrc for p in invitees}) == 30
     assert all(p.media.sequence_counters.accepted >= 10 and p.media.sequence_counters.dropped == 0 for p in invitees)
     assert all(p.media.received_audio_level_dbov == pytest.approx(-15, abs=1) for p in invitees)  # 8000 peak: -15 dBov
+    # made inside the server, an invitee's packets cross no network: there is none to read or impair
+    network = await api_http.get(f"/ext/calls/{call_id}/participants/{invitees[0].id}/network")
+    assert_graph_error(network, 404, message_part="no network")
     # one pacing clock feeds them all: ticks mix all thirty at once
     ids = {p.id for p in invitees}
     assert max(len(ids.intersection(record.contributors)) for record in call.mixer.audit.latest(25)) == 30

@@ -157,6 +157,17 @@ def roles(*accepted: str) -> Callable[[Request], Principal]:
     return dependency
 
 
+def call_reader(connection: HTTPConnection, call_id: str, allow_query: bool = False) -> Principal:
+    """Who may read a call's live numbers (stats, event stream, networks): apps with any calls role, or a
+    join/session token of this very call."""
+    principal = authenticate(connection, allow_query=allow_query)  # type: ignore[arg-type]
+    if principal.kind == "app":
+        require_app_roles(principal, ALL_CALL_ROLES)
+    else:
+        for_call(principal, call_id)
+    return principal
+
+
 def for_call(principal: Principal, call_id: str, participant_id: str | None = None) -> None:
     """A join/session token acts only in its own call (and a session token only for its own participant)."""
     if principal.kind in ("anonymous", "app"):

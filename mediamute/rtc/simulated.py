@@ -33,6 +33,7 @@ from aiortc.rtp import RtpPacket
 from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame, Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
+from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
 from ..sources import AudioSource, SilenceSource, ToneSource, WavSource, source_from_spec
 from .codec import encode_loop
@@ -206,6 +207,20 @@ class SimulatedParticipant:
     def sequence_counters(self) -> SequenceCounters:
         """`calls.model.MediaSession`: what RTP sequence validation accepted and dropped of its packets."""
         return self.decoder.sequence_counters
+
+    @property
+    def network(self) -> NetworkState | None:
+        """`calls.model.MediaSession`: none. Its packets are made inside the server and never cross a network, so
+        there is nothing to impair (the call answers a network request for it as for one without a connection)."""
+        return None
+
+    def set_network(self, spec: NetworkSpec) -> NetworkState:
+        """`calls.model.MediaSession`: refused, as there is no network (the call checks `network` first)."""
+        raise RuntimeError("a simulated participant has no network to impair")
+
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """`calls.model.MediaSession`: no RTCP, so nothing to report in either direction."""
+        return None, None
 
     async def close(self) -> None:
         """Stop sending (the call has dropped the participant from the mix already)."""
