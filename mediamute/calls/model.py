@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 from ..media.gate import MuteGate
+from ..media.jitter import JitterStats
+from ..media.mixer import FrameSource
 from ..media.sequence import SequenceCounters
 from ..sources import AudioSource
 
@@ -35,6 +37,15 @@ class MediaSession(Protocol):
     def sequence_counters(self) -> SequenceCounters | None:
         """What RTP sequence validation accepted and dropped (by reason) of the packets the gate let through; None
         before the media path is set up. The live counters: readers copy what they keep."""
+        ...
+
+    @property
+    def frame_source(self) -> FrameSource | None:
+        """The receive path the call's mixer pulls one frame from per tick (None: the session pushes, or no audio)."""
+        ...
+
+    def jitter_stats(self) -> JitterStats | None:
+        """The jitter buffer's counters, depth, delays and jitter now (a copy); None before the media path is set up."""
         ...
 
     async def close(self) -> None:
