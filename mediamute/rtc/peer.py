@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
@@ -71,6 +72,7 @@ class ParticipantPeer:
         ice_servers: Sequence[str] = (),
         on_gone: Callable[[str], Awaitable[None] | None] | None = None,
         jitter: JitterBufferSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.participant_id = participant_id
         self.gate = gate
@@ -79,6 +81,8 @@ class ParticipantPeer:
         self.receive_path: ReceivePath | None = None
         """What sits in place of aiortc's jitter buffer: the gate, sequence validation, the jitter buffer, the decoder."""
         self._jitter = jitter
+        self._clock = clock
+        """Monotonic seconds for packet arrivals: the call's clock (tests and simulations inject theirs)."""
         self._reader: asyncio.Task[None] | None = None
         self._on_gone = on_gone
         self._closed = False
@@ -97,7 +101,7 @@ class ParticipantPeer:
         if transceiver is None:
             await self.close()
             raise OfferError("the SDP offer has no audio section (m=audio)")
-        self.receive_path = install_receive_path(transceiver.receiver, ReceivePath(self.gate, self._jitter))
+        self.receive_path = install_receive_path(transceiver.receiver, ReceivePath(self.gate, self._jitter, self._clock))
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
