@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from .server import MediamuteServer
+from .media.jitter import JitterBufferSettings
 from .settings import ServerSettings
 from .tokens import ALL_CALL_ROLES, SigningKey, default_key_file
 
@@ -39,6 +40,27 @@ IceServers = Annotated[
     Optional[list[str]],
     typer.Option("--ice-server", help="A STUN/TURN URL (repeatable). None by default: no public STUN."),
 ]
+JitterMinMs = Annotated[
+    float, typer.Option("--jitter-min-ms", help="The jitter buffer's least target delay, ms (0: follow the network).")
+]
+JitterMaxMs = Annotated[float, typer.Option("--jitter-max-ms", help="The jitter buffer's largest target delay, ms.")]
+PlcFrames = Annotated[
+    int, typer.Option("--plc-frames", help="Lost frames concealed in a row before a participant goes quiet.")
+]
+
+
+def _jitter(min_ms: float, max_ms: float, plc_frames: int) -> JitterBufferSettings:
+    """The receive path's settings from the command line; a bad value is a usage error naming the option."""
+    try:
+        return JitterBufferSettings(min_delay=min_ms / 1000, max_delay=max_ms / 1000, max_concealed=plc_frames)
+    except ValueError as exc:
+        option = {"min_delay": "--jitter-min-ms", "max_delay": "--jitter-max-ms", "max_concealed": "--plc-frames"}
+        field = str(exc).removeprefix("jitter buffer ").split(" ", 1)[0]  # "jitter buffer <field> must be ..."
+        name = option.get(field)
+        raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+DEFAULT_JITTER = JitterBufferSettings()
 
 
 @app.callback()
@@ -59,10 +81,15 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
+    jitter_min_ms: JitterMinMs = DEFAULT_JITTER.min_delay * 1000,
+    jitter_max_ms: JitterMaxMs = DEFAULT_JITTER.max_delay * 1000,
+    plc_frames: PlcFrames = DEFAULT_JITTER.max_concealed,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
+    jitter = _jitter(jitter_min_ms, jitter_max_ms, plc_frames)
     settings = ServerSettings(
+        jitter=jitter,
         host=host,
         port=port,
         ice_addresses=ice_addresses,
@@ -144,8 +171,12 @@ def join(
     token: Annotated[Optional[str], typer.Option("--token", envvar="MEDIAMUTE_TOKEN", help="An app or join token.")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Leave after this many seconds (default: until Ctrl-C).")] = None,
     ice_addresses: IceAddresses = None,
+    jitter_min_ms: JitterMinMs = DEFAULT_JITTER.min_delay * 1000,
+    jitter_max_ms: JitterMaxMs = DEFAULT_JITTER.max_delay * 1000,
+    plc_frames: PlcFrames = DEFAULT_JITTER.max_concealed,
 ) -> None:
     """Join a call from the terminal as a WebRTC participant, and show what you send and hear."""
+    jitter = _jitter(jitter_min_ms, jitter_max_ms, plc_frames)
     from .client import CallParticipant, JoinError
     from .media.audio import dbfs, rms
     from .sources import SilenceSource, ToneSource, WavSource
@@ -160,7 +191,9 @@ def join(
         raise typer.Exit(2) from None
 
     async def run() -> int:
-        participant = CallParticipant(url, call, source, display_name=name, token=token, ice_addresses=ice_addresses)
+        participant = CallParticipant(
+            url, call, source, display_name=name, token=token, ice_addresses=ice_addresses, jitter=jitter
+        )
         try:
             await participant.join()
         except JoinError as exc:

@@ -29,6 +29,7 @@ from .media.audio import FRAME_SAMPLES, SAMPLE_RATE
 from .media.clock import MixClock
 from .media.gate import MuteGate
 from .media.jitter import JitterBufferSettings, JitterStats
+from .rtc.audio_level import send_audio_levels
 from .rtc.gate_adapter import install_receive_path
 from .rtc.ice import configure_ice, rtc_configuration
 from .rtc.receive import ReceivePath
@@ -215,6 +216,7 @@ class CallParticipant:
             configure_ice(self.ice_addresses)
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
+        send_audio_levels(transceiver.sender, lambda: self.track.level_dbov)
         install_receive_path(transceiver.receiver, self.receive_path)
         self.playout.start()
         session = await whip_join(

@@ -26,6 +26,12 @@ def test_receive_path_still_counts_statistics_before_the_jitter_buffer():
     check_receiver_seam()  # raises ReceiverSeamError with the reason if the seam moved
 
 
+def test_sender_still_takes_each_packets_audio_level_from_its_encoded_frame():
+    from mediamute.rtc.audio_level import check_level_seam
+
+    check_level_seam()  # what gives pre-encoded packets their RFC 6464 level header
+
+
 def test_sender_still_stamps_its_ssrc_and_sends_through_the_transport():
     from mediamute.rtc.sender_faults import check_sender_seam
 

@@ -16,7 +16,16 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, Frame, interleaved_to_mono, mono_to_stereo
+from ..media.audio import (
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
+    SAMPLE_RATE,
+    Frame,
+    dbfs,
+    interleaved_to_mono,
+    mono_to_stereo,
+    rms,
+)
 from ..sources import AudioSource
 from .codec import TIME_BASE, MonoOpusEncoder
 
@@ -119,6 +128,8 @@ class SourceTrack(MediaStreamTrack):
         self.source = source
         self.pacer = FramePacer()
         self.marker_times: list[float] = []
+        self.level_dbov: float | None = None
+        """The level of the latest frame encoded (dBov), for the packet's RFC 6464 header (`audio_level.py`)."""
         self._encoder = MonoOpusEncoder()
 
     async def recv(self) -> av.Packet:
@@ -131,6 +142,7 @@ class SourceTrack(MediaStreamTrack):
                 self.marker_times.append(time.monotonic())
             packet = self._encoder.encode(frame, index * FRAME_SAMPLES)
             if packet is not None:  # the encoder may hold the very first frame back
+                self.level_dbov = dbfs(rms(frame))
                 return packet
 
     @property
