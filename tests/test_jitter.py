@@ -313,3 +313,20 @@ def test_a_timestamp_jump_needs_two_packets_and_then_restarts_the_timebase():
 def test_settings_refuse_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"jitter buffer {field}"):
         JitterBufferSettings(**{field: value})
+
+
+def test_a_stall_of_the_receivers_own_loop_makes_no_packet_late():
+    """The loop stalls 400 ms: the first tick after it runs before the packets queued in the socket are read (they
+    are stamped with the time they are read). Catching up must not move past them: none of them is late."""
+    buffer = PlayoutBuffer(JitterBufferSettings(min_delay=0.04))
+    run(buffer, steady(BASE, 50), until=1.0)  # a few packets held when the stall begins
+    assert buffer.depth >= 2
+    queued = {BASE + 50 + n: 1.4101 + n * 0.0001 for n in range(20)}  # read right after the first tick at 1.41
+    queued.update(steady(BASE + 70, 560, start=1.42))  # and the stream goes on, read after them (the socket is FIFO)
+    heard = run(buffer, queued, start=1.4, until=12.6)
+    assert buffer.counters.late == 0 and buffer.counters.concealed == 0
+    played = decoded(heard)
+    assert played == sorted(played) and played[-1] >= BASE + 625  # in order, and caught up with the stream
+    # the stall looked like a 400 ms delay spike: the target rose to its bound, then came back down
+    assert buffer.target_delay == pytest.approx(0.04)
+    assert buffer.depth <= 3 and buffer.stats().delay_p50 <= 0.065  # holding its target's worth again

@@ -53,10 +53,10 @@ async def test_a_lossy_reordering_sender_is_heard_continuously_and_its_mute_leak
             levels = tone_amplitudes(frames, 440)
             assert len(frames) >= 150
             assert np.median(levels) == pytest.approx(A, rel=0.1), listener.display_name
-            # continuous: no frame without it (a gap would be ~0); the few frames concealed without FEC data come
-            # back weaker (packet-loss concealment of a tone), nearly all the others are at its level
+            # continuous: no frame without it (a gap would be ~0). With one packet in ten lost, a rebuilt frame (and
+            # the frame after it, where the decoder finds its way back) may be off by more than 20 %; the rest is not
             assert levels.min() > 0.1 * A, (listener.display_name, np.sort(levels)[:10])
-            assert np.mean(np.abs(levels - A) < 0.2 * A) >= 0.9, (listener.display_name, np.sort(levels)[:20])
+            assert np.mean(np.abs(levels - A) < 0.2 * A) >= 0.8, (listener.display_name, np.sort(levels)[:30])
             assert amplitude(listener, 660 if listener is c else 880, t0, t1) == pytest.approx(A, rel=0.1)
 
         # a mute of the lossy talker: no frame of it after the 200 OK, not even a concealed one, and its tone stops

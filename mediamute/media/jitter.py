@@ -20,9 +20,10 @@ seconds per second; always within [min_delay, max_delay]. The RFC 3550 interarri
 
 **Each tick** (`next`) plays, in order of preference:
 - the packet at the position (reordered packets included, if they arrived before their turn). When the buffer
-  plays more than a frame late and the next packet is there, it catches up by one frame: the packet is decoded
-  but not played (the decoder stays in step); preferably a quiet one (the last frame played was quiet), else after
-  `PATIENCE` ticks of standing lag, at once when two frames late. More than `max_delay` late, it skips at once.
+  plays more than a frame late and the next packet is there, it catches up by one frame (at most one per tick): the
+  packet is decoded but not played (the decoder stays in step); preferably a quiet one (the last frame played was
+  quiet), else after `PATIENCE` ticks of standing lag, at once when two frames late. More than `max_delay` late, it
+  skips at once.
 - a lost packet (a later one has arrived and this one is due): rebuilt from the next packet's in-band FEC when that
   packet follows it and carries LBRR data; else concealed (PLC), or skipped when the buffer is late anyway.
 - nothing has arrived (underrun): wait for it, concealing (PLC) while the position stays put, so a late packet
@@ -73,7 +74,7 @@ class JitterBufferSettings:
     """Share of recent packets the target delay must cover."""
     window: int = 100
     """Packets (2 s at 20 ms) over which the least transit and the delay quantile are taken."""
-    release: float = 0.05
+    release: float = 0.1
     """Seconds per second: how fast the target may fall once the jitter is gone."""
     max_concealed: int = 5
     """Consecutive concealed frames (PLC) before the participant goes quiet rather than conceal on."""
@@ -216,6 +217,8 @@ class PlayoutBuffer:
         """The stream's packet duration (samples) as last seen: what a concealment step lasts."""
         self._concealed_run = 0
         self._behind_ticks = 0
+        self._accelerated_at: float | None = None
+        """The tick that last dropped a frame to catch up: at most one such drop per tick."""
         # the timebase: timestamp unwrapping and its plausibility
         self._ts_raw: int | None = None
         self._ts_ext = 0
@@ -347,7 +350,7 @@ class PlayoutBuffer:
             lag = at - self._due(self._cursor - queued)
         packet = packets.get(self._cursor)
         if packet is not None:
-            return self._play(packet, lag, quiet, at if now is None else now)
+            return self._play(packet, lag, quiet, at, at if now is None else now)
         ahead = min(packets) if packets else None
         if ahead is not None and lag >= 0:  # the frame at the position is due and a later one is here: lost
             gap = ahead - self._cursor
@@ -365,16 +368,17 @@ class PlayoutBuffer:
             return self._conceal(step)
         return self._conceal(self._frame)  # underrun, or not due yet: wait for it, position held
 
-    def _play(self, packet: BufferedPacket, lag: float, quiet: bool, now: float) -> PlayoutStep:
+    def _play(self, packet: BufferedPacket, lag: float, quiet: bool, at: float, now: float) -> PlayoutStep:
         packets = self._packets
         del packets[packet.timestamp]
         self._cursor = packet.timestamp + packet.samples
         self._frame = packet.samples
         self._concealed_run = 0
-        behind = lag >= packet.samples / SAMPLE_RATE + HYSTERESIS
+        behind = lag >= packet.samples / SAMPLE_RATE + HYSTERESIS and self._accelerated_at != at
         self._behind_ticks = self._behind_ticks + 1 if behind else 0
         if behind and self._cursor in packets and (quiet or lag >= URGENT or self._behind_ticks >= PATIENCE):
             self._behind_ticks = 0
+            self._accelerated_at = at
             self.counters.accelerated += 1
             return PlayoutStep(PlayoutKind.DECODE, packet, packet.samples, discard=True)
         self.counters.decoded += 1
@@ -391,13 +395,18 @@ class PlayoutBuffer:
         return PlayoutStep(PlayoutKind.CONCEAL, None, samples, fade=self._concealed_run == limit)
 
     def _skip_to(self, position: int) -> None:
-        """Far behind the plan: drop every held packet before `position` and move there (or to the next packet)."""
+        """Far behind the plan: drop the held packets before `position`, but never the newest one held.
+
+        The cursor never moves past what has arrived: after a stall of this process's own loop, packets already in
+        the socket are read only after the tick that finds the buffer late, and must still find their turn ahead.
+        """
         packets = self._packets
-        behind = [ts for ts in packets if ts < position]
+        newest = max(packets)
+        behind = [ts for ts in packets if ts < position and ts != newest]
         for ts in behind:
             del packets[ts]
         self.counters.skipped += len(behind)
-        self._cursor = min(packets) if packets else position
+        self._cursor = min(packets)
 
     # --- mute, restart --------------------------------------------------------------------------------------------
     def flush(self) -> int:
