@@ -113,20 +113,24 @@ class Recording:
         self.times: list[float] = []
         """Playout time of each frame (monotonic)."""
         self.arrivals: list[float] = []
+        self.concealed: list[bool] = []
+        """Whether this listener's own jitter buffer invented the frame (its packet lost or late on the way here)."""
         self.media_times: list[float] = []
         self.max_frames = max_frames
         self._arrived = asyncio.Event()
 
-    def add(self, frame: np.ndarray, at: float, media_time: float | None = None, arrived: float = np.nan) -> None:
-        """Record one frame played at `at` (its packet arrived at `arrived`)."""
+    def add(self, frame: np.ndarray, at: float, media_time: float | None = None, arrived: float = np.nan,
+            concealed: bool = False) -> None:
+        """Record one frame played at `at` (its packet arrived at `arrived`; `concealed`: none did, it was invented)."""
         if len(self.frames) >= self.max_frames:
             cut = self.max_frames // 10
-            del self.frames[:cut], self.times[:cut], self.media_times[:cut], self.arrivals[:cut]
+            del self.frames[:cut], self.times[:cut], self.media_times[:cut], self.arrivals[:cut], self.concealed[:cut]
         if media_time is None:
             media_time = self.media_times[-1] + FRAME_SAMPLES / SAMPLE_RATE if self.media_times else 0.0
         self.frames.append(frame)
         self.times.append(at)
         self.arrivals.append(arrived)
+        self.concealed.append(concealed)
         self.media_times.append(media_time)
         self._arrived.set()
 
@@ -231,7 +235,7 @@ class CallParticipant:
         """One playout tick: the next 20 ms the listener hears (nothing before the first packet or in a stall)."""
         pulled = self.receive_path.pull(deadline)
         if pulled is not None and self.record:
-            self.recording.add(pulled.frame, deadline, arrived=pulled.arrived)
+            self.recording.add(pulled.frame, deadline, arrived=pulled.arrived, concealed=pulled.concealed)
 
     def jitter_stats(self) -> JitterStats:
         """The client's jitter buffer now: the same numbers the server gives per participant under `jitterBuffer`."""

@@ -123,14 +123,13 @@ def test_a_packet_after_its_playout_is_late_counted_and_dropped():
     buffer = PlayoutBuffer()
     arrivals = steady(BASE, 60)
     arrivals[BASE + 20] += 0.07  # three periods late, behind 21 and 22
-    heard = run(buffer, {k: t for k, t in arrivals.items() if t < 0.5}, until=0.5)
-    assert buffer.target_delay == pytest.approx(0.07, abs=0.002)  # learned at once how late such a packet can be
-    heard += run(buffer, {k: t for k, t in arrivals.items() if t >= 0.5}, start=0.5, until=1.2)
+    heard = run(buffer, arrivals, until=1.2)
     played = decoded(heard)
     assert BASE + 20 not in played and played == [k for k in range(BASE, BASE + 60) if k != BASE + 20]
     assert buffer.counters.late == 1
     assert buffer.counters.concealed == 1  # its turn: waited for it once, then let it go
-
+    # one late packet in a hundred is an outlier, not the network's jitter: the latency of the others stays low
+    assert buffer.target_delay == pytest.approx(0.0, abs=1e-9) and buffer.stats().delay_p95 <= 0.025
 
 def test_duplicates_are_dropped():
     buffer = PlayoutBuffer()

@@ -42,21 +42,31 @@ async def test_a_lossy_reordering_sender_is_heard_continuously_and_its_mute_leak
         # the server: packets lost and reordered on the way, the lost frames rebuilt from FEC (or concealed)
         counters = path.buffer.counters
         assert counters.reordered >= 30 and counters.recovered >= 20, counters
-        assert counters.recovered >= 0.6 * (counters.recovered + counters.concealed), counters
+        assert counters.recovered >= 0.6 * faults.lost, (counters, faults.lost)  # most losses rebuilt from FEC
         audit = call.mixer.audit.between(t0, t1)
         assert sum(lossy.participant_id in r.recovered for r in audit) >= 15
         assert sum(lossy.participant_id in r.contributors for r in audit) >= len(audit) - 3  # in (nearly) every mix
 
         # the listeners: the 440 Hz tone at its level, continuously (a dropout would pull the low percentile down)
         for listener in (b, c):
-            _, frames = listener.recording.window(t0 + 0.2, t1)
+            times, frames = listener.recording.window(t0 + 0.2, t1)
             levels = tone_amplitudes(frames, 440)
             assert len(frames) >= 150
             assert np.median(levels) == pytest.approx(A, rel=0.1), listener.display_name
-            # continuous: no frame without it (a gap would be ~0). With one packet in ten lost, a rebuilt frame (and
-            # the frame after it, where the decoder finds its way back) may be off by more than 20 %; the rest is not
-            assert levels.min() > 0.1 * A, (listener.display_name, np.sort(levels)[:10])
-            assert np.mean(np.abs(levels - A) < 0.2 * A) >= 0.8, (listener.display_name, np.sort(levels)[:30])
+            # what the server sent the listener, that is every frame the listener did not have to conceal itself (on a
+            # loaded machine its own downlink has hiccups too, which are not the lossy talker's): continuous, no
+            # dropout (three frames in a row below a quarter of the tone). With one packet in ten lost, a rebuilt or
+            # concealed frame (and the frame after it, where the decoder finds its way back) may be off by more than
+            # 20 %; the rest is not
+            recording = listener.recording
+            own = np.array([recording.concealed[recording.times.index(t)] for t in times])
+            assert own.mean() <= 0.05, listener.display_name
+            delivered = levels[~own]
+            weak = np.concatenate(([0], (delivered < 0.25 * A).astype(int), [0]))
+            edges = np.flatnonzero(np.diff(weak))
+            longest_dip = int((edges[1::2] - edges[::2]).max()) if edges.size else 0
+            assert longest_dip <= 2, (listener.display_name, np.round(delivered / A, 2))  # no dropout of 60 ms
+            assert np.mean(np.abs(delivered - A) < 0.2 * A) >= 0.8, (listener.display_name, np.sort(delivered)[:30])
             assert amplitude(listener, 660 if listener is c else 880, t0, t1) == pytest.approx(A, rel=0.1)
 
         # a mute of the lossy talker: no frame of it after the 200 OK, not even a concealed one, and its tone stops

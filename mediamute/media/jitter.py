@@ -14,9 +14,11 @@ is deeper than it needs to be) or early (lag < 0: shallower).
 
 **The target.** Each packet's relative delay `r = transit − m` (how much later than the best path it came, RFC 3550
 A.8's transit difference against the fastest recent packet, as NetEQ measures it) enters a ring of `window`
-values. The target follows the ring's `quantile` (0.95: 95 % of recent packets on time), rises at once to any
-packet's r (fast attack: the next such spike finds the buffer deep enough) and falls back by at most `release`
-seconds per second; always within [min_delay, max_delay]. The RFC 3550 interarrival jitter J is kept as a statistic.
+values. The target follows the ring's `quantile` (0.95: 95 % of recent packets on time; plus `MARGIN` once it is
+above that): up at once when the quantile rises, down by at most `release` seconds per second; always within [min_delay, max_delay]. A single late
+packet (a spike, or a stall of this process's own loop) does not move it: that packet is waited for or concealed,
+and the latency of everything after it is not raised for seconds. The RFC 3550 interarrival jitter J is kept as a
+statistic.
 
 **Each tick** (`next`) plays, in order of preference:
 - the packet at the position (reordered packets included, if they arrived before their turn). When the buffer
@@ -33,7 +35,8 @@ contributes nothing until a packet comes; after such a stall the buffer re-ancho
 
 **Mute and unmute.** `flush()` (called by the gate's close listener, synchronously) drops every held packet and the
 anchor, so nothing is concealed into a later mix; the first packet after the gate reopens anchors a fresh playout,
-which starts once that packet is due (prebuffering its target). The delay statistics (m, the r ring, the target)
+which starts once that packet is due (prebuffering its target), or as far ahead of that as the stream played before
+the mute (it may play ahead of the plan when the target rose without an underrun), so a mute does not move latency. The delay statistics (m, the r ring, the target)
 describe the network, not the talker, and are kept across a mute.
 """
 
@@ -55,7 +58,9 @@ PATIENCE = 25
 """Ticks of standing lag (half a second) after which a frame is dropped to catch up even if it is not quiet."""
 URGENT = 2 * FRAME_TIME + HYSTERESIS
 """Lag at which a frame is dropped at once, quiet or not."""
-QUANTILE_EVERY = 10
+MARGIN = 0.005
+"""Seconds added to a target above it: packets at the quantile itself arrive a little after it (none on a calm network)."""
+QUANTILE_EVERY = 5
 """Packets between two recomputations of the delay quantile (a sort of `window` floats)."""
 TIMEBASE_JUMP = 1.0
 """Seconds of transit change (beyond max_delay) that mean the sender's timestamps jumped, not the network."""
@@ -217,6 +222,9 @@ class PlayoutBuffer:
         """The stream's packet duration (samples) as last seen: what a concealment step lasts."""
         self._concealed_run = 0
         self._behind_ticks = 0
+        self._resume_lag = 0.0
+        """How far ahead of the plan (≤ 0) the stream played when it last played: a re-anchored stream (after a mute or
+        a stall) resumes at that same offset, so a short mute leaves the latency where it was."""
         self._accelerated_at: float | None = None
         """The tick that last dropped a frame to catch up: at most one such drop per tick."""
         # the timebase: timestamp unwrapping and its plausibility
@@ -287,7 +295,7 @@ class PlayoutBuffer:
         return self._ts_ext + delta
 
     def _measure(self, arrived: float, transit: float) -> None:
-        """Feed the least-transit window, the relative-delay ring (fast attack) and the RFC 3550 jitter."""
+        """Feed the least-transit window, the relative-delay ring (and the target's rise) and the RFC 3550 jitter."""
         if self._last_transit is not None:
             self.jitter += (abs(transit - self._last_transit) - self.jitter) / 16
         self._last_transit = transit
@@ -299,13 +307,14 @@ class PlayoutBuffer:
         transits.append((index, transit))
         if transits[0][0] <= index - self.settings.window:
             transits.popleft()
-        relative = transit - transits[0][1]
-        self._relative.append(relative)
-        if relative > self._raw_target:
-            self._raw_target = relative
+        self._relative.append(transit - transits[0][1])
         if index % QUANTILE_EVERY == 0:
             ordered = sorted(self._relative)
             self._quantile = ordered[int(self.settings.quantile * (len(ordered) - 1))]
+            if self._quantile > MARGIN:  # jitter: cover it, with a margin for the packets right at the quantile
+                self._quantile += MARGIN
+            if self._quantile > self._raw_target:
+                self._raw_target = self._quantile
 
     # --- the target -----------------------------------------------------------------------------------------------
     @property
@@ -341,7 +350,7 @@ class PlayoutBuffer:
             self._state = state = _State.PREBUFFER
         lag = at - self._due(self._cursor - queued)
         if state is _State.PREBUFFER:
-            if lag < 0:
+            if lag < self._resume_lag:
                 return None
             self._state = _State.PLAYING
             self._concealed_run = 0
@@ -382,6 +391,7 @@ class PlayoutBuffer:
             self.counters.accelerated += 1
             return PlayoutStep(PlayoutKind.DECODE, packet, packet.samples, discard=True)
         self.counters.decoded += 1
+        self._resume_lag = min(0.0, lag)
         self._delays.append(now - packet.arrived)
         return PlayoutStep(PlayoutKind.DECODE, packet, packet.samples)
 
@@ -429,6 +439,7 @@ class PlayoutBuffer:
         self._candidate_transit = None
         self._transits.clear()
         self._last_transit = None
+        self._resume_lag = 0.0
 
     # --- reading ----------------------------------------------------------------------------------------------------
     @property
