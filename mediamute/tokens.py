@@ -26,19 +26,36 @@ GRAPH_AUDIENCE = "https://graph.microsoft.com"
 ALGORITHM = "ES256"
 KEY_FILE_ENV = "MEDIAMUTE_KEY_FILE"
 
-# Graph application permissions that matter to mediamute (spec table).
-ROLE_JOIN_GROUP_CALLS = "Calls.JoinGroupCalls.All"
-ROLE_JOIN_GROUP_CALLS_AS_GUEST = "Calls.JoinGroupCallsasGuest.All"
+# Graph application permissions that matter to mediamute, spelled as Entra ID issues them and Graph's current
+# documentation lists them (singular "GroupCall"). What `mediamute token` mints.
+ROLE_JOIN_GROUP_CALL = "Calls.JoinGroupCall.All"
+ROLE_JOIN_GROUP_CALL_AS_GUEST = "Calls.JoinGroupCallAsGuest.All"
 ROLE_INITIATE = "Calls.Initiate.All"
-ROLE_INITIATE_GROUP_CALLS = "Calls.InitiateGroupCalls.All"
+ROLE_INITIATE_GROUP_CALL = "Calls.InitiateGroupCall.All"
 ROLE_ACCESS_MEDIA = "Calls.AccessMedia.All"
 ALL_CALL_ROLES = (
     ROLE_INITIATE,
-    ROLE_INITIATE_GROUP_CALLS,
-    ROLE_JOIN_GROUP_CALLS,
-    ROLE_JOIN_GROUP_CALLS_AS_GUEST,
+    ROLE_INITIATE_GROUP_CALL,
+    ROLE_JOIN_GROUP_CALL,
+    ROLE_JOIN_GROUP_CALL_AS_GUEST,
     ROLE_ACCESS_MEDIA,
 )
+SEED_ROLE_SPELLINGS = {
+    "Calls.JoinGroupCalls.All": ROLE_JOIN_GROUP_CALL,
+    "Calls.JoinGroupCallsasGuest.All": ROLE_JOIN_GROUP_CALL_AS_GUEST,
+    "Calls.InitiateGroupCalls.All": ROLE_INITIATE_GROUP_CALL,
+}
+"""The plural spellings of the page mediamute started from (seeds/001_…): accepted as the same roles."""
+_CANONICAL = {role.lower(): role for role in ALL_CALL_ROLES} | {
+    alias.lower(): role for alias, role in SEED_ROLE_SPELLINGS.items()
+}
+
+
+def canonical_role(role: str) -> str:
+    """The documented spelling of a role, compared case-insensitively (Entra ID role values are case-insensitive);
+    a seed-page plural spelling maps to its singular role; an unknown role comes back lower-cased."""
+    return _CANONICAL.get(role.lower(), role.lower())
+
 
 TokenKind = Literal["app", "join", "session"]
 

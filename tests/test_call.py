@@ -9,6 +9,7 @@ from pyee import EventEmitter
 
 from mediamute.calls import (
     Call,
+    Operation,
     CallOptions,
     CallTerminated,
     NotSupportedForCall,
@@ -18,7 +19,14 @@ from mediamute.calls import (
 )
 from mediamute.media.audio import FRAME_SAMPLES, FRAME_SECONDS
 
-EVENTS = ("participant_joined", "participant_updated", "participant_left", "operation_completed", "call_ended")
+EVENTS = (
+    "participant_joined",
+    "participant_updated",
+    "participant_left",
+    "operation_completed",
+    "operation_finished",
+    "call_ended",
+)
 
 
 class Recorder:
@@ -223,3 +231,34 @@ def test_the_apps_own_participant_is_gated_like_anyone():
     call.mute(call.app.id)  # the queued frame goes with the mute
     assert call.app.id not in call.mixer.tick(clock.advance()).contributors and not heard[-1].any()
     assert a.id in call.participants and call.app.server_muted
+
+
+def test_a_running_operation_ends_once_with_its_result_and_one_event():
+    clock = InjectedClock()
+    call, recorder = make_call(clock)
+    operation = call.begin(Operation("playPrompt", call.app.id, "ctx"))
+    assert operation.status == "running" and not operation.finished and operation.answered_running
+    assert call.operation(operation.id) is operation  # resolvable while it runs
+    assert "operation_finished" not in recorder.names()
+
+    clock.advance(1.5)
+    call.finish(operation, completion_reason="completedSuccessfully")
+    assert (operation.status, operation.result_code, operation.result_subcode) == ("completed", 200, 0)
+    assert operation.completed_monotonic == clock.now and operation.completion_reason == "completedSuccessfully"
+    # a second end (e.g. a cancel racing the prompt's natural end) changes nothing and emits nothing
+    call.finish(operation, "failed", 400, 8508, "cancelled")
+    assert operation.status == "completed" and recorder.names().count("operation_finished") == 1
+    assert recorder.seen[-1] == ("operation_finished", (operation,))
+
+
+def test_ending_a_call_fails_its_running_operations_before_the_call_ends():
+    import asyncio
+
+    call, recorder = make_call()
+    running = call.begin(Operation("record", call.app.id, None))
+    done = call.mute(call.app.id)
+    asyncio.run(call.end())
+    assert running.status == "failed" and running.result_code == 500
+    assert done.status == "completed"  # answered completed: untouched
+    names = recorder.names()
+    assert names.index("operation_finished") < names.index("call_ended")

@@ -153,3 +153,49 @@ async def test_call_mute_seed(api, api_http, prefix):
     assert response.headers["Location"].endswith(f"{prefix}/communications/calls/{call_id}/operations/{body['id']}")
     call = api.registry.get(call_id)
     assert call.app.server_muted  # the application's own participant is gated
+
+
+async def test_a_running_operation_resolves_while_it_runs_and_its_end_is_notified_as_graph_does(api, api_http):
+    """The lifecycle every media action (playPrompt, recordResponse, hold music, invite) shares: answered `running`
+    with a null resultInfo, resolvable at its Location, then one `deleted` notification on the operation's path
+    carrying its final state (`@odata.id` = that path, resultInfo 200/0), after which GET shows it completed."""
+    from mediamute.calls import Operation
+
+    call_id = (await api_http.post(CALLS, json={})).json()["id"]
+    call = api.registry.get(call_id)
+    heard: list[dict] = []
+    api.hub.subscribe(call_id, heard.append)
+    operation = call.begin(Operation("playPrompt", call.app.id, "ctx-1"))
+    running = (await api_http.get(f"{CALLS}/{call_id}/operations/{operation.id}")).json()
+    assert running["@odata.type"] == "#microsoft.graph.playPromptOperation"
+    assert (running["status"], running["resultInfo"], running["clientContext"]) == ("running", None, "ctx-1")
+    assert "completionReason" not in running  # absent until the prompt ended
+    assert not heard
+
+    call.finish(operation, completion_reason="completedSuccessfully")
+    (message,) = heard
+    (notification,) = message["body"]["value"]
+    path = f"/communications/calls/{call_id}/operations/{operation.id}"
+    assert (notification["changeType"], notification["resourceUrl"]) == ("deleted", path)
+    data = notification["resourceData"]
+    assert data["@odata.type"] == "#microsoft.graph.playPromptOperation" and data["@odata.id"] == path
+    assert (data["id"], data["status"], data["clientContext"]) == (operation.id, "completed", "ctx-1")
+    assert (data["resultInfo"]["code"], data["resultInfo"]["subcode"]) == (200, 0)
+    assert data["completionReason"] == "completedSuccessfully"
+    done = (await api_http.get(f"{CALLS}/{call_id}/operations/{operation.id}")).json()
+    assert done["status"] == "completed" and "@odata.id" not in done
+
+
+async def test_operation_types_carry_their_own_properties(api, api_http):
+    from mediamute.calls import Operation
+
+    call_id = (await api_http.post(CALLS, json={})).json()["id"]
+    call = api.registry.get(call_id)
+    record = call.begin(Operation("record", call.app.id, None))
+    call.finish(record, completion_reason="maxRecordDurationReached", subcode=8515,
+                recordingLocation="http://127.0.0.1:1/r.wav", recordingAccessToken="t", notAProperty=1)
+    body = (await api_http.get(f"{CALLS}/{call_id}/operations/{record.id}")).json()
+    assert body["@odata.type"] == "#microsoft.graph.recordOperation"
+    assert (body["recordingLocation"], body["recordingAccessToken"]) == ("http://127.0.0.1:1/r.wav", "t")
+    assert body["completionReason"] == "maxRecordDurationReached" and body["resultInfo"]["subcode"] == 8515
+    assert "notAProperty" not in body  # details only fill the properties the type defines

@@ -11,18 +11,19 @@ from mediamute.settings import ServerSettings
 from mediamute.tokens import (
     ROLE_ACCESS_MEDIA,
     ROLE_INITIATE,
-    ROLE_INITIATE_GROUP_CALLS,
-    ROLE_JOIN_GROUP_CALLS,
-    ROLE_JOIN_GROUP_CALLS_AS_GUEST,
+    ROLE_INITIATE_GROUP_CALL,
+    ROLE_JOIN_GROUP_CALL,
+    ROLE_JOIN_GROUP_CALL_AS_GUEST,
+    SEED_ROLE_SPELLINGS,
     SigningKey,
 )
 
 from .helpers import CALLS as G, InProcessMediamute, assert_graph_error, join_without_media
-CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS]
-JOIN = [ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST]
+CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL]
+JOIN = [ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
 # a role each endpoint does not accept (None: every calls role is accepted there)
-OTHER = {"create": ROLE_JOIN_GROUP_CALLS, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALLS, "mint": ROLE_ACCESS_MEDIA}
+OTHER = {"create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA}
 
 # name, method, path (with {call}, {participant}, {app}, {operation}), body, accepted roles group, success status
 ENDPOINTS = [
@@ -56,7 +57,10 @@ async def prepare(api: InProcessMediamute, http: httpx.AsyncClient, path: str) -
     return path.format(call=call_id, app=app_id, participant=participant_id, operation=operation_id)
 
 
-@pytest.mark.parametrize("variant", ["none", "wrong role", "delegated", "good"])
+SEED_SPELLING = {documented: seed for seed, documented in SEED_ROLE_SPELLINGS.items()}
+
+
+@pytest.mark.parametrize("variant", ["none", "wrong role", "delegated", "good", "good (seed spelling)", "good (other case)"])
 @pytest.mark.parametrize("name, method, path, body, group, success", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
 async def test_endpoint_permissions(api, api_http, name, method, path, body, group, success, variant):
     url = await prepare(api, api_http, path)
@@ -66,6 +70,11 @@ async def test_endpoint_permissions(api, api_http, name, method, path, body, gro
         "wrong role": key.app_token([OTHER.get(group, "User.Read.All")]),
         "delegated": key.delegated_token("Calls.Initiate.All Calls.JoinGroupCalls.All"),
         "good": key.app_token([GROUPS[group][-1]]),  # the least obvious accepted role of the group
+        # the seed page's plural spelling of a role (where it has one), and a role in another letter case
+        "good (seed spelling)": key.app_token(
+            [SEED_SPELLING[r] for r in GROUPS[group] if r in SEED_SPELLING][-1:] or [GROUPS[group][-1]]
+        ),
+        "good (other case)": key.app_token([GROUPS[group][-1].upper()]),
     }
     async with api.client(tokens[variant]) as client:
         response = await client.request(method, url, json=body) if body is not None else await client.request(method, url)

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 from fastapi import Request
 
-from ..tokens import ALL_CALL_ROLES, GRAPH_AUDIENCE, SigningKey
+from ..tokens import ALL_CALL_ROLES, GRAPH_AUDIENCE, SigningKey, canonical_role
 from .errors import GraphError
 
 FORBIDDEN = "Authorization_RequestDenied"
@@ -32,8 +32,9 @@ class Principal:
     claims: dict[str, Any] = field(default_factory=dict)
 
     def has_any(self, roles: Iterable[str]) -> bool:
-        wanted = {r.lower() for r in roles}
-        return any(r.lower() in wanted for r in self.roles)
+        """Holds one of `roles`: compared case-insensitively, the seed page's plural spellings being the same roles."""
+        wanted = {canonical_role(r) for r in roles}
+        return any(canonical_role(r) in wanted for r in self.roles)
 
 
 ANONYMOUS = Principal(kind="anonymous", roles=frozenset(ALL_CALL_ROLES))

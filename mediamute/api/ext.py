@@ -23,7 +23,7 @@ from starlette.requests import HTTPConnection
 from ..calls.call import Call
 from ..calls.errors import CallError
 from ..calls.stats import DEFAULT_AUDIT_LIMIT, CallStats, ParticipantStats, call_stats
-from ..tokens import ALL_CALL_ROLES, ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST
+from ..tokens import ALL_CALL_ROLES, ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
 from . import schemas
 from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles, roles
 from .errors import GraphError, error_body
@@ -35,8 +35,8 @@ from .state import app_state
 log = logging.getLogger("mediamute.ext")
 router = APIRouter(prefix="/ext", tags=["mediamute extensions (not Graph)"])
 
-UNMUTE_OTHERS = roles(ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
-MINT_JOIN = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
+UNMUTE_OTHERS = roles(ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
+MINT_JOIN = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 STATS_PERIOD = 0.1
 
 

@@ -19,9 +19,9 @@ from ..tokens import (
     ALL_CALL_ROLES,
     ROLE_ACCESS_MEDIA,
     ROLE_INITIATE,
-    ROLE_INITIATE_GROUP_CALLS,
-    ROLE_JOIN_GROUP_CALLS,
-    ROLE_JOIN_GROUP_CALLS_AS_GUEST,
+    ROLE_INITIATE_GROUP_CALL,
+    ROLE_JOIN_GROUP_CALL,
+    ROLE_JOIN_GROUP_CALL_AS_GUEST,
 )
 from . import schemas
 from .auth import Principal, roles
@@ -30,9 +30,9 @@ from .resources import call_resource, operation_resource, participant_resource
 from .state import app_state
 from .urls import metadata, operation_location
 
-CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALLS)
+CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL)
 READ = roles(*ALL_CALL_ROLES)
-PARTICIPANT_MUTE = roles(ROLE_JOIN_GROUP_CALLS, ROLE_JOIN_GROUP_CALLS_AS_GUEST)
+PARTICIPANT_MUTE = roles(ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 SELF_MUTE = roles(ROLE_INITIATE, ROLE_ACCESS_MEDIA)
 
 router = APIRouter(tags=["Graph calls"])
@@ -52,16 +52,19 @@ CallAction = Callable[[Call], Operation]
 """A mute action on a live call (`call.mute(...)`, `call.unmute(...)`, ...) returning its completed operation."""
 
 
-def operation_response(request: Request, call: Call, operation: Operation) -> JSONResponse:
-    """200 OK, the typed operation, and a Location that `GET …/operations/{id}` resolves."""
+def operation_response(request: Request, call: Call, operation: Operation, status_code: int = 200) -> JSONResponse:
+    """200 OK (202 for the hold-music actions), the typed operation, and a Location that
+    `GET …/operations/{id}` resolves."""
     body = operation_resource(operation, context=metadata(request, f"{operation.kind}Operation")).wire()
-    return JSONResponse(body, headers={"Location": operation_location(request, call.id, operation.id)})
+    return JSONResponse(
+        body, status_code=status_code, headers={"Location": operation_location(request, call.id, operation.id)}
+    )
 
 
-def run_operation(request: Request, call_id: str, action: CallAction) -> JSONResponse:
-    """What every mute/unmute route does: find the live call (409 if it ended), act, answer with the operation."""
+def run_operation(request: Request, call_id: str, action: CallAction, status_code: int = 200) -> JSONResponse:
+    """What every operation route does: find the live call (409 if it ended), act, answer with the operation."""
     call = app_state(request).registry.live(call_id)
-    return operation_response(request, call, action(call))
+    return operation_response(request, call, action(call), status_code)
 
 
 def client_context(body: schemas.ClientContextBody | None) -> str | None:

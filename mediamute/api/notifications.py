@@ -23,10 +23,10 @@ from pyee import EventEmitter
 
 from ..calls import call as call_events
 from ..calls.call import Call
-from ..calls.model import Participant
+from ..calls.model import Operation, Participant
 from ..tokens import SigningKey
 from . import schemas
-from .resources import call_resource, participant_resource
+from .resources import call_resource, operation_path, operation_resource, participant_resource
 
 log = logging.getLogger("mediamute.notifications")
 
@@ -159,6 +159,7 @@ class NotificationHub:
         events.on(call_events.PARTICIPANT_JOINED, self._participants_updated)
         events.on(call_events.PARTICIPANT_UPDATED, self._participants_updated)
         events.on(call_events.PARTICIPANT_LEFT, self._participant_left)
+        events.on(call_events.OPERATION_FINISHED, self._operation_finished)
 
     # event handlers (synchronous, O(1) per listener) ---------------------------------------------------------
     def _call_updated(self, call: Call) -> None:
@@ -177,6 +178,11 @@ class NotificationHub:
     def _participant_left(self, call: Call, participant: Participant) -> None:
         data = [participant_resource(participant, removed_reason="left").wire()]
         self._publish(call, "deleted", f"/communications/calls/{call.id}/participants", data)
+
+    def _operation_finished(self, call: Call, operation: Operation) -> None:
+        """An operation answered `running` has ended: Graph's `deleted` on the operation, with its final state."""
+        path = operation_path(call.id, operation.id)
+        self._publish(call, "deleted", path, operation_resource(operation, odata_id=path).wire())
 
     # fan-out ------------------------------------------------------------------------------------------------
     def _publish(self, call: Call, change_type: str, resource_url: str, data: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..calls.call import Call
 from ..calls.model import Operation, Participant
 from . import schemas
@@ -32,23 +34,48 @@ def participant_resource(participant: Participant, removed_reason: str | None = 
     )
 
 
-OPERATION_MODELS = {
+OPERATION_MODELS: dict[str, type[schemas.CommsOperation]] = {
     "muteParticipant": schemas.MuteParticipantOperation,
     "unmuteParticipant": schemas.UnmuteParticipantOperation,
     "comms": schemas.CommsOperation,
+    "playPrompt": schemas.PlayPromptOperation,
+    "record": schemas.RecordOperation,
+    "cancelMediaProcessing": schemas.CancelMediaProcessingOperation,
+    "subscribeToTone": schemas.SubscribeToToneOperation,
+    "sendDtmfTones": schemas.SendDtmfTonesOperation,
+    "startHoldMusic": schemas.StartHoldMusicOperation,
+    "stopHoldMusic": schemas.StopHoldMusicOperation,
+    "inviteParticipants": schemas.InviteParticipantsOperation,
 }
 
 
-def operation_resource(operation: Operation, context: str | None = None) -> schemas.CommsOperation:
+def operation_path(call_id: str, operation_id: str) -> str:
+    """An operation's resource path: a completing notification's resourceUrl and its data's `@odata.id`."""
+    return f"/communications/calls/{call_id}/operations/{operation_id}"
+
+
+def operation_resource(
+    operation: Operation, context: str | None = None, odata_id: str | None = None
+) -> schemas.CommsOperation:
+    """The typed operation: its type's model, Graph's resultInfo once it has ended (null while it runs), the
+    completionReason where the type has one, and the type's own properties from `operation.details`."""
     model = OPERATION_MODELS[operation.kind]
+    properties = {field.alias or name for name, field in model.model_fields.items()}
+    extra: dict[str, Any] = {name: value for name, value in operation.details.items() if name in properties}
+    if "completionReason" in properties and operation.completion_reason is not None:
+        extra["completionReason"] = operation.completion_reason
     return model(
         odata_context=context,
+        odata_id=odata_id,
         id=operation.id,
         status=operation.status,
         client_context=operation.client_context,
         result_info=schemas.ResultInfo(
             code=operation.result_code, subcode=operation.result_subcode, message=operation.result_message or None
-        ),
+        )
+        if operation.finished
+        else None,
+        **extra,
     )
 
 

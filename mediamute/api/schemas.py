@@ -100,6 +100,10 @@ class ResultInfo(GraphModel):
 class CommsOperation(GraphModel):
     odata_type: str = odata("commsOperation")
     odata_context: str | None = Field(default=None, alias="@odata.context", exclude_if=lambda v: v is None)
+    odata_id: str | None = Field(
+        default=None, alias="@odata.id", exclude_if=lambda v: v is None,
+        description="In a completing notification: the operation's path, as its resourceUrl.",
+    )
     id: str
     status: Literal["notStarted", "running", "completed", "failed"]
     client_context: str | None = None
@@ -112,6 +116,53 @@ class MuteParticipantOperation(CommsOperation):
 
 class UnmuteParticipantOperation(CommsOperation):
     odata_type: str = odata("unmuteParticipantOperation")
+
+
+def _absent_if_none(value: Any) -> bool:
+    return value is None
+
+
+class PlayPromptOperation(CommsOperation):
+    odata_type: str = odata("playPromptOperation")
+    completion_reason: Literal["unknown", "completedSuccessfully", "mediaOperationCanceled", "unknownFutureValue"] | None = Field(
+        default=None, exclude_if=_absent_if_none, description="Graph beta's completionReason, once the prompt ended."
+    )
+
+
+class RecordOperation(CommsOperation):
+    odata_type: str = odata("recordOperation")
+    recording_location: str | None = None
+    recording_access_token: str | None = None
+    completion_reason: str | None = Field(
+        default=None, exclude_if=_absent_if_none,
+        description="Why the recording ended (Graph beta's recordCompletionReason, also in v1.0's examples).",
+    )
+
+
+class CancelMediaProcessingOperation(CommsOperation):
+    odata_type: str = odata("cancelMediaProcessingOperation")
+
+
+class SubscribeToToneOperation(CommsOperation):
+    odata_type: str = odata("subscribeToToneOperation")
+
+
+class SendDtmfTonesOperation(CommsOperation):
+    odata_type: str = odata("sendDtmfTonesOperation")
+    completion_reason: Literal["unknown", "completedSuccessfully", "mediaOperationCanceled", "unknownFutureValue"] | None = None
+
+
+class StartHoldMusicOperation(CommsOperation):
+    odata_type: str = odata("startHoldMusicOperation")
+
+
+class StopHoldMusicOperation(CommsOperation):
+    odata_type: str = odata("stopHoldMusicOperation")
+
+
+class InviteParticipantsOperation(CommsOperation):
+    odata_type: str = odata("inviteParticipantsOperation")
+    participants: list[dict[str, Any]] | None = None
 
 
 class Call(GraphModel):

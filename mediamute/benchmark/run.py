@@ -39,6 +39,12 @@ class BenchConfig:
     warmup: float = 3.0
     mute_cycles: int = 10
     json_path: Path | None = None
+    calls: int = 1
+    """Calls at once (more than one, or `workers` set: the cluster benchmark, `benchmark/cluster.py`)."""
+    workers: int | None = None
+    """Cluster nodes (`--workers`); None: one server without Redis, as before."""
+    capacity: int = 40
+    """Each node's capacity (placement weighs calls and participants against it)."""
 
 
 class Child:
@@ -316,6 +322,10 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
 async def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
     """Run one live benchmark; prints the table, returns the JSON-ready results (written to `config.json_path`)."""
     console = console or Console()
+    if config.workers is not None or config.calls > 1:
+        from .cluster import run_cluster_bench
+
+        return await run_cluster_bench(config, console)
     results = summarise(config, *await measure_call(config, console))
     console.print(results_table(results))
     if config.json_path is not None:

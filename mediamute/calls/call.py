@@ -36,6 +36,11 @@ PARTICIPANT_JOINED = "participant_joined"
 PARTICIPANT_UPDATED = "participant_updated"
 PARTICIPANT_LEFT = "participant_left"
 OPERATION_COMPLETED = "operation_completed"
+OPERATION_FINISHED = "operation_finished"
+"""An operation answered `running` has completed or failed (payload: the Call, the Operation): Graph notifies it."""
+TONE_RECEIVED = "tone_received"
+"""A participant sent a DTMF tone (payload: the Call, the Participant, Graph's tone name: `tone0`..`tone9`, `star`,
+`pound`, `a`..`d`, `flash`). Emitted by the rtc layer's tone reception; read by subscribeToTone and recordResponse."""
 CALL_UPDATED = "call_updated"
 CALL_ENDED = "call_ended"
 
@@ -117,6 +122,9 @@ class Call:
         if self.terminated:
             return
         self.state = "terminating"
+        for operation in list(self.operations.values()):
+            if not operation.finished:
+                self.finish(operation, "failed", 500, 0, "The call ended before the operation completed.")
         for participant in list(self.participants.values()):
             self._drop(participant)
             if participant.media is not None:
@@ -184,6 +192,35 @@ class Call:
         operation.completed_monotonic = self._now()
         self.operations[operation.id] = operation
         self.events.emit(OPERATION_COMPLETED, self, operation)
+        return operation
+
+    def begin(self, operation: Operation) -> Operation:
+        """Record an operation that is answered `running` and ends later, through `finish`."""
+        operation.status = "running"
+        operation.answered_running = True
+        self.operations[operation.id] = operation
+        return operation
+
+    def finish(
+        self,
+        operation: Operation,
+        status: Literal["completed", "failed"] = "completed",
+        code: int = 200,
+        subcode: int = 0,
+        message: str = "",
+        completion_reason: str | None = None,
+        **details: Any,
+    ) -> Operation:
+        """End a running operation with Graph's `resultInfo` (and type-specific `details`), once; emits
+        OPERATION_FINISHED so its completing notification is sent. A second call changes nothing."""
+        if operation.finished:
+            return operation
+        operation.status = status
+        operation.result_code, operation.result_subcode, operation.result_message = code, subcode, message
+        operation.completion_reason = completion_reason
+        operation.details.update(details)
+        operation.completed_monotonic = self._now()
+        self.events.emit(OPERATION_FINISHED, self, operation)
         return operation
 
     def mute(self, participant_id: str, client_context: str | None = None) -> Operation:

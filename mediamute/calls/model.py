@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ..media.gate import MuteGate
 from ..media.jitter import JitterStats
@@ -14,7 +14,21 @@ from ..media.sequence import SequenceCounters
 from ..sources import AudioSource
 
 ParticipantKind = Literal["remote", "application"]
-OperationKind = Literal["muteParticipant", "unmuteParticipant", "comms"]
+OperationKind = Literal[
+    "muteParticipant",
+    "unmuteParticipant",
+    "comms",
+    "playPrompt",
+    "record",
+    "cancelMediaProcessing",
+    "subscribeToTone",
+    "sendDtmfTones",
+    "startHoldMusic",
+    "stopHoldMusic",
+    "inviteParticipants",
+]
+"""Graph's operation types without the `Operation` suffix (`record` is `recordOperation`)."""
+OperationStatus = Literal["notStarted", "running", "completed", "failed"]
 
 
 def new_id() -> str:
@@ -83,16 +97,29 @@ class Participant:
 
 @dataclass
 class Operation:
-    """A completed mute, unmute or muteAll action, resolvable at its Location (a refused action raises a domain
-    error instead and records no operation)."""
+    """An action's operation, resolvable at its Location. Most complete at once (mute: answered `completed`); a
+    media action (playPrompt, recordResponse, hold music, invite, ...) is answered `running` and finished later by
+    `Call.finish`, which emits the event that sends Graph's completing notification. A refused action raises a
+    domain error instead and records no operation."""
 
     kind: OperationKind
     participant_id: str
     client_context: str | None
     id: str = field(default_factory=new_id)
-    status: Literal["notStarted", "running", "completed", "failed"] = "completed"
+    status: OperationStatus = "completed"
     result_code: int = 200
     result_subcode: int = 0
     result_message: str = ""
     created_at: datetime = field(default_factory=utc_now)
     completed_monotonic: float = 0.0
+    """When it reached `completed` or `failed`, on the call's clock (0.0 while it runs)."""
+    completion_reason: str | None = None
+    """Graph's `completionReason` where the operation type has one (e.g. `completedSuccessfully`)."""
+    details: dict[str, Any] = field(default_factory=dict)
+    """The operation type's own properties, by their Graph names (`recordingLocation`, `participants`, ...)."""
+    answered_running: bool = False
+    """It was answered `notStarted`/`running`, so its end is notified (Graph sends no notification otherwise)."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed")
