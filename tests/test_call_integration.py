@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from mediamute.analysis import marker_latencies, marker_onsets, tone_amplitudes
+from mediamute.analysis import marker_latencies, marker_onsets
 from mediamute.client import CallParticipant
 from mediamute.media.audio import FRAME_SECONDS
 from mediamute.sources import MarkerSource, ToneSource
