@@ -154,6 +154,11 @@ class Recording:
         picked = np.flatnonzero((times >= start) & (times < end))
         return times[picked], [self.frames[i] for i in picked]
 
+    def concealed_in(self, start: float = -np.inf, end: float = np.inf) -> np.ndarray:
+        """For each frame `window(start, end)` returns, whether this listener's own jitter buffer invented it."""
+        times = self.playout_times()
+        return np.asarray(self.concealed, dtype=bool)[(times >= start) & (times < end)]
+
     def audio(self, start: float = -np.inf, end: float = np.inf) -> np.ndarray:
         _, frames = self.window(start, end)
         return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)

@@ -247,8 +247,11 @@ class PlayoutBuffer:
 
     # --- arrival ------------------------------------------------------------------------------------------------
     def insert(self, timestamp: int, payload: bytes, samples: int, arrived: float, fec: bool = False,
-               misordered: bool = False) -> bool:
-        """Hold one packet (RTP timestamp as on the wire); False if it was dropped (late, duplicate, implausible)."""
+               misordered: bool = False, stalled: bool = False) -> bool:
+        """Hold one packet (RTP timestamp as on the wire); False if it was dropped (late, duplicate, implausible).
+
+        `stalled`: the packet was read late because this process's own loop stalled, not because the network
+        delayed it: it is played as usual but left out of the delay statistics the target follows."""
         counters = self.counters
         ext = self._unwrap(timestamp)
         transit = arrived - ext / SAMPLE_RATE
@@ -267,7 +270,7 @@ class PlayoutBuffer:
         state = self._state
         if (state is _State.PLAYING or state is _State.STALLED) and ext < self._cursor:
             counters.late += 1
-            self._measure(arrived, transit)
+            self._measure(arrived, transit, stalled)
             return False
         packets = self._packets
         if ext in packets:
@@ -283,7 +286,7 @@ class PlayoutBuffer:
         if state is _State.EMPTY or (state is _State.PREBUFFER and ext < self._cursor):
             self._cursor = ext
             self._state = _State.PREBUFFER
-        self._measure(arrived, transit)
+        self._measure(arrived, transit, stalled)
         return True
 
     def _unwrap(self, timestamp: int) -> int:
@@ -294,8 +297,11 @@ class PlayoutBuffer:
             delta -= RTP_TS_MOD
         return self._ts_ext + delta
 
-    def _measure(self, arrived: float, transit: float) -> None:
+    def _measure(self, arrived: float, transit: float, stalled: bool = False) -> None:
         """Feed the least-transit window, the relative-delay ring (and the target's rise) and the RFC 3550 jitter."""
+        if stalled:  # our own delay, not the network's: it says nothing of the jitter to cover
+            self._last_transit = None
+            return
         if self._last_transit is not None:
             self.jitter += (abs(transit - self._last_transit) - self.jitter) / 16
         self._last_transit = transit

@@ -26,7 +26,7 @@ import numpy as np
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
-from ..media.audio import FRAME_SAMPLES, Frame
+from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, Frame
 from ..media.gate import MuteGate
 from ..media.jitter import JitterBufferSettings, JitterStats, PlayoutBuffer, PlayoutKind
 from ..media.mixer import PulledFrame
@@ -66,6 +66,10 @@ class ReceivePath(GateFront, JitterBuffer):
         self._clock = clock
         self._pending = _EMPTY
         self._quiet = False
+        self._last_pull: float | None = None
+        self._last_pull_late = False
+        self.stalled_packets = 0
+        """Packets read late because this process's loop stalled: played, but kept out of the delay statistics."""
         gate.on_close(self._on_gate_close)
 
     # --- arrival ------------------------------------------------------------------------------------------------
@@ -87,14 +91,29 @@ class ReceivePath(GateFront, JitterBuffer):
         except OpusPacketError:
             self.malformed += 1
             return False, None
-        self.buffer.insert(packet.timestamp, payload, samples, arrived, has_lbrr(payload), verdict is Verdict.MISORDERED)
+        stalled = self._read_after_stall(arrived)
+        self.stalled_packets += stalled
+        self.buffer.insert(packet.timestamp, payload, samples, arrived, has_lbrr(payload),
+                           verdict is Verdict.MISORDERED, stalled)
         return False, None
+
+    def _read_after_stall(self, arrived: float) -> bool:
+        """Was this packet read late because our own event loop stalled? Then the playout clock stalled too: either
+        it has not pulled for two periods, or its last pull ran more than a period late and this packet came right
+        after it (a stalled loop reads its socket and runs its late tick in either order). A network delay does not
+        hold back our own clock."""
+        last = self._last_pull
+        if last is None:
+            return False
+        since = arrived - last
+        return since > 2 * FRAME_SECONDS or (self._last_pull_late and since < FRAME_SECONDS)
 
     # --- playout --------------------------------------------------------------------------------------------------
     def pull(self, at: float, now: float | None = None) -> PulledFrame | None:
         """The 20 ms frame to play at the tick due at `at` (None: nothing to play, e.g. before the first packet)."""
         if now is None:
             now = self._clock()
+        self._last_pull, self._last_pull_late = now, now - at > FRAME_SECONDS
         pieces = [self._pending] if self._pending.size else []
         have = self._pending.size
         arrived = math.nan
@@ -145,6 +164,7 @@ class ReceivePath(GateFront, JitterBuffer):
 
     def _on_gate_close(self, _gate: MuteGate) -> None:
         """Muted: nothing held, decoded or remembered of this participant may reach a later mix."""
+        self._last_pull = None  # no pulls while muted: that is no stall
         self.buffer.flush()
         self.decoder.reset()
         self._pending = _EMPTY
