@@ -32,8 +32,8 @@ UPDATE_PERIOD = 0.25
 
 
 
-LISTENER_JITTER = JitterBufferSettings(max_delay=0.06)
-"""The demo's voices hear through a jitter buffer of at most 60 ms, a calm WebRTC listener's. They run in the
+LISTENER_JITTER = JitterBufferSettings(max_delay=0.1)
+"""The demo's voices hear through a jitter buffer of at most 100 ms, a usual WebRTC listener's. They run in the
 server's own process, whose loop stalls (a join's handshakes) would otherwise deepen their buffers as if the
 network had jittered, and the report's heard mute-to-silence would measure the simulator's own pauses."""
 
