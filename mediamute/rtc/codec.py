@@ -34,6 +34,10 @@ libopus codes speech and voice-like tones (`SyllableToneSource`) as SILK/hybrid 
 a steady-tone mix as hybrid too (3 % low, ~2.5x the encode time of CELT). At 5 % speech keeps its LBRR and a tone mix
 stays CELT (exact, no dearer than without FEC), but no synthetic tone we tried carries LBRR: nothing but speech could
 test FEC end to end. Measured in bench/RESULTS.md."""
+MIX_EXPECTED_LOSS_PERCENT = 0
+"""The server's mix encoders (`encoding.py`) send no FEC: it costs +40 % of the server's CPU (a tone mix goes hybrid,
+≈ 2.5x the encode time of CELT), and SILK wideband frames drop everything above 8 kHz, the demo's pilot tones
+included. The senders into the server (clients, bench clients) keep FEC on: the server's receive path uses it."""
 
 
 class MonoOpusEncoder:
@@ -41,7 +45,13 @@ class MonoOpusEncoder:
 
     __slots__ = ("_codec", "encoded")
 
-    def __init__(self, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
+    def __init__(
+        self,
+        bitrate: int = MIX_BITRATE,
+        complexity: int = MIX_COMPLEXITY,
+        expected_loss_percent: int = EXPECTED_LOSS_PERCENT,
+    ) -> None:
+        """`expected_loss_percent` sizes the in-band FEC (LBRR) data; 0 turns FEC off."""
         codec = CodecContext.create("libopus", "w")
         codec.bit_rate = bitrate
         codec.format = "s16"
@@ -51,8 +61,8 @@ class MonoOpusEncoder:
         codec.options = {
             "application": "voip",
             "compression_level": str(complexity),
-            "fec": "1",
-            "packet_loss": str(EXPECTED_LOSS_PERCENT),
+            "fec": "1" if expected_loss_percent > 0 else "0",
+            "packet_loss": str(expected_loss_percent),
         }
         self._codec = codec
         self.encoded = 0
