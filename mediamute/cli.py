@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from .server import MediamuteServer
+from .media.jitter import JitterBufferSettings
 from .settings import ServerSettings
 from .tokens import ALL_CALL_ROLES, SigningKey, default_key_file
 
@@ -51,6 +52,27 @@ IceServers = Annotated[
     Optional[list[str]],
     typer.Option("--ice-server", help="A STUN/TURN URL (repeatable). None by default: no public STUN."),
 ]
+JitterMinMs = Annotated[
+    float, typer.Option("--jitter-min-ms", help="The jitter buffer's least target delay, ms (0: follow the network).")
+]
+JitterMaxMs = Annotated[float, typer.Option("--jitter-max-ms", help="The jitter buffer's largest target delay, ms.")]
+PlcFrames = Annotated[
+    int, typer.Option("--plc-frames", help="Lost frames concealed in a row before a participant goes quiet.")
+]
+
+
+def _jitter(min_ms: float, max_ms: float, plc_frames: int) -> JitterBufferSettings:
+    """The receive path's settings from the command line; a bad value is a usage error naming the option."""
+    try:
+        return JitterBufferSettings(min_delay=min_ms / 1000, max_delay=max_ms / 1000, max_concealed=plc_frames)
+    except ValueError as exc:
+        option = {"min_delay": "--jitter-min-ms", "max_delay": "--jitter-max-ms", "max_concealed": "--plc-frames"}
+        field = str(exc).removeprefix("jitter buffer ").split(" ", 1)[0]  # "jitter buffer <field> must be ..."
+        name = option.get(field)
+        raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+DEFAULT_JITTER = JitterBufferSettings()
 
 
 FOREIGN_TOKENS_WARNING = (
@@ -115,12 +137,16 @@ def serve(
                                             "taken for dead and its calls are ended.")] = 5.0,
     relay_timeout: Annotated[float, typer.Option(min=0.05, help="With --redis: seconds a relayed request may take "
                                                  "before the answer is 504.")] = 5.0,
+    jitter_min_ms: JitterMinMs = DEFAULT_JITTER.min_delay * 1000,
+    jitter_max_ms: JitterMaxMs = DEFAULT_JITTER.max_delay * 1000,
+    plc_frames: PlcFrames = DEFAULT_JITTER.max_concealed,
     listen_fd: Annotated[Optional[int], typer.Option("--listen-fd", hidden=True)] = None,
     worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
     fault_spec = _fault_spec(faults)
+    jitter = _jitter(jitter_min_ms, jitter_max_ms, plc_frames)
     if workers is not None:
         raise typer.Exit(_serve_workers(
             workers, host, port, redis, no_auth, key_file,
@@ -142,6 +168,7 @@ def serve(
             node_ttl=node_ttl, relay_timeout=relay_timeout, listen_fd=listen_fd,
         )
     settings = ServerSettings(
+        jitter=jitter,
         host=host,
         port=port,
         ice_addresses=ice_addresses,
@@ -300,8 +327,12 @@ def join(
     duration: Annotated[Optional[float], typer.Option(help="Leave after this many seconds (default: until Ctrl-C).")] = None,
     ice_addresses: IceAddresses = None,
     network: Network = None,
+    jitter_min_ms: JitterMinMs = DEFAULT_JITTER.min_delay * 1000,
+    jitter_max_ms: JitterMaxMs = DEFAULT_JITTER.max_delay * 1000,
+    plc_frames: PlcFrames = DEFAULT_JITTER.max_concealed,
 ) -> None:
     """Join a call from the terminal as a WebRTC participant, and show what you send and hear."""
+    jitter = _jitter(jitter_min_ms, jitter_max_ms, plc_frames)
     from .client import CallParticipant, JoinError
     from .media.audio import dbfs, rms
     from .sources import SilenceSource, ToneSource, WavSource
@@ -318,7 +349,8 @@ def join(
 
     async def run() -> int:
         participant = CallParticipant(
-            url, call, source, display_name=name, token=token, ice_addresses=ice_addresses, network=network
+            url, call, source, display_name=name, token=token, ice_addresses=ice_addresses, network=network,
+            jitter=jitter,
         )
         try:
             await participant.join()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .media.jitter import JitterBufferSettings
+
 
 @dataclass
 class ServerSettings:
@@ -15,6 +17,8 @@ class ServerSettings:
     ice_servers: list[str] = field(default_factory=list)
     """STUN/TURN URLs; empty by default so no public STUN server is ever asked."""
     inbox_frames: int = 5
+    jitter: JitterBufferSettings = field(default_factory=JitterBufferSettings)
+    """Every participant's receive-path jitter buffer (the Python client takes the same object)."""
     log_level: str = "info"
     key_file: str | None = None
     """The signing key's PEM file (default: $MEDIAMUTE_KEY_FILE or ~/.local/state/mediamute/signing-key.pem)."""

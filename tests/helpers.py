@@ -147,10 +147,15 @@ def amplitude(p: CallParticipant, freq: float, start: float, end: float = np.inf
 
 
 def least_heard(p: CallParticipant, freq: float, start: float, end: float) -> float:
-    """The 5th-percentile amplitude of `freq` in [start, end): a dropout of a few frames or more pulls it down."""
+    """The 5th-percentile amplitude of `freq` in [start, end) of what the server sent `p`: a dropout of a few frames
+    or more pulls it down. Frames `p`'s own jitter buffer had to invent (its downlink hiccuped: on a shared machine
+    the listener's loop stalls too) are not the server's doing and are left out; there must be few of them."""
     _, frames = p.recording.window(start, end)
     assert len(frames) > 50, f"{p.display_name} heard {len(frames)} frames in the window"
-    return float(np.percentile(tone_amplitudes(frames, freq), 5))
+    own = p.recording.concealed_in(start, end)
+    assert own.mean() <= 0.1, f"{p.display_name} concealed {own.sum()} of {own.size} frames itself"
+    delivered = [f for f, concealed in zip(frames, own) if not concealed]
+    return float(np.percentile(tone_amplitudes(delivered, freq), 5))
 
 
 def tone_track(p: CallParticipant, freq: float) -> tuple[np.ndarray, np.ndarray]:

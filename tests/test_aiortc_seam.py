@@ -26,16 +26,23 @@ def test_receive_path_still_counts_statistics_before_the_jitter_buffer():
     check_receiver_seam()  # raises ReceiverSeamError with the reason if the seam moved
 
 
+def test_sender_still_takes_each_packets_audio_level_from_its_encoded_frame():
+    from mediamute.rtc.audio_level import check_level_seam
+
+    check_level_seam()  # what gives pre-encoded packets their RFC 6464 level header
+
+
 def test_sender_still_stamps_its_ssrc_and_sends_through_the_transport():
     from mediamute.rtc.sender_faults import check_sender_seam
 
     check_sender_seam()  # what the test-support SenderFaults rewrites
 
 
-# --- the inline decoder (the gate, then an Opus decode at packet arrival, in place of aiortc's jitter buffer) ---
+# --- the receive path (the gate, sequence validation, the jitter buffer, libopus) in place of aiortc's buffer ---
 
 from mediamute.rtc.codec import encode_loop  # noqa: E402
-from mediamute.rtc.gate_adapter import InlineDecoder, install_inline_decoder  # noqa: E402
+from mediamute.rtc.gate_adapter import install_receive_path  # noqa: E402
+from mediamute.rtc.receive import ReceivePath  # noqa: E402
 from mediamute.sources import ToneSource  # noqa: E402
 
 
@@ -53,35 +60,29 @@ def test_receiver_depayloads_into_data_before_the_jitter_buffer():
     assert source.find("packet._data = depayload(") < source.find("self.__jitter_buffer.add(packet)")
 
 
-async def test_inline_decoder_installs_into_a_real_receiver():
+async def test_receive_path_installs_into_a_real_receiver():
     pc = RTCPeerConnection()
     try:
         transceiver = pc.addTransceiver("audio")
         assert type(getattr(transceiver.receiver, JITTER_BUFFER_ATTR)) is JitterBuffer  # what gets replaced
-        inline = install_inline_decoder(transceiver.receiver, MuteGate(), lambda mono, arrived: None)
-        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is inline
-        assert install_inline_decoder(transceiver.receiver, MuteGate(), lambda m, a: None) is inline
+        path = install_receive_path(transceiver.receiver, ReceivePath(MuteGate()))
+        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is path
+        assert install_receive_path(transceiver.receiver, ReceivePath(MuteGate())) is path
     finally:
         await pc.close()
 
 
-def test_inline_decoder_decodes_at_arrival_drops_late_packets_and_obeys_the_gate():
+def test_receive_path_returns_nothing_to_aiortcs_decoder_and_obeys_the_gate():
     payloads = encode_loop([ToneSource(440).next_frame() for _ in range(10)])
-    heard: list[tuple[int, float]] = []
     gate = MuteGate()
-    inline = InlineDecoder(gate, lambda mono, arrived: heard.append((mono.shape[0], arrived)), clock=lambda: 7.0)
+    path = ReceivePath(gate, clock=lambda: 7.0)
     for seq in range(3):
-        assert inline.add(opus_packet(seq, payloads[seq])) == (False, None)  # nothing for aiortc's decoder
-    assert heard == [(960, 7.0)] * 3  # no prefetch: one frame per packet, at once
-    inline.add(opus_packet(1, payloads[1]))  # older than the newest: dropped, not decoded
-    assert inline.late == 1 and len(heard) == 3
-    assert inline.sequence_counters.late == 1 and inline.sequence_counters.accepted == 3
+        assert path.add(opus_packet(seq, payloads[seq])) == (False, None)  # nothing for aiortc's decoder thread
+    assert path.buffer.depth == 3 and path.sequence_counters.accepted == 3
     gate.close()
-    inline.add(opus_packet(3, payloads[3]))
-    assert len(heard) == 3 and gate.dropped_packets == 1  # closed: counted and dropped before decoding
-    gate.open()
-    inline.add(opus_packet(9, payloads[9]))  # after a gap: decoded at once, no stall
-    assert len(heard) == 4
+    assert path.add(opus_packet(3, payloads[3])) == (False, None)
+    assert gate.dropped_packets == 1 and path.sequence_counters.accepted == 3  # dropped before validation
+    assert path.buffer.depth == 0 and path.pull(7.0) is None  # the close flushed what was held
 
 
 # --- the sender packetises pre-encoded av.Packets (how the mix reaches aiortc) ---

@@ -58,7 +58,7 @@ def create_app(
     except ValidationError as exc:
         raise ValueError(f"invalid fault spec (settings.faults): {fault_spec_errors(exc)}") from None
     app.state.mediamute = AppState(
-        registry=registry, settings=settings, signing_key=signing_key, hub=hub, invitations=Invitations(registry)
+        registry=registry, settings=settings, signing_key=signing_key, hub=hub, invitations=Invitations(registry, settings.jitter)
     )
     install_error_handlers(app)
     app.add_middleware(ApiFaultInjection, book=hub.faults)  # inside graph_conventions: refusals get request-id

@@ -103,7 +103,8 @@ async def keys(request: Request) -> JSONResponse:
 # statistics ---------------------------------------------------------------------------------------------------
 def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot; `rtp`, its sequence
-    validation counters, and `network`, its impairment profiles and counters per direction, null without media)."""
+    validation counters, `jitterBuffer`, its receive path's buffer (times in seconds), and `network`, its impairment
+    profiles and counters per direction; each null without media)."""
     gate = entry.gate
     body: dict[str, Any] = {
         "id": entry.id,
@@ -126,6 +127,7 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
         body["mixer"] = asdict(entry.mixer)
     body["rtp"] = {**asdict(entry.rtp), "dropped": entry.rtp.dropped} if entry.rtp is not None else None
     body["network"] = network_json(entry.network)
+    body["jitterBuffer"] = entry.jitter.as_dict() if entry.jitter is not None else None
     return body
 
 
@@ -144,7 +146,8 @@ def call_stats_json(
         "faults": faults,
         "participants": [participant_stats_json(p) for p in record.participants],
         "audit": [
-            {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels)}
+            {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels),
+             "concealed": list(r.concealed), "recovered": list(r.recovered)}
             for r in record.audit
         ],
     }

@@ -19,6 +19,7 @@ from typing import Any
 from ..calls.call import CALL_ENDED, Call, CallRegistry
 from ..calls.errors import CallError, NotSupportedForCall
 from ..calls.model import Operation, Participant, new_id
+from ..media.jitter import JitterBufferSettings
 from ..rtc.simulated import PacketLoop, PacketLoopCache, SimulatedParticipant, SimulatedSenders
 from ..sources import SAMPLES_DIR
 from . import schemas
@@ -68,8 +69,10 @@ def _option(name: str, *extensions: schemas.InviteeOptions | None) -> Any:
 class Invitations:
     """Every invitation of one server: checks them, rings them, seats the invitees and makes them leave."""
 
-    def __init__(self, registry: CallRegistry) -> None:
+    def __init__(self, registry: CallRegistry, jitter: JitterBufferSettings | None = None) -> None:
         self.registry = registry
+        self.jitter = jitter
+        """The jitter-buffer settings of every participant's receive path (the server's), invitees' included."""
         self.senders = SimulatedSenders()
         self.loops = PacketLoopCache(SAMPLES_DIR)
         self._tasks: dict[str, set[asyncio.Task[None]]] = {}
@@ -198,7 +201,7 @@ class Invitations:
         for invitee in group:
             participant = invitee.participant
             self._reserved.get(call.id, set()).discard(participant.id)
-            media = SimulatedParticipant(participant.id, participant.gate, call.mixer, loops[invitee.source])
+            media = SimulatedParticipant(participant.id, participant.gate, loops[invitee.source], self.jitter)
             members.append((participant, None, media))
         try:
             call.join_all(members)

@@ -3,9 +3,9 @@
 Nothing here runs per packet or per tick. A scrape walks the call registry once, on the event loop (the handler is
 `async`, so every number of one scrape is read between two ticks: a call's tick count and its tick-duration
 histogram's count are equal), through the domain's typed records (`calls.stats`: gate, mixer slot, RTP sequence
-counters, each participant's network impairment per direction, clock and its tick-duration buckets), the call's
-encoding counters, the notification hub's callback counters and aioice's process-wide datagram guard. The only
-work outside a scrape is one counter increment per HTTP request, in an ASGI middleware.
+counters, jitter buffer, each participant's network impairment per direction, clock and its tick-duration buckets),
+the call's encoding counters, the notification hub's callback counters and aioice's process-wide datagram guard. The
+only work outside a scrape is one counter increment per HTTP request, in an ASGI middleware.
 
 Each app has its own `CollectorRegistry` (never prometheus_client's global one), so several servers in one process
 (the tests, the demo) do not collide.
@@ -51,8 +51,6 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 CALL = ["call_id"]
 PARTICIPANT = ["call_id", "participant_id"]
 DIRECTION = [*PARTICIPANT, "direction"]
-RTP_DROP_REASONS = (("duplicate", "duplicates"), ("late", "late"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
-"""(label value, SequenceCounters field) for every reason sequence validation drops a packet."""
 CALLBACK_FAULTS = (
     ("delayed", "faults_delayed"),
     ("duplicated", "faults_duplicated"),
@@ -62,6 +60,18 @@ CALLBACK_FAULTS = (
 """(label value, DeliveryCounters field) for every fault injected in callback deliveries."""
 NETWORK_DROP_REASONS = (("random", "dropped_random"), ("burst", "dropped_burst"), ("queue", "dropped_queue"))
 """(label value, NetworkCounters field) for every reason the network impairment drops a datagram."""
+RTP_DROP_REASONS = (("duplicate", "duplicates"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
+"""(label value, SequenceCounters field) for every reason sequence validation drops a packet."""
+JITTER_FRAME_KINDS = (
+    ("decoded", "decoded"), ("recovered", "recovered"), ("concealed", "concealed"), ("accelerated", "accelerated"),
+    ("skipped", "skipped"),
+)
+"""(label value, JitterCounters field) for every way the jitter buffer accounts for a frame of the stream."""
+JITTER_DROP_REASONS = (
+    ("late", "late"), ("duplicate", "duplicates"), ("overflow", "overflow"), ("timestamp_jump", "timestamp_jumps"),
+    ("malformed", "malformed"),
+)
+"""(label value, JitterCounters field) for every reason the receive path drops a packet past sequence validation."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -150,6 +160,18 @@ class CallFamilies:
         self.rtp_restarts = _counter("mediamute_rtp_restarts", "Confirmed sequence-number restarts in the same SSRC.", PARTICIPANT)
         self.rtp_ssrc_changes = _counter("mediamute_rtp_ssrc_changes", "Confirmed switches to another SSRC.", PARTICIPANT)
         self.network = NetworkFamilies()
+        self.rtp_misordered = _counter("mediamute_rtp_packets_misordered", "Accepted packets that came behind a newer one (handed to the jitter buffer).", PARTICIPANT)
+        jb = "Jitter buffer: "
+        self.jb_packets = _counter("mediamute_jitter_packets", jb + "packets accepted into the buffer.", PARTICIPANT)
+        self.jb_dropped = _counter("mediamute_jitter_packets_dropped", jb + "packets dropped, by reason.", [*PARTICIPANT, "reason"])
+        self.jb_reordered = _counter("mediamute_jitter_reordered_packets", jb + "packets that came out of order yet in time: played in order.", PARTICIPANT)
+        self.jb_flushed = _counter("mediamute_jitter_flushed_packets", jb + "packets discarded when the gate closed (mute) or the stream restarted.", PARTICIPANT)
+        self.jb_restarts = _counter("mediamute_jitter_restarts", jb + "new streams (SSRC change, renumbering, timestamp jump): playout re-anchored.", PARTICIPANT)
+        self.jb_frames = _counter("mediamute_jitter_frames", jb + "frames by what became of them: decoded, recovered (FEC), concealed (PLC), accelerated (dropped to catch up), skipped.", [*PARTICIPANT, "kind"])
+        self.jb_depth = _gauge("mediamute_jitter_depth_packets", jb + "packets held now.", PARTICIPANT)
+        self.jb_target = _gauge("mediamute_jitter_target_delay_seconds", jb + "the target delay now.", PARTICIPANT)
+        self.jb_delay = _gauge("mediamute_jitter_delay_seconds", jb + "arrival to playout of the last 250 played packets, by quantile.", [*PARTICIPANT, "quantile"])
+        self.jb_jitter = _gauge("mediamute_jitter_interarrival_seconds", jb + "RFC 3550 interarrival jitter estimate.", PARTICIPANT)
 
     def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
         labels = [call.id]
@@ -225,9 +247,27 @@ class CallFamilies:
                 self.rtp_dropped.add_metric([*labels, reason], getattr(rtp, field))
             self.rtp_restarts.add_metric(labels, rtp.restarts)
             self.rtp_ssrc_changes.add_metric(labels, rtp.ssrc_changes)
+            self.rtp_misordered.add_metric(labels, rtp.misordered)
         if entry.network is not None:
             self.network.add(labels, entry.network.uplink)
             self.network.add(labels, entry.network.downlink)
+        jitter = entry.jitter
+        if jitter is not None:
+            counters = jitter.counters
+            self.jb_packets.add_metric(labels, counters.packets)
+            for reason, field in JITTER_DROP_REASONS:
+                self.jb_dropped.add_metric([*labels, reason], getattr(counters, field))
+            self.jb_reordered.add_metric(labels, counters.reordered)
+            self.jb_flushed.add_metric(labels, counters.flushed)
+            self.jb_restarts.add_metric(labels, counters.restarts)
+            for kind, field in JITTER_FRAME_KINDS:
+                self.jb_frames.add_metric([*labels, kind], getattr(counters, field))
+            self.jb_depth.add_metric(labels, jitter.depth)
+            self.jb_target.add_metric(labels, jitter.target_delay)
+            for quantile, value in (("0.5", jitter.delay_p50), ("0.95", jitter.delay_p95)):
+                if value is not None:
+                    self.jb_delay.add_metric([*labels, quantile], value)
+            self.jb_jitter.add_metric(labels, jitter.jitter)
 
     def all(self) -> Iterable[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)] + self.network.all()

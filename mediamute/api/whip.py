@@ -107,9 +107,9 @@ async def whip_join(call_id: str, request: Request) -> Response:
     peer = ParticipantPeer(
         participant.id,
         participant.gate,
-        call.mixer,
         ice_servers=state.settings.ice_servers,
         on_gone=lambda pid: state.participant_gone(call.id, pid),
+        jitter=state.settings.jitter,
     )
     try:
         answer = await peer.accept(offer, network)

@@ -103,8 +103,10 @@ class Child:
 def probe_action_latencies(probe: dict[str, list[float]], requests: list[tuple[float, str]], hz: int) -> dict[str, list[float]]:
     """Request sent → RTP arrival at the probe of the first frame where the tone falls below (mute) or reaches
     (unmute) half its amplitude — half, because Opus's look-ahead leaves a few ms of the tone in the frame after."""
-    times = np.asarray(probe["times"])
+    times = np.asarray(probe["times"], dtype=np.float64)
     amps = np.asarray(probe[f"amp_{hz}"])
+    arrived = np.isfinite(times)  # a concealed frame had no packet: it has no arrival time
+    times, amps = times[arrived], amps[arrived]
     out: dict[str, list[float]] = {"mute": [], "unmute": []}
     for sent, kind in requests:
         after = np.nonzero(times >= sent)[0]
@@ -307,10 +309,16 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
     }
     if config.network is not None and steady.network is not None:
         results["network"] = network_summary(config, steady.heard["members"], steady.network, steady.heard.get("reception") or [])
+    results["jitter_buffer"] = steady.server.get("jitter_buffer")
     probe = steady.heard.get("probe")
     if probe:
-        onsets = marker_onsets(np.asarray(probe["times"]), np.asarray(probe["amp_1000"]), 0.25 * LOUD)
+        arrived = np.asarray(probe["times"], dtype=np.float64)
+        amps = np.asarray(probe["amp_1000"])
+        packets = np.isfinite(arrived)
+        onsets = marker_onsets(arrived[packets], amps[packets], 0.25 * LOUD)
         results["mouth_to_ear_ms"] = percentiles_ms(marker_latencies(steady.heard["marker_times"], onsets))
+        heard = marker_onsets(np.asarray(probe["playout"], dtype=np.float64), amps, 0.25 * LOUD)
+        results["mouth_to_ear_playout_ms"] = percentiles_ms(marker_latencies(steady.heard["marker_times"], heard))
     if cycles is not None:
         for kind in ("mute", "unmute", "mute_after_op", "unmute_after_op"):
             results[f"server_{kind}_ms"] = cycles.server.get(f"server_{kind}_ms")
@@ -410,8 +418,16 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server unmute: request → first mix with, p50/p95 ms", _ms(r.get("server_unmute_ms"), "p50", "p95"), "")
     table.add_row("mute request → 200 OK p50/p95 ms", _ms(r.get("mute_answer_ms"), "p50", "p95"), "")
     table.add_row("unmute request → 200 OK p50/p95 ms", _ms(r.get("unmute_answer_ms"), "p50", "p95"), "")
-    table.add_row("mouth-to-ear p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")
+    table.add_row("mouth-to-ear at probe RTP arrival p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")
+    table.add_row("mouth-to-ear at probe playout p50/p95/p99 ms", _ms(r.get("mouth_to_ear_playout_ms"), "p50", "p95", "p99"), "")
     table.add_row("server-added latency p50/p99 ms", _ms(r.get("server_added_latency_ms"), "p50", "p99"), "≤ 30 p50")
+    jb = r.get("jitter_buffer")
+    if jb:
+        table.add_row("server jitter buffer target / actual p50 / p95 ms",
+                      f"{jb['target_delay_ms']:.1f} / {jb['delay_p50_ms']:.1f} / {jb['delay_p95_ms']:.1f}", "")
+        table.add_row("server frames decoded / FEC-recovered / concealed",
+                      f"{jb['decoded']} / {jb['recovered']} / {jb['concealed']}", "")
+        table.add_row("server packets late / reordered (repaired)", f"{jb['late']} / {jb['reordered']}", "")
     table.add_row("tick lateness p99 ms", _ms(r.get("tick_lateness_ms"), "p99"), "")
     table.add_row("late ticks", str(r.get("late_ticks")), "0")
     growth = (r["rss_end_bytes"] - r["rss_start_bytes"]) / 1e6

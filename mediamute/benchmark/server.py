@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+import statistics
 import sys
 import time
 from dataclasses import asdict
@@ -54,6 +55,20 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
         done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
         if done is not None:
             out[f"{kind}_after_op"].append(record.mixed_at - done)
+    return out
+
+
+def jitter_summary(call: Call) -> dict[str, Any] | None:
+    """Every remote participant's jitter buffer in one: counters summed, delays (ms) as the median participant's."""
+    stats = [s for p in call.participants.values() if p.media is not None and (s := p.media.jitter_stats()) is not None]
+    if not stats:
+        return None
+    out: dict[str, Any] = {name: sum(getattr(s.counters, name) for s in stats)
+                           for name in ("packets", "late", "duplicates", "reordered", "decoded", "recovered",
+                                        "concealed", "accelerated", "skipped", "flushed")}
+    for name in ("target_delay", "delay_p50", "delay_p95", "jitter"):
+        values = [getattr(s, name) for s in stats if getattr(s, name) is not None]
+        out[f"{name}_ms"] = 1000 * statistics.median(values) if values else float("nan")
     return out
 
 
@@ -153,6 +168,7 @@ class BenchServer:
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
             out["op_after_request"] = op_after_request(call, requests)
         out["encoding"] = call.encoding_counters()
+        out["jitter_buffer"] = jitter_summary(call)
         return out
 
 

@@ -153,12 +153,13 @@ class Call:
 
     def _add(self, participant: Participant, sink: FrameSink | None, media: MediaSession | None) -> None:
         participant.media = media
-        self.mixer.add(participant.id, participant.gate, sink)
+        source = media.frame_source if media is not None else None
+        self.mixer.add(participant.id, participant.gate, sink, source)
         self.participants[participant.id] = participant
         self._bump(participant)
 
     def join(self, participant: Participant, sink: FrameSink | None, media: MediaSession | None) -> Participant:
-        """Add a connected participant to the roster and the mix."""
+        """Add a connected participant to the roster and the mix (pulled through `media.frame_source` per tick)."""
         if self.terminated:
             raise CallTerminated(self.id)
         self._add(participant, sink, media)

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from ..media.gate import MuteGate
+from ..media.jitter import JitterStats
+from ..media.mixer import FrameSource
 from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
 from ..sources import AudioSource
@@ -66,6 +68,15 @@ class MediaSession(Protocol):
     async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
         """What RTCP says: (the uplink as the server's receiver measured it, the downlink as the participant's
         receiver reports told the server); None where nothing is known yet."""
+        ...
+
+    @property
+    def frame_source(self) -> FrameSource | None:
+        """The receive path the call's mixer pulls one frame from per tick (None: the session pushes, or no audio)."""
+        ...
+
+    def jitter_stats(self) -> JitterStats | None:
+        """The jitter buffer's counters, depth, delays and jitter now (a copy); None before the media path is set up."""
         ...
 
     async def close(self) -> None:

@@ -10,6 +10,7 @@ from ..media.audio import dbfs
 from ..media.audit import TickRecord
 from ..media.clock import ClockCounters, HistogramSnapshot
 from ..media.gate import GateCounters
+from ..media.jitter import JitterStats
 from ..media.mixer import SlotCounters
 from ..media.netem import NetworkState
 from ..media.sequence import SequenceCounters
@@ -40,6 +41,8 @@ class ParticipantStats:
     """A copy of its media session's RTP sequence validation counters; None without media (or before it is set up)."""
     network: NetworkState | None
     """Its network's profiles and impairment counters, per direction; None without media (or before it is set up)."""
+    jitter: JitterStats | None = None
+    """Its jitter buffer now (counters, depth, target and actual delay, RFC 3550 jitter); None without media."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         mixer=slot.counters() if slot is not None else None,
         rtp=replace(sequence) if sequence is not None else None,
         network=media.network if media is not None else None,
+        jitter=media.jitter_stats() if media is not None else None,
     )
 
 

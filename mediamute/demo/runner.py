@@ -14,6 +14,7 @@ import httpx
 from ..calls.call import Call
 from ..calls.stats import ParticipantStats, participant_stats
 from ..client import CallParticipant
+from ..media.jitter import JitterBufferSettings
 from ..media.audit import TickRecord
 from ..server import MediamuteServer
 from ..settings import ServerSettings
@@ -29,6 +30,12 @@ JOIN_TIMEOUT = 15.0
 UPDATE_PERIOD = 0.25
 """The live view redraws 4 times a second: enough to watch, cheap enough not to cost the mixer its ticks."""
 
+
+
+LISTENER_JITTER = JitterBufferSettings(max_delay=0.1)
+"""The demo's voices hear through a jitter buffer of at most 100 ms, a usual WebRTC listener's. They run in the
+server's own process, whose loop stalls (a join's handshakes) would otherwise deepen their buffers as if the
+network had jittered, and the report's heard mute-to-silence would measure the simulator's own pauses."""
 
 class DemoRunner:
     """Runs one scenario as a client of an in-process server: the call and every mute go through the HTTP API,
@@ -158,7 +165,8 @@ class DemoRunner:
         for spec in self.scenario.participants:
             voice = PilotSource(source_from_spec(spec.source), spec.pilot_hz or 9000.0)
             self.participants[spec.name] = CallParticipant(
-                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token, network=spec.network
+                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token, network=spec.network,
+                jitter=LISTENER_JITTER,
             )
 
     async def _join_first(self) -> None:

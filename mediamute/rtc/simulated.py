@@ -4,12 +4,13 @@ A simulated participant has no network peer, yet its audio takes the path a WebR
 aiortc's receiver has it. Its source is encoded to Opus once, as a loop of packets that every invitee with the
 same source shares (`PacketLoopCache`); every 20 ms its next packet is wrapped as a real RTP packet (its own
 SSRC, consecutive sequence numbers, timestamps advancing by 960, and the RFC 6464 audio level of the frame it
-carries) and handed to an `InlineDecoder`, the object `ParticipantPeer` installs in aiortc's receiver: the mute
-gate, RTP sequence validation, the Opus decode, then the mixer inbox. A server mute therefore drops it exactly
-as it drops anyone's, and its counters (gate, RTP sequence, mixer slot) read like anyone's.
+carries) and handed to a `receive.ReceivePath`, the object `ParticipantPeer` installs in aiortc's receiver: the
+mute gate, RTP sequence validation, the jitter buffer; the call's mixer pulls it each tick through the libopus
+decoder (`frame_source`). A server mute therefore drops it exactly as it drops anyone's, and its counters (gate,
+RTP sequence, jitter buffer, mixer slot) read like anyone's.
 
-`receive_path()` is the one place that builds that path for a simulated participant; it mirrors what
-`ParticipantPeer.accept` installs, and is what to change when the receive path after the gate changes.
+`receive_path()` is the one place that builds that path for a simulated participant, as `ParticipantPeer.accept`
+builds it for a WebRTC one.
 
 One `SimulatedSenders` per server paces every simulated participant: one task, one wake-up per 20 ms however
 many there are.
@@ -19,45 +20,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 from aiortc.rtp import RtpPacket
 
-from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame, Reframer
+from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame, dbfs, rms
 from ..media.gate import MuteGate
-from ..media.mixer import Mixer
+from ..media.jitter import JitterBufferSettings, JitterStats
 from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
 from ..sources import AudioSource, SilenceSource, ToneSource, WavSource, source_from_spec
 from .codec import encode_loop
-from .gate_adapter import InlineDecoder
+from .receive import ReceivePath
 from .tracks import FramePacer
 
 log = logging.getLogger(__name__)
 
 OPUS_PAYLOAD_TYPE = 111
-"""The dynamic payload type browsers and aiortc give Opus; the inline decoder does not read it."""
+"""The dynamic payload type browsers and aiortc give Opus; the receive path does not read it."""
 MAX_TONE_LOOP_SECONDS = 10
 VOICED_DBOV = -50
 """A frame louder than this (dBov) carries RFC 6464's voice-activity flag."""
 
 
 def audio_level(frame: Frame) -> int:
-    """RFC 6464's level of a frame: -dBov (0 loudest, 127 silence), computed as RFC 6465 Appendix A says
-    (RMS over the frame, relative to full scale, rounded, clamped to [-127, 0])."""
-    wide = frame.astype(np.float64)
-    power = float(np.dot(wide, wide)) / (frame.size * 32767.0 * 32767.0) if frame.size else 0.0
-    if power <= 0.0:
-        return 127
-    dbov = max(-127.0, min(0.0, 10.0 * math.log10(power)))
-    return -round(dbov)
+    """RFC 6464's level of a frame: -dBov (0 loudest, 127 silence), from its RMS as the clients' senders reckon it
+    (`media.audio.dbfs`), rounded and clamped to [-127, 0] dBov as RFC 6465 Appendix A says."""
+    return -round(max(-127.0, min(0.0, dbfs(rms(frame)))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,19 +123,13 @@ class PacketLoopCache:
             raise
 
 
-def receive_path(participant_id: str, gate: MuteGate, mixer: Mixer) -> InlineDecoder:
+def receive_path(
+    gate: MuteGate, jitter: JitterBufferSettings | None = None, clock: Callable[[], float] = time.monotonic
+) -> ReceivePath:
     """What a WebRTC participant's packets meet after aiortc's receiver, built for a simulated one: the gate, RTP
-    sequence validation and the Opus decode (`InlineDecoder`, as `ParticipantPeer.accept` installs it), then 20 ms
-    reframing into the mixer inbox (as `ParticipantPeer._on_frame` does), cleared when the gate closes."""
-    reframer = Reframer()
-    gate.on_close(lambda _gate: reframer.clear())
-    push = mixer.push
-
-    def on_frame(mono: Frame, arrived: float) -> None:
-        for piece in reframer.push(mono):
-            push(participant_id, piece, arrived)
-
-    return InlineDecoder(gate, on_frame)
+    sequence validation, the jitter buffer and the libopus decoder, with the server's jitter-buffer settings (as
+    `ParticipantPeer.accept` builds it, without a receiver to seat it in)."""
+    return ReceivePath(gate, jitter, clock)
 
 
 class SimulatedParticipant:
@@ -151,13 +140,14 @@ class SimulatedParticipant:
         self,
         participant_id: str,
         gate: MuteGate,
-        mixer: Mixer,
         loop: PacketLoop,
+        jitter: JitterBufferSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.loop = loop
-        self.decoder = receive_path(participant_id, gate, mixer)
+        self.path = receive_path(gate, jitter, clock)
         rng = rng or random.Random()
         self.ssrc = rng.getrandbits(32)
         self._sequence = rng.getrandbits(16)
@@ -194,19 +184,28 @@ class SimulatedParticipant:
 
     def send_next(self) -> None:
         """Hand the next packet to the receive path (the gate decides whether it goes further)."""
-        self.decoder.add(self.next_packet())
+        self.path.add(self.next_packet())
         self.packets_sent += 1
 
     @property
     def received_audio_level_dbov(self) -> float | None:
         """`calls.model.MediaSession`: the RFC 6464 level of its latest packet (dropped or not), in dBov."""
-        level = self.decoder.last_audio_level
+        level = self.path.last_audio_level
         return None if level is None else -float(level)
 
     @property
     def sequence_counters(self) -> SequenceCounters:
         """`calls.model.MediaSession`: what RTP sequence validation accepted and dropped of its packets."""
-        return self.decoder.sequence_counters
+        return self.path.sequence_counters
+
+    @property
+    def frame_source(self) -> ReceivePath:
+        """`calls.model.MediaSession`: the receive path the call's mixer pulls one frame from per tick."""
+        return self.path
+
+    def jitter_stats(self) -> JitterStats:
+        """`calls.model.MediaSession`: its jitter buffer's numbers now."""
+        return self.path.jitter_stats()
 
     @property
     def network(self) -> NetworkState | None:
