@@ -214,6 +214,9 @@ def demo(
     for mute in report["mutes"]:
         heard = ", ".join(f"{k} {v:.0f} ms" if v is not None else f"{k} n/a" for k, v in mute["heardMuteToSilenceMs"].items())
         console.print(f"  {mute['speaker']} muted at {mute['mutedAt']:.1f} s: leaked frames {mute['leakedFrames']}; heard silence: {heard}", soft_wrap=True)
+    for episode in report["talkingWhileMuted"]:
+        until = f"to {episode['to']:.1f} s" if episode["to"] is not None else "to the end"
+        console.print(f"  {episode['participant']} talked while muted from {episode['from']:.1f} s {until} (ended: {episode['ended']})")
     console.print(f"  late ticks: {report['lateTicks']} of {report['ticks']}; notifications: {len(report['notifications'])}")
     console.print(f"  outputs: {result.out}/ (report.md, timeline.png, heard-by-*.wav, notifications.jsonl)", soft_wrap=True)
     style = "bold green" if report["ok"] else "bold red"

@@ -23,6 +23,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Reframer
+from .rtc.dtmf import DtmfSender, SentEvent, register_telephone_event
 from .rtc.ice import configure_ice, rtc_configuration
 from .rtc.tracks import SourceTrack, frame_to_mono
 from .sources import AudioSource, SilenceSource
@@ -193,6 +194,7 @@ class CallParticipant:
         self.location: str | None = None
         self.participant_id: str | None = None
         self._recorder: asyncio.Task[None] | None = None
+        self._dtmf: DtmfSender | None = None
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
 
     def _headers(self, **extra: str) -> dict[str, str]:
@@ -205,6 +207,7 @@ class CallParticipant:
         """Offer, get the answer, and wait until the peer connection is connected."""
         if self.ice_addresses is not None:
             configure_ice(self.ice_addresses)
+        register_telephone_event()  # offer DTMF, as browsers do
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         self.pc.addTransceiver(self.track, direction="sendrecv")
         self.pc.on("track", self._on_track)
@@ -240,6 +243,19 @@ class CallParticipant:
             f"/ext/calls/{self.call_id}/participants/{self.participant_id}/selfUnmute",
             headers={"Authorization": f"Bearer {self.session_token}"} if self.session_token else {},
         )
+
+    async def send_dtmf(self, keys: str, duration_ms: int = 100, gap_ms: int = 70) -> list[SentEvent]:
+        """Press `keys` (0-9, *, #, A-D; `,` waits 2 s) as RFC 4733 telephone-event packets on this participant's
+        audio stream, like a browser's `RTCDTMFSender.insertDTMF(keys, duration_ms, gap_ms)`: in real time, so it
+        returns once the last key's end packets are out (with the packets sent). The audio goes on meanwhile.
+
+        Raises `DtmfUnavailable` if the server's answer has no telephone-event at the audio codec's clock rate."""
+        if self.pc is None:
+            raise RuntimeError("join the call first")
+        if self._dtmf is None:
+            transceiver = next(t for t in self.pc.getTransceivers() if t.kind == "audio")
+            self._dtmf = DtmfSender(transceiver)
+        return await self._dtmf.send(keys, duration_ms, gap_ms)
 
     @property
     def marker_times(self) -> list[float]:

@@ -67,12 +67,17 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     roster = [
         (n["resourceData"][0]["info"]["identity"].get("user") or n["resourceData"][0]["info"]["identity"]["application"])["displayName"]
         + (" left" if n["changeType"] == "deleted" else " muted" if n["resourceData"][0]["isMuted"] else " live")
+        + (" talking" if n["resourceData"][0]["mediamute"]["talkingWhileMuted"] else "")
         for n in notes
         if n["resourceUrl"].endswith("/participants")
     ]
-    assert roster == [
-        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob live", "Contoso bot muted", "Carol left"
+    assert roster == [  # Bob's voice goes on while he is muted: talking while muted, until he unmutes himself
+        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob muted talking", "Bob live",
+        "Contoso bot muted", "Carol left",
     ]
+    (episode,) = report["talkingWhileMuted"]
+    assert episode["participant"] == "Bob" and episode["ended"] == "unmuted"
+    assert bob["mutedAt"] < episode["from"] < episode["to"] and episode["to"] >= bob["unmutedAt"]
     assert notes[0]["resourceData"]["state"] == "established"
     assert notes[-1]["changeType"] == "deleted" and notes[-1]["resourceData"]["state"] == "terminated"
     times = [n["t"] for n in notes]

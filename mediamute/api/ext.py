@@ -113,7 +113,7 @@ async def keys(request: Request) -> JSONResponse:
 # statistics ---------------------------------------------------------------------------------------------------
 def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot; `rtp`, its sequence
-    validation counters, null without media)."""
+    validation counters, and `tones`, its DTMF counters, null without media)."""
     gate = entry.gate
     body: dict[str, Any] = {
         "id": entry.id,
@@ -135,6 +135,18 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     if entry.mixer is not None:
         body["mixer"] = asdict(entry.mixer)
     body["rtp"] = {**asdict(entry.rtp), "dropped": entry.rtp.dropped} if entry.rtp is not None else None
+    talking = entry.talking
+    body["talkingWhileMuted"] = {
+        "talking": talking.talking,
+        "since": talking.since,
+        "episodes": talking.episodes,
+        "talkingSeconds": talking.talking_seconds,
+        "levelsRead": talking.levels,
+    }
+    body["tones"] = (
+        {**asdict(entry.tones), "dropped": entry.tones.dropped, "formats": list(entry.tone_formats)}
+        if entry.tones is not None else None
+    )
     return body
 
 

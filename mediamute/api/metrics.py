@@ -50,6 +50,8 @@ CALL = ["call_id"]
 PARTICIPANT = ["call_id", "participant_id"]
 RTP_DROP_REASONS = (("duplicate", "duplicates"), ("late", "late"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
 """(label value, SequenceCounters field) for every reason sequence validation drops a packet."""
+DTMF_DROP_REASONS = ("empty", "late", "unsupported", "malformed")
+"""ToneCounters fields (and label values) of the telephone-event reports or packets that made no press."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -127,6 +129,12 @@ class CallFamilies:
         self.rtp_dropped = _counter("mediamute_rtp_packets_dropped", "Packets past the gate that RTP sequence validation dropped, by reason.", [*PARTICIPANT, "reason"])
         self.rtp_restarts = _counter("mediamute_rtp_restarts", "Confirmed sequence-number restarts in the same SSRC.", PARTICIPANT)
         self.rtp_ssrc_changes = _counter("mediamute_rtp_ssrc_changes", "Confirmed switches to another SSRC.", PARTICIPANT)
+        self.talking = _gauge("mediamute_participant_talking_while_muted", "1 while a server-muted participant's packet levels say it is talking.", PARTICIPANT)
+        self.talking_episodes = _counter("mediamute_talking_while_muted_episodes", "Times a server-muted participant started talking.", PARTICIPANT)
+        self.dtmf_packets = _counter("mediamute_dtmf_packets", "Telephone-event (DTMF) packets received; never decoded nor mixed.", PARTICIPANT)
+        self.dtmf_presses = _counter("mediamute_dtmf_presses", "Key presses read from telephone-event packets.", PARTICIPANT)
+        self.dtmf_repeats = _counter("mediamute_dtmf_repeats", "Event reports of a press already read (updates, redundant ends, retransmissions).", PARTICIPANT)
+        self.dtmf_dropped = _counter("mediamute_dtmf_dropped", "Telephone-event reports or packets dropped, by reason.", [*PARTICIPANT, "reason"])
 
     def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
         labels = [call.id]
@@ -191,6 +199,15 @@ class CallFamilies:
                 self.rtp_dropped.add_metric([*labels, reason], getattr(rtp, field))
             self.rtp_restarts.add_metric(labels, rtp.restarts)
             self.rtp_ssrc_changes.add_metric(labels, rtp.ssrc_changes)
+        self.talking.add_metric(labels, 1 if entry.talking.talking else 0)
+        self.talking_episodes.add_metric(labels, entry.talking.episodes)
+        tones = entry.tones
+        if tones is not None:
+            self.dtmf_packets.add_metric(labels, tones.packets)
+            self.dtmf_presses.add_metric(labels, tones.presses)
+            self.dtmf_repeats.add_metric(labels, tones.repeats)
+            for reason in DTMF_DROP_REASONS:
+                self.dtmf_dropped.add_metric([*labels, reason], getattr(tones, reason))
 
     def all(self) -> Iterable[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)]

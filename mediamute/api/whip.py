@@ -105,6 +105,8 @@ async def whip_join(call_id: str, request: Request) -> Response:
         call.mixer,
         ice_servers=state.settings.ice_servers,
         on_gone=lambda pid: state.participant_gone(call.id, pid),
+        on_tone=lambda tone: call.receive_tone(participant.id, tone),
+        on_muted_level=lambda level: call.heard_while_muted(participant.id, -float(level)),
     )
     try:
         answer = await peer.accept(offer)

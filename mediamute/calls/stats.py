@@ -12,6 +12,8 @@ from ..media.clock import ClockCounters, HistogramSnapshot
 from ..media.gate import GateCounters
 from ..media.mixer import SlotCounters
 from ..media.sequence import SequenceCounters
+from ..media.talking import TalkingCounters
+from ..media.telephone_event import ToneCounters
 from .call import Call, CallState
 from .model import Participant, ParticipantKind
 
@@ -37,6 +39,12 @@ class ParticipantStats:
     """Its mixer slot's counters; None once it has no slot."""
     rtp: SequenceCounters | None
     """A copy of its media session's RTP sequence validation counters; None without media (or before it is set up)."""
+    talking: TalkingCounters
+    """Talking while muted: its detector's state and what it has seen of the levels its closed gate dropped."""
+    tones: ToneCounters | None
+    """A copy of its DTMF (telephone-event) counters; None without media (or before it is set up)."""
+    tone_formats: tuple[int, ...] = ()
+    """Clock rates of the telephone-event formats negotiated with it (empty: it cannot send DTMF)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,8 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
     media = participant.media
     slot = call.mixer.slot(participant.id) if participant.id in call.mixer else None
     sequence = media.sequence_counters if media is not None else None
+    # a session that is no `ToneSession` (a simulated participant, a test double) sends no tones
+    tones = getattr(media, "tone_counters", None)
     return ParticipantStats(
         id=participant.id,
         display_name=participant.display_name,
@@ -72,6 +82,9 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         mixed_level_dbfs=dbfs(slot.last_level) if slot is not None else None,
         mixer=slot.counters() if slot is not None else None,
         rtp=replace(sequence) if sequence is not None else None,
+        talking=participant.talking.counters(),
+        tones=replace(tones) if tones is not None else None,
+        tone_formats=tuple(getattr(media, "tone_formats", ())),
     )
 
 

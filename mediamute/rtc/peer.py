@@ -17,6 +17,8 @@ from ..media.audio import Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
 from ..media.sequence import SequenceCounters
+from ..media.telephone_event import KeyPress, ToneCounters
+from .dtmf import ToneTap, install_tone_tap, prefer_voice_codec, register_telephone_event
 from .gate_adapter import InlineDecoder, install_inline_decoder
 from .ice import rtc_configuration
 from .tracks import MixTrack
@@ -68,14 +70,23 @@ class ParticipantPeer:
         mixer: Mixer,
         ice_servers: Sequence[str] = (),
         on_gone: Callable[[str], Awaitable[None] | None] | None = None,
+        on_tone: Callable[[str], None] | None = None,
+        on_muted_level: Callable[[int], None] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.gate = gate
         self.mixer = mixer
         self.mix_track = MixTrack()
+        register_telephone_event()  # so the answer accepts the participant's DTMF
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.inline_decoder: InlineDecoder | None = None
         """What sits in place of aiortc's jitter buffer: the gate, sequence validation and the Opus decode."""
+        self.tone_tap: ToneTap | None = None
+        """In front of the inline decoder: reads the participant's DTMF (telephone-event) packets, keeps them out."""
+        self._on_tone = on_tone
+        """Called with Graph's tone name of each key press (whether the gate is open or not)."""
+        self._on_muted_level = on_muted_level
+        """Called with the RFC 6464 level (-dBov) of each packet the closed gate drops: talking while muted."""
         self._reader: asyncio.Task[None] | None = None
         self._reframer = Reframer()
         self._on_gone = on_gone
@@ -98,6 +109,9 @@ class ParticipantPeer:
             await self.close()
             raise OfferError("the SDP offer has no audio section (m=audio)")
         self.inline_decoder = install_inline_decoder(transceiver.receiver, self.gate, self._on_frame)
+        self.inline_decoder.on_dropped_level = self._on_muted_level
+        self.tone_tap = install_tone_tap(transceiver, self._on_press, self.participant_id)
+        prefer_voice_codec(transceiver)
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
@@ -117,6 +131,20 @@ class ParticipantPeer:
         """`calls.model.MediaSession`: the inline decoder's RTP sequence validation counters (None before accept)."""
         decoder = self.inline_decoder
         return decoder.sequence_counters if decoder is not None else None
+
+    @property
+    def tone_counters(self) -> ToneCounters | None:
+        """`calls.model.MediaSession`: the participant's telephone-event packets and presses (None before accept)."""
+        return self.tone_tap.counters if self.tone_tap is not None else None
+
+    @property
+    def tone_formats(self) -> list[int]:
+        """`calls.model.MediaSession`: the clock rates of the telephone-event formats negotiated (empty: no DTMF)."""
+        return sorted(set(self.tone_tap.event_types.values()), reverse=True) if self.tone_tap is not None else []
+
+    def _on_press(self, press: KeyPress) -> None:
+        if self._on_tone is not None and not self._closed:
+            self._on_tone(press.tone)
 
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
