@@ -189,6 +189,7 @@ class Call:
         self.participants.pop(participant.id, None)
         self.mixer.remove(participant.id)
         participant.gate.close()  # nothing of a removed participant may be mixed, even if packets still arrive
+        self._stop_talking(participant)  # (its gate may have been closed already: a muted participant leaving)
 
     async def remove(self, participant_id: str) -> Participant:
         """Remove a participant: its media is dropped at once, then its connection closed."""

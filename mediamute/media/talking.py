@@ -21,6 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+SLACK = 1e-6
+"""Seconds of float rounding forgiven: 200 ms of 20 ms packets is 200 ms, even when 0.3 - 0.1 is 0.19999999999999998."""
+
+
 @dataclass(frozen=True, slots=True)
 class TalkingParams:
     """The detector's thresholds (see the module's docstring for why these)."""
@@ -73,7 +77,7 @@ class TalkingDetector:
             self._last_above = at
             if self._above_since is None:
                 self._above_since = at
-            if not self.talking and at - self._above_since >= self.params.start_s:
+            if not self.talking and at - self._above_since >= self.params.start_s - SLACK:
                 self.talking = True
                 self.since = at
                 self.episodes += 1
@@ -99,7 +103,7 @@ class TalkingDetector:
         if not self.talking:
             return False
         last = self._last_above if self._last_above is not None else self.since
-        if last is not None and now - last < self.params.stop_s:
+        if last is not None and now - last < self.params.stop_s - SLACK:
             return False
         return self._end(now)
 
