@@ -200,10 +200,16 @@ class SentEvent:
 
 
 class DtmfSender:
-    """RFC 4733 events on one aiortc sender's audio stream (installed once per transceiver, after negotiation)."""
+    """RFC 4733 events on one aiortc sender's audio stream (installed once per transceiver, after negotiation).
+
+    The events keep the audio stream's time, as a browser's do: a key sequence starts at the next audio packet
+    (its timestamp is the first press's start), and each event packet goes out just before the first audio
+    packet whose timestamp reaches the packet's planned time. So the events are paced by the audio itself, and
+    their timestamps sit on its timeline however late a loaded machine sends it.
+    """
 
     AUDIO_WAIT = 2.0
-    """How long `send` waits for the first audio packet, whose numbering and clock the events continue."""
+    """How long `send` waits for audio to carry the sequence, beyond the sequence's own length."""
 
     def __init__(self, transceiver: RTCRtpTransceiver, clock: Callable[[], float] = time.monotonic) -> None:
         check_dtmf_seam()
@@ -226,68 +232,83 @@ class DtmfSender:
         self._clock = clock
         self._offset = 0
         self._last_seq: int | None = None
-        self._last_timestamp = 0
-        self._last_audio_at = 0.0
-        self._audio = asyncio.Event()
+        self._pending: deque[PlannedPacket] = deque()
+        """The packets of the sequence being sent, not yet sent."""
+        self._base: int | None = None
+        """The sequence's first press's start on the audio clock (set by the first audio packet after `send`)."""
+        self._current: list[SentEvent] = []
+        self._done: asyncio.Event | None = None
         self._busy = asyncio.Lock()
         transport = sender.transport
         self._send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
         transport._send_rtp = self._send_rtp  # type: ignore[method-assign]  # an instance attribute shadows it
-
-    async def _send_rtp(self, data: bytes) -> None:
-        """Every packet the transport sends passes here; this sender's audio is renumbered past inserted events."""
-        if not is_rtcp(data) and len(data) >= 12 and struct.unpack_from("!I", data, 8)[0] == self.sender._ssrc:
-            seq = (struct.unpack_from("!H", data, 2)[0] + self._offset) % RTP_SEQ_MOD
-            if self._offset:
-                data = data[:2] + struct.pack("!H", seq) + data[4:]
-                self.renumbered += 1
-            self._last_seq = seq
-            self._last_timestamp = struct.unpack_from("!I", data, 4)[0]
-            self._last_audio_at = self._clock()
-            self._audio.set()
-        await self._send(data)
-
-    def _now_timestamp(self) -> int:
-        """The audio stream's RTP clock now: its last packet's timestamp plus the time since it left."""
-        elapsed = max(0.0, self._clock() - self._last_audio_at)
-        return (self._last_timestamp + round(elapsed * self.clock_rate)) % TIMESTAMP_MOD
 
     async def send(self, keys: str, duration_ms: int = 100, gap_ms: int = 70) -> list[SentEvent]:
         """Send `keys` (0-9, *, #, A-D; `,` pauses 2 s) as RFC 4733 key presses, in real time; returns the packets.
 
         One sequence at a time: a second call waits for the first to finish."""
         plan = plan_key_presses(keys, self.clock_rate, duration_ms, gap_ms)  # refuses bad keys before sending any
+        if not plan:
+            return []
         async with self._busy:
+            self._current = []
+            self._base = None
+            self._done = asyncio.Event()
+            self._pending.extend(plan)
             try:
-                async with asyncio.timeout(self.AUDIO_WAIT):
-                    await self._audio.wait()
+                async with asyncio.timeout(plan[-1].at_ms / 1000 + self.AUDIO_WAIT):
+                    await self._done.wait()
             except TimeoutError:
-                raise DtmfUnavailable("no audio packet has been sent yet: is the connection up?") from None
-            base = self._now_timestamp()
-            start = self._clock()
-            sent: list[SentEvent] = []
-            for planned in plan:
-                delay = start + planned.at_ms / 1000 - self._clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)  # pacing the packets in real time, as a sender must
-                sent.append(await self._send_event(planned, base))
-            return sent
+                self._pending.clear()
+                raise DtmfUnavailable("the audio stream stopped before the keys were sent: is the connection up?") from None
+            return list(self._current)
 
-    async def _send_event(self, planned: PlannedPacket, base: int) -> SentEvent:
-        assert self._last_seq is not None  # an audio packet went out before any event
-        seq = (self._last_seq + 1) % RTP_SEQ_MOD
+    async def _send_rtp(self, data: bytes) -> None:
+        """Every packet the transport sends passes here. This sender's audio packets carry the pending events out
+        (just before themselves) and are renumbered past them."""
+        if is_rtcp(data) or len(data) < 12 or struct.unpack_from("!I", data, 8)[0] != self.sender._ssrc:
+            await self._send(data)
+            return
+        timestamp = struct.unpack_from("!I", data, 4)[0]
+        due = self._due(timestamp) if self._pending else []
+        packets = [self._event_packet(planned) for planned in due]  # numbered before this audio packet
+        seq = (struct.unpack_from("!H", data, 2)[0] + self._offset) % RTP_SEQ_MOD
+        if self._offset:
+            data = data[:2] + struct.pack("!H", seq) + data[4:]
+            self.renumbered += 1
+        self._last_seq = seq
+        if due and not self._pending and self._done is not None:
+            self._done.set()
+        for packet in packets:
+            await self._send(packet)
+        await self._send(data)
+
+    def _due(self, timestamp: int) -> list[PlannedPacket]:
+        """The pending packets whose planned time the audio clock has reached at `timestamp`."""
+        if self._base is None:
+            self._base = timestamp  # the first press starts with this audio packet
+        elapsed = (timestamp - self._base) % TIMESTAMP_MOD
+        units_per_ms = self.clock_rate // 1000
+        due = []
+        while self._pending and self._pending[0].at_ms * units_per_ms <= elapsed:
+            due.append(self._pending.popleft())
+        return due
+
+    def _event_packet(self, planned: PlannedPacket) -> bytes:
+        assert self._base is not None
+        seq = ((self._last_seq if self._last_seq is not None else -1) + 1) % RTP_SEQ_MOD
         self._last_seq = seq
         self._offset += 1  # the audio packets after this one move up by one
         packet = RtpPacket(
             payload_type=self.payload_type,
             marker=int(planned.marker),
             sequence_number=seq,
-            timestamp=(base + planned.timestamp) % TIMESTAMP_MOD,
+            timestamp=(self._base + planned.timestamp) % TIMESTAMP_MOD,
             ssrc=self.sender._ssrc,
             payload=planned.report.pack(),
         )
         packet.extensions.mid = self.mid
         event = SentEvent(seq, packet.timestamp, planned.marker, self.payload_type, packet.ssrc, packet.payload, self._clock())
         self.sent.append(event)
-        await self._send(packet.serialize(self._extensions))
-        return event
+        self._current.append(event)
+        return packet.serialize(self._extensions)
