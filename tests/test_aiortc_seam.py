@@ -170,6 +170,7 @@ async def test_the_server_answers_telephone_event_and_sends_with_its_voice_codec
         assert codecs[0] == "opus/48000/2", codecs  # aiortc sends with the first: never the events
         assert [c for c in codecs if c.startswith("telephone-event")] == [f"telephone-event/{rate}" for rate in formats]
         assert peer.tone_formats == formats
+        assert "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in answer  # the level talking-while-muted reads
         transceiver = peer.pc.getTransceivers()[0]
         assert isinstance(getattr(transceiver.receiver, JITTER_BUFFER_ATTR), ToneTap)
     finally:

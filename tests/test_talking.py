@@ -8,7 +8,11 @@ from pyee import EventEmitter
 
 from mediamute.calls.call import PARTICIPANT_LEFT, PARTICIPANT_UPDATED, Call, CallOptions
 from mediamute.calls.model import Participant
+from mediamute.client import CallParticipant
 from mediamute.media.talking import TalkingDetector, TalkingParams
+from mediamute.sources import SilenceSource, ToneSource
+
+from .helpers import CALLS, CallbackReceiver, admin_token, leave_all, wait_until
 
 PACKET = 0.02
 LOUD, QUIET = -20.0, -60.0
@@ -144,3 +148,49 @@ async def test_leaving_ends_the_episode_without_a_further_update(setup):
     count = len(updates)
     speak(call, clock, bob, LOUD, 1.0)  # packets still in flight after the leave: not in the roster, not read
     assert len(updates) == count and not bob.talking.talking
+
+
+# over real WebRTC: the levels aiortc's sender writes into each packet's header ------------------------------------
+@pytest.mark.integration
+async def test_a_muted_talker_is_flagged_and_a_muted_silent_participant_is_not(server, http):
+    token = admin_token(server)
+    async with CallbackReceiver() as receiver:
+        call_id = (await http.post(CALLS, json={"callbackUri": receiver.url})).json()["id"]
+        talker = CallParticipant(server.base_url, call_id, ToneSource(440), "Talker", token=token)
+        silent = CallParticipant(server.base_url, call_id, SilenceSource(), "Silent", token=token)
+        await talker.join()
+        await silent.join()
+        call = server.registry.get(call_id)
+
+        def flagged(pid: str) -> list[bool]:
+            return [
+                p["mediamute"]["talkingWhileMuted"]
+                for n in receiver.notifications() if n["resourceUrl"].endswith("/participants") and n["changeType"] == "updated"
+                for p in n["resourceData"] if p["id"] == pid
+            ]
+
+        try:
+            for p in (talker, silent):
+                assert (await http.post(f"{CALLS}/{call_id}/participants/{p.participant_id}/mute", json={})).status_code == 200
+            await receiver.wait_for(lambda r: True in flagged(talker.participant_id))
+            levels_at_flag = call.participant(silent.participant_id).talking.levels
+            # the silent one's packets keep coming and being read, for longer than it took to flag the talker
+            await wait_until(lambda: call.participant(silent.participant_id).talking.levels > levels_at_flag + 50, timeout=10)
+            stats = (await http.get(f"/ext/calls/{call_id}/stats", params={"limit": 0})).json()
+            entries = {p["displayName"]: p for p in stats["participants"]}
+            assert entries["Talker"]["talkingWhileMuted"]["talking"] is True and entries["Talker"]["talkingWhileMuted"]["episodes"] == 1
+            assert entries["Silent"]["talkingWhileMuted"] == {**entries["Silent"]["talkingWhileMuted"], "talking": False, "episodes": 0}
+            assert entries["Silent"]["talkingWhileMuted"]["levelsRead"] > 50  # read, and silent: -127 dBov
+            assert entries["Silent"]["receivedLevelDbov"] == -127.0 and entries["Talker"]["receivedLevelDbov"] > -20
+            assert True not in flagged(silent.participant_id)
+            metrics = (await http.get("/metrics")).text
+            assert f'mediamute_participant_talking_while_muted{{call_id="{call_id}",participant_id="{talker.participant_id}"}} 1.0' in metrics
+            assert f'mediamute_participant_talking_while_muted{{call_id="{call_id}",participant_id="{silent.participant_id}"}} 0.0' in metrics
+            # the unmute's own update ends it
+            await http.post(f"/ext/calls/{call_id}/participants/{talker.participant_id}/unmute", json={})
+            await receiver.wait_for(lambda r: len(flagged(talker.participant_id)) >= 4)
+            assert flagged(talker.participant_id) == [False, False, True, False]  # joined, muted, talking, unmuted
+        finally:
+            await leave_all([talker, silent])
+            await http.delete(f"{CALLS}/{call_id}")
+            await receiver.wait_for(lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"].count("/") == 3 for n in r.notifications()))
