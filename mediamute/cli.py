@@ -235,11 +235,18 @@ def join(
     name: Annotated[str, typer.Option("--name", help="Your display name.")] = "terminal",
     token: Annotated[Optional[str], typer.Option("--token", envvar="MEDIAMUTE_TOKEN", help="An app or join token.")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Leave after this many seconds (default: until Ctrl-C).")] = None,
+    dtmf: Annotated[
+        Optional[str],
+        typer.Option("--dtmf", help="Press these keys (0-9, *, #, A-D; ',' waits 2 s) as RFC 4733 DTMF, as a browser's keypad does."),
+    ] = None,
+    dtmf_at: Annotated[float, typer.Option("--dtmf-at", help="Seconds after joining to press the --dtmf keys.")] = 1.0,
     ice_addresses: IceAddresses = None,
 ) -> None:
     """Join a call from the terminal as a WebRTC participant, and show what you send and hear."""
     from .client import CallParticipant, JoinError
     from .media.audio import dbfs, rms
+    from .media.telephone_event import PAUSE, event_code
+    from .rtc.dtmf import DtmfUnavailable
     from .sources import SilenceSource, ToneSource, WavSource
 
     if tone is not None and wav is not None:
@@ -247,9 +254,21 @@ def join(
         raise typer.Exit(2)
     try:
         source = ToneSource(tone) if tone is not None else WavSource(wav) if wav is not None else SilenceSource()
+        for key in dtmf or "":
+            if key != PAUSE:
+                event_code(key)
     except ValueError as exc:
         console.print(f"[bold red]{exc}[/]")
         raise typer.Exit(2) from None
+
+    async def press_keys(participant: CallParticipant) -> None:
+        await asyncio.sleep(dtmf_at)  # the user's schedule: press the keys this long after joining
+        try:
+            sent = await participant.send_dtmf(dtmf or "")
+        except DtmfUnavailable as exc:
+            console.print(f"[bold red]DTMF not sent:[/] {exc}")
+            return
+        console.print(f"  pressed {dtmf} ({len(sent)} telephone-event packets)", highlight=False)
 
     async def run() -> int:
         participant = CallParticipant(url, call, source, display_name=name, token=token, ice_addresses=ice_addresses)
@@ -263,6 +282,7 @@ def join(
             return 1
         console.print(f"joined call {call} as {name} ({participant.participant_id}); sending {source.describe}")
         started = time.monotonic()
+        keys = asyncio.get_running_loop().create_task(press_keys(participant)) if dtmf else None
         try:
             while duration is None or time.monotonic() - started < duration:
                 await asyncio.sleep(0.5)
@@ -270,6 +290,8 @@ def join(
                 level = dbfs(rms(np.concatenate(frames))) if frames else -127.0
                 console.print(f"  {time.monotonic() - started:6.1f} s  hearing {level:6.1f} dBFS", highlight=False)
         finally:
+            if keys is not None and not keys.done():
+                keys.cancel()
             if record is not None:
                 participant.recording.save_wav(record)
                 console.print(f"saved what you heard to {record}")

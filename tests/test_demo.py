@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mediamute.analysis import tone_amplitudes
+from mediamute.calls.call import TONE_RECEIVED
 from mediamute.demo.scenario import ScenarioError, load_scenario
 
 from .helpers import A, admin_token, join_all, leave_all, tones
@@ -124,16 +125,19 @@ def test_the_default_scenario_is_valid():
 
 async def test_join_client_against_a_served_call(server, http, call_id, tmp_path):
     (listener,) = await join_all(server, call_id, tones(440))
+    pressed: list[tuple[str, str]] = []
+    server.registry.events.on(TONE_RECEIVED, lambda call, participant, tone: pressed.append((participant.display_name, tone)))
     record = tmp_path / "heard.wav"
     process = await asyncio.create_subprocess_exec(
         *CLI, "join", server.base_url, "--call", call_id, "--tone", "880", "--record", str(record),
-        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server),
+        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server), "--dtmf", "5#", "--dtmf-at", "0.5",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, output.decode()
-        assert b"joined call" in output
+        assert b"joined call" in output and b"pressed 5#" in output
+        assert pressed == [("terminal", "tone5"), ("terminal", "pound")]
         with wave.open(str(record)) as wav:
             heard = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         frames = [heard[i : i + 960] for i in range(48000, heard.size - 960, 960)]
