@@ -8,11 +8,10 @@ from pyee import EventEmitter
 
 from mediamute.calls.call import PARTICIPANT_LEFT, PARTICIPANT_UPDATED, Call, CallOptions
 from mediamute.calls.model import Participant
-from mediamute.client import CallParticipant
 from mediamute.media.talking import TalkingDetector, TalkingParams
 from mediamute.sources import SilenceSource, ToneSource
 
-from .helpers import CALLS, CallbackReceiver, admin_token, leave_all, wait_until
+from .helpers import CALLS, call_with_callback, wait_until
 
 PACKET = 0.02
 LOUD, QUIET = -20.0, -60.0
@@ -153,13 +152,8 @@ async def test_leaving_ends_the_episode_without_a_further_update(setup):
 # over real WebRTC: the levels aiortc's sender writes into each packet's header ------------------------------------
 @pytest.mark.integration
 async def test_a_muted_talker_is_flagged_and_a_muted_silent_participant_is_not(server, http):
-    token = admin_token(server)
-    async with CallbackReceiver() as receiver:
-        call_id = (await http.post(CALLS, json={"callbackUri": receiver.url})).json()["id"]
-        talker = CallParticipant(server.base_url, call_id, ToneSource(440), "Talker", token=token)
-        silent = CallParticipant(server.base_url, call_id, SilenceSource(), "Silent", token=token)
-        await talker.join()
-        await silent.join()
+    sources = [("Talker", ToneSource(440)), ("Silent", SilenceSource())]
+    async with call_with_callback(server, http, sources) as (receiver, call_id, (talker, silent)):
         call = server.registry.get(call_id)
 
         def flagged(pid: str) -> list[bool]:
@@ -169,29 +163,24 @@ async def test_a_muted_talker_is_flagged_and_a_muted_silent_participant_is_not(s
                 for p in n["resourceData"] if p["id"] == pid
             ]
 
-        try:
-            for p in (talker, silent):
-                assert (await http.post(f"{CALLS}/{call_id}/participants/{p.participant_id}/mute", json={})).status_code == 200
-            await receiver.wait_for(lambda r: True in flagged(talker.participant_id))
-            levels_at_flag = call.participant(silent.participant_id).talking.levels
-            # the silent one's packets keep coming and being read, for longer than it took to flag the talker
-            await wait_until(lambda: call.participant(silent.participant_id).talking.levels > levels_at_flag + 50, timeout=10)
-            stats = (await http.get(f"/ext/calls/{call_id}/stats", params={"limit": 0})).json()
-            entries = {p["displayName"]: p for p in stats["participants"]}
-            assert entries["Talker"]["talkingWhileMuted"]["talking"] is True and entries["Talker"]["talkingWhileMuted"]["episodes"] == 1
-            assert entries["Silent"]["talkingWhileMuted"] == {**entries["Silent"]["talkingWhileMuted"], "talking": False, "episodes": 0}
-            assert entries["Silent"]["talkingWhileMuted"]["levelsRead"] > 50  # read, and silent: -127 dBov
-            # what aiortc's sender writes: silence at -127, the tone (-15.2 dBFS) at -12 (it reads a stereo frame 3 dB high)
-            assert entries["Silent"]["receivedLevelDbov"] == -127.0 and entries["Talker"]["receivedLevelDbov"] == -12.0
-            assert True not in flagged(silent.participant_id)
-            metrics = (await http.get("/metrics")).text
-            assert f'mediamute_participant_talking_while_muted{{call_id="{call_id}",participant_id="{talker.participant_id}"}} 1.0' in metrics
-            assert f'mediamute_participant_talking_while_muted{{call_id="{call_id}",participant_id="{silent.participant_id}"}} 0.0' in metrics
-            # the unmute's own update ends it
-            await http.post(f"/ext/calls/{call_id}/participants/{talker.participant_id}/unmute", json={})
-            await receiver.wait_for(lambda r: len(flagged(talker.participant_id)) >= 4)
-            assert flagged(talker.participant_id) == [False, False, True, False]  # joined, muted, talking, unmuted
-        finally:
-            await leave_all([talker, silent])
-            await http.delete(f"{CALLS}/{call_id}")
-            await receiver.wait_for(lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"].count("/") == 3 for n in r.notifications()))
+        for p in (talker, silent):
+            assert (await http.post(f"{CALLS}/{call_id}/participants/{p.participant_id}/mute", json={})).status_code == 200
+        await receiver.wait_for(lambda r: True in flagged(talker.participant_id))
+        levels_at_flag = call.participant(silent.participant_id).talking.levels
+        # the silent one's packets keep coming and being read, for longer than it took to flag the talker
+        await wait_until(lambda: call.participant(silent.participant_id).talking.levels > levels_at_flag + 50, timeout=10)
+        stats = (await http.get(f"/ext/calls/{call_id}/stats", params={"limit": 0})).json()
+        entries = {p["displayName"]: p for p in stats["participants"]}
+        assert entries["Talker"]["talkingWhileMuted"]["talking"] is True and entries["Talker"]["talkingWhileMuted"]["episodes"] == 1
+        assert entries["Silent"]["talkingWhileMuted"] == {**entries["Silent"]["talkingWhileMuted"], "talking": False, "episodes": 0}
+        assert entries["Silent"]["talkingWhileMuted"]["levelsRead"] > 50  # read, and silent: -127 dBov
+        # what aiortc's sender writes: silence at -127, the tone (-15.2 dBFS) at -12 (it reads a stereo frame 3 dB high)
+        assert entries["Silent"]["receivedLevelDbov"] == -127.0 and entries["Talker"]["receivedLevelDbov"] == -12.0
+        assert True not in flagged(silent.participant_id)
+        metrics = (await http.get("/metrics")).text
+        assert f'mediamute_participant_talking_while_muted{{call_id="{call_id}",participant_id="{talker.participant_id}"}} 1.0' in metrics
+        assert f'mediamute_participant_talking_while_muted{{call_id="{call_id}",participant_id="{silent.participant_id}"}} 0.0' in metrics
+        # the unmute's own update ends it
+        await http.post(f"/ext/calls/{call_id}/participants/{talker.participant_id}/unmute", json={})
+        await receiver.wait_for(lambda r: len(flagged(talker.participant_id)) >= 4)
+        assert flagged(talker.participant_id) == [False, False, True, False]  # joined, muted, talking, unmuted

@@ -18,7 +18,17 @@ from mediamute.client import CallParticipant
 from mediamute.media.telephone_event import parse_reports
 from mediamute.sources import SilenceSource, ToneSource
 
-from .helpers import A, CALLS, CallbackReceiver, admin_token, assert_graph_error, hear_for, join_without_media, leave_all, wait_until
+from .helpers import (
+    A,
+    CALLS,
+    CallbackReceiver,
+    admin_token,
+    assert_graph_error,
+    call_with_callback,
+    hear_for,
+    join_without_media,
+    wait_until,
+)
 from .test_graph_contract import assert_contains
 
 # Graph's call-subscribetotone page (v1.0): its request, its response (ids aside) and its tone notification
@@ -154,16 +164,12 @@ def assert_counters_true(server, call_id: str, participant_id: str, stats: dict)
 
 async def test_dtmf_from_a_real_peer_reaches_the_callback_in_order_and_never_the_mix(server, http):
     token = admin_token(server)
-    async with CallbackReceiver() as receiver:
-        call_id = (await http.post(CALLS, json={"callbackUri": receiver.url})).json()["id"]
-        alice = CallParticipant(server.base_url, call_id, ToneSource(440), "Alice", token=token)
-        bob = CallParticipant(server.base_url, call_id, SilenceSource(), "Bob", token=token)
-        await asyncio.gather(alice.join(), bob.join())
+    async with call_with_callback(server, http, [("Alice", ToneSource(440)), ("Bob", SilenceSource())]) as (receiver, call_id, (alice, bob)):
         events_url = server.base_url.replace("http", "ws") + f"/ext/calls/{call_id}/events?access_token={token}"
         streamed: list[dict] = []
-        try:
-            async with websockets.connect(events_url, open_timeout=5) as ws:
-                reader = asyncio.get_running_loop().create_task(collect_tones(ws, streamed))
+        async with websockets.connect(events_url, open_timeout=5) as ws:
+            reader = asyncio.get_running_loop().create_task(collect_tones(ws, streamed))
+            try:
                 wire = WireRecorder(alice)
                 await hear_for(bob, 0.5)
                 # before any subscription: read (stream, counters), not notified
@@ -207,11 +213,8 @@ async def test_dtmf_from_a_real_peer_reaches_the_callback_in_order_and_never_the
                 assert len(frames) > 25  # at least half a second of what Bob heard while the keys went
                 assert float(np.median(tone_amplitudes(frames, 440))) > 0.9 * A
                 assert not sustained(key_heard(frames, "9147#"), 0.5, min_run=3).any()
+            finally:
                 reader.cancel()
-        finally:
-            await leave_all([alice, bob])
-            await http.delete(f"{CALLS}/{call_id}")
-            await receiver.wait_for(lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"].count("/") == 3 for n in r.notifications()))
 
 
 async def collect_tones(ws, into: list[dict]) -> None:
@@ -252,38 +255,28 @@ def assert_rfc_4733_on_the_wire(wire: WireRecorder, sent, keys: str) -> None:
 
 
 async def test_a_server_muted_participants_tones_are_read_and_its_audio_still_dropped(server, http):
-    token = admin_token(server)
-    async with CallbackReceiver() as receiver:
-        call_id = (await http.post(CALLS, json={"callbackUri": receiver.url})).json()["id"]
-        alice = CallParticipant(server.base_url, call_id, ToneSource(440), "Alice", token=token)
-        bob = CallParticipant(server.base_url, call_id, SilenceSource(), "Bob", token=token)
-        await asyncio.gather(alice.join(), bob.join())
-        try:
-            await http.post(f"{CALLS}/{call_id}/subscribeToTone", json={})
-            await hear_for(bob, 0.5)
-            r = await http.post(f"{CALLS}/{call_id}/participants/{alice.participant_id}/mute", json={})
-            assert r.status_code == 200
-            muted_at = time.monotonic()
-            gate = server.registry.get(call_id).participant(alice.participant_id).gate
-            passed = gate.passed_packets
-            await alice.send_dtmf("*0", duration_ms=100, gap_ms=70)
-            await receiver.wait_for(lambda r: len(tone_notifications(r)) == 2)
-            notes = tone_notifications(receiver)
-            assert [n["resourceData"]["toneInfo"]["tone"] for n in notes] == ["star", "tone0"]
-            assert all(n["resourceData"]["mediamute"] == {"participantId": alice.participant_id, "serverMuted": True} for n in notes)
-            await hear_for(bob, 0.3)
-            assert gate.passed_packets == passed and gate.dropped_packets > 25  # every audio packet dropped
-            stats = await server_receive_stats(server, call_id, alice.participant_id)
-            assert_counters_true(server, call_id, alice.participant_id, stats)
-            call = server.registry.get(call_id)
-            assert call.mixer.audit.frames_from(alice.participant_id, muted_at) == 0  # nothing of Alice mixed
-            _, frames = bob.recording.window(muted_at + 0.3)
-            assert float(np.median(tone_amplitudes(frames, 440))) < 0.03 * A
-            assert not sustained(key_heard(frames, "*0"), 0.5, min_run=3).any()
-        finally:
-            await leave_all([alice, bob])
-            await http.delete(f"{CALLS}/{call_id}")
-            await receiver.wait_for(lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"].count("/") == 3 for n in r.notifications()))
+    async with call_with_callback(server, http, [("Alice", ToneSource(440)), ("Bob", SilenceSource())]) as (receiver, call_id, (alice, bob)):
+        await http.post(f"{CALLS}/{call_id}/subscribeToTone", json={})
+        await hear_for(bob, 0.5)
+        r = await http.post(f"{CALLS}/{call_id}/participants/{alice.participant_id}/mute", json={})
+        assert r.status_code == 200
+        muted_at = time.monotonic()
+        gate = server.registry.get(call_id).participant(alice.participant_id).gate
+        passed = gate.passed_packets
+        await alice.send_dtmf("*0", duration_ms=100, gap_ms=70)
+        await receiver.wait_for(lambda r: len(tone_notifications(r)) == 2)
+        notes = tone_notifications(receiver)
+        assert [n["resourceData"]["toneInfo"]["tone"] for n in notes] == ["star", "tone0"]
+        assert all(n["resourceData"]["mediamute"] == {"participantId": alice.participant_id, "serverMuted": True} for n in notes)
+        await hear_for(bob, 0.3)
+        assert gate.passed_packets == passed and gate.dropped_packets > 25  # every audio packet dropped
+        stats = await server_receive_stats(server, call_id, alice.participant_id)
+        assert_counters_true(server, call_id, alice.participant_id, stats)
+        call = server.registry.get(call_id)
+        assert call.mixer.audit.frames_from(alice.participant_id, muted_at) == 0  # nothing of Alice mixed
+        _, frames = bob.recording.window(muted_at + 0.3)
+        assert float(np.median(tone_amplitudes(frames, 440))) < 0.03 * A
+        assert not sustained(key_heard(frames, "*0"), 0.5, min_run=3).any()
 
 
 async def test_send_dtmf_refuses_bad_keys_before_sending(server, http):

@@ -51,7 +51,8 @@ from ..media.telephone_event import (
     plan_key_presses,
 )
 from ..ratelimit import PerSourceLimiter
-from .gate_adapter import JITTER_BUFFER_ATTR, SUPPORTED_AIORTC, ReceiverSeamError, check_receiver_seam
+from .gate_adapter import SUPPORTED_AIORTC, ReceiverSeamError, check_receiver_seam
+from .gate_adapter import _replace_jitter_buffer as replace_jitter_buffer  # the one swap of that seam, shared
 
 log = logging.getLogger(__name__)
 
@@ -167,18 +168,8 @@ class ToneTap(JitterBuffer):
 
 def install_tone_tap(transceiver: RTCRtpTransceiver, on_press: ToneHandler, name: str = "") -> ToneTap:
     """Put a `ToneTap` in front of the receiver's jitter-buffer seam (once; after the gate's inline decoder)."""
-    receiver = transceiver.receiver
-    current = getattr(receiver, JITTER_BUFFER_ATTR, None)
-    if isinstance(current, ToneTap):
-        return current
-    if not isinstance(current, JitterBuffer):
-        raise ReceiverSeamError(
-            f"RTCRtpReceiver has no {JITTER_BUFFER_ATTR} JitterBuffer (found {type(current).__name__}); "
-            f"supported aiortc: {SUPPORTED_AIORTC}"
-        )
-    tap = ToneTap(current, negotiated_events(transceiver), on_press, name)
-    setattr(receiver, JITTER_BUFFER_ATTR, tap)
-    return tap
+    events = negotiated_events(transceiver)
+    return replace_jitter_buffer(transceiver.receiver, ToneTap, lambda current: ToneTap(current, events, on_press, name))
 
 
 # sending -----------------------------------------------------------------------------------------------------------
