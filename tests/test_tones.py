@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import websockets
+from aiortc.rtp import is_rtcp
 
 from mediamute.analysis import sustained, tone_amplitudes
 from mediamute.client import CallParticipant
@@ -138,9 +139,9 @@ class WireRecorder:
         transport._send_rtp = self._send_rtp
 
     async def _send_rtp(self, data: bytes) -> None:
-        if len(data) >= 12 and 64 <= data[1] & 0x7F or data[1] & 0x7F < 64:
+        if not is_rtcp(data) and len(data) >= 12:
             first, second, seq, timestamp, ssrc = struct.unpack_from("!BBHII", data)
-            if ssrc == self.ssrc and not 192 <= second <= 223:  # RTP of this sender, not RTCP
+            if ssrc == self.ssrc:
                 extension = 4 + 4 * struct.unpack_from("!H", data, 14)[0] if first & 0x10 else 0
                 payload = data[12 + 4 * (first & 0x0F) + extension :]
                 self.packets.append((seq, timestamp, bool(second & 0x80), second & 0x7F, payload))
