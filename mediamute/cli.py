@@ -37,6 +37,15 @@ KeyFile = Annotated[
     Optional[Path],
     typer.Option("--key-file", help=f"The signing key (PEM; created if missing). Default: {default_key_file()}"),
 ]
+Network = Annotated[
+    Optional[str],
+    typer.Option(
+        "--network",
+        help="Have the server impair this participant's network: a preset (perfect, good, wifi, 4g, lossy, "
+        "congested) or a JSON profile, e.g. '{\"preset\": \"wifi\", \"loss\": 0.05}' or "
+        "'{\"uplink\": \"lossy\"}' (README: Network impairment).",
+    ),
+]
 IceServers = Annotated[
     Optional[list[str]],
     typer.Option("--ice-server", help="A STUN/TURN URL (repeatable). None by default: no public STUN."),
@@ -241,6 +250,7 @@ def join(
     ] = None,
     dtmf_at: Annotated[float, typer.Option("--dtmf-at", help="Seconds after joining to press the --dtmf keys.")] = 1.0,
     ice_addresses: IceAddresses = None,
+    network: Network = None,
 ) -> None:
     """Join a call from the terminal as a WebRTC participant, and show what you send and hear."""
     from .client import CallParticipant, JoinError
@@ -252,6 +262,7 @@ def join(
     if tone is not None and wav is not None:
         console.print("[bold red]choose one of --tone and --wav[/]")
         raise typer.Exit(2)
+    _check_network(network)
     try:
         source = ToneSource(tone) if tone is not None else WavSource(wav) if wav is not None else SilenceSource()
         for key in dtmf or "":
@@ -271,7 +282,9 @@ def join(
         console.print(f"  pressed {dtmf} ({len(sent)} telephone-event packets)", highlight=False)
 
     async def run() -> int:
-        participant = CallParticipant(url, call, source, display_name=name, token=token, ice_addresses=ice_addresses)
+        participant = CallParticipant(
+            url, call, source, display_name=name, token=token, ice_addresses=ice_addresses, network=network
+        )
         try:
             await participant.join()
         except JoinError as exc:
@@ -281,6 +294,8 @@ def join(
             console.print(f"[bold red]cannot join:[/] {exc or type(exc).__name__}")
             return 1
         console.print(f"joined call {call} as {name} ({participant.participant_id}); sending {source.describe}")
+        if network is not None:
+            console.print(f"the server impairs your network: {network}", soft_wrap=True)
         started = time.monotonic()
         keys = asyncio.get_running_loop().create_task(press_keys(participant)) if dtmf else None
         try:
@@ -303,6 +318,19 @@ def join(
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+def _check_network(spec: str | None) -> None:
+    """Refuse a bad --network before anything starts (the server would answer 400 with the same message)."""
+    if spec is None:
+        return
+    from .media.netem import ProfileError, parse_network
+
+    try:
+        parse_network(spec, "--network")
+    except ProfileError as exc:
+        console.print(f"[bold red]bad network profile:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -342,17 +370,36 @@ def bench(
                                     "redis-server: per-node and total figures, local and relayed mute times.")
     ] = None,
     capacity: Annotated[int, typer.Option(min=1, help="With --workers: each node's capacity.")] = 40,
+    network: Network = None,
+    network_role: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--network-role",
+            help="Impair only these clients' networks (repeatable): marker, target, probe, talker. Default: every client.",
+        ),
+    ] = None,
 ) -> None:
     """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS;
-    with --calls/--workers, C calls on W cluster nodes, per node and in total."""
+    with --network, the impairment's counters and what RTCP reports of it; with --calls/--workers, C calls on W
+    cluster nodes, per node and in total."""
     from .benchmark import BenchConfig, run_bench
+    from .benchmark.clients import ROLES
 
     if scenario not in ("all-talking", "few-talking"):
         raise typer.BadParameter("scenario must be all-talking or few-talking", param_hint="--scenario")
+    _check_network(network)
+    unknown = sorted(set(network_role or ()) - set(ROLES))
+    if unknown:
+        raise typer.BadParameter(f"{unknown[0]!r} is not a role ({', '.join(ROLES)})", param_hint="--network-role")
+    if network_role and network is None:
+        raise typer.BadParameter("--network-role needs --network", param_hint="--network-role")
+    if network is not None and (calls > 1 or workers is not None):
+        raise typer.BadParameter("--network is measured by the one-call bench (without --calls/--workers)", param_hint="--network")
     config = BenchConfig(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
-        json_path=None if json_file is None else __import__("pathlib").Path(json_file),
+        json_path=None if json_file is None else Path(json_file),
         calls=calls, workers=workers if workers is not None else (1 if calls > 1 else None), capacity=capacity,
+        network=network, network_roles=tuple(network_role or ROLES),
     )
     asyncio.run(run_bench(config, console))
 

@@ -10,10 +10,11 @@ Tests, the demo and the benchmarks all use it. ICE offers 127.0.0.1 only unless 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Reframer
+from .media.netem import ReceptionReport
 from .rtc.dtmf import DtmfSender, SentEvent, register_telephone_event
 from .rtc.ice import configure_ice, rtc_configuration
+from .rtc.reception import reception_reports
 from .rtc.tracks import SourceTrack, frame_to_mono
 from .sources import AudioSource, SilenceSource
 
@@ -176,6 +179,7 @@ class CallParticipant:
         ice_addresses: str | None = None,
         record: bool = True,
         region: str | None = None,
+        network: str | Mapping[str, object] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.call_id = call_id
@@ -186,6 +190,8 @@ class CallParticipant:
         self.ice_addresses = ice_addresses
         self.record = record
         self.region = region
+        self.network = network if network is None or isinstance(network, str) else json.dumps(network)
+        """The server impairs this participant's network as this says (WHIP `network`: a preset or a JSON profile)."""
         self.session_token: str | None = None
         """The server's token acting for this participant (self-mute, self-unmute, leave)."""
         self.recording = Recording()
@@ -211,9 +217,9 @@ class CallParticipant:
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         self.pc.addTransceiver(self.track, direction="sendrecv")
         self.pc.on("track", self._on_track)
+        params = {k: v for k, v in (("region", self.region), ("network", self.network)) if v is not None}
         session = await whip_join(
-            self.pc, self._http, self.call_id, self.display_name,
-            params={"region": self.region} if self.region else None, headers=self._headers(), timeout=timeout,
+            self.pc, self._http, self.call_id, self.display_name, params=params, headers=self._headers(), timeout=timeout,
         )
         self.location = session.location
         self.session_token = session.session_token
@@ -244,6 +250,11 @@ class CallParticipant:
             headers={"Authorization": f"Bearer {self.session_token}"} if self.session_token else {},
         )
 
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """What RTCP says: (the downlink as this client received it, the uplink as the server's reports told it)."""
+        if self.pc is None:
+            return None, None
+        return await reception_reports(self.pc)
     async def send_dtmf(self, keys: str, duration_ms: int = 100, gap_ms: int = 70) -> list[SentEvent]:
         """Press `keys` (0-9, *, #, A-D; `,` waits 2 s) as RFC 4733 telephone-event packets on this participant's
         audio stream, like a browser's `RTCDTMFSender.insertDTMF(keys, duration_ms, gap_ms)`: in real time, so it

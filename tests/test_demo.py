@@ -157,3 +157,48 @@ async def test_join_client_reports_a_refused_join(server, call_id):
     output, _ = await asyncio.wait_for(done.communicate(), 60)
     assert done.returncode == 1
     assert b"HTTP 401" in output and b"Access token is empty" in output
+
+
+def test_a_scenario_sets_networks_at_join_and_at_a_time(tmp_path):
+    path = tmp_path / "net.toml"
+    path.write_text(
+        'duration = 5\n[[participants]]\nname = "A"\nsource = "silence"\nnetwork = "wifi"\n'
+        '[[participants]]\nname = "B"\nsource = "silence"\n'
+        '[[actions]]\nat = 1\naction = "network"\nparticipant = "B"\nprofile = "lossy"\n'
+        '[[actions]]\nat = 2\naction = "network"\nparticipant = "A"\nuplink = {loss = 0.2, seed = 3}\n'
+    )
+    scenario = load_scenario(path)
+    assert scenario.participants[0].network == "wifi"
+    assert scenario.actions[0].network_body() == {"uplink": "lossy", "downlink": "lossy"}
+    assert scenario.actions[1].network_body() == {"uplink": {"loss": 0.2, "seed": 3}}
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        ('action = "network"\nparticipant = "B"\nuplink = {loss = 2}', "actions[0].uplink.loss: must be at most 1, got 2"),
+        ('action = "network"\nparticipant = "B"\nprofile = "satellite"', "actions[0].profile: unknown network preset 'satellite'"),
+        ('action = "network"\nparticipant = "B"', "actions[0].profile: 'network' needs a profile"),
+        ('action = "network"\nparticipant = "B"\nprofile = "wifi"\ndownlink = "good"', "give either profile"),
+        ('action = "mute"\nparticipant = "B"\nprofile = "wifi"', "actions[0].profile: only a 'network' action takes a profile"),
+        ('action = "network"\nprofile = "wifi"', "actions[0].participant: 'network' needs a participant"),
+    ],
+)
+def test_a_bad_network_in_a_scenario_is_refused_naming_the_field(tmp_path, action, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'duration = 5\n[[participants]]\nname = "A"\nsource = "silence"\n[[participants]]\nname = "B"\n'
+        f'source = "silence"\n[[actions]]\nat = 1\n{action}\n'
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert message in str(caught.value)
+
+
+def test_join_and_bench_refuse_a_bad_network_before_starting():
+    join = subprocess.run([*CLI, "join", "http://127.0.0.1:9", "--call", "c", "--network", '{"uplink": {"loss": 2}}'],
+                          capture_output=True, text=True, timeout=60)
+    assert join.returncode == 2
+    assert "--network.uplink.loss: must be at most 1, got 2" in " ".join(join.stdout.split())
+    bench = subprocess.run([*CLI, "bench", "--network", "wifi", "--network-role", "listener"], capture_output=True, text=True, timeout=60)
+    assert bench.returncode == 2 and "'listener' is not a role" in " ".join((bench.stdout + bench.stderr).split())

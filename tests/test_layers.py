@@ -58,6 +58,7 @@ EXPECTED = {
     "CallNotFound": (404, "9997"),
     "ParticipantNotFound": (404, "itemNotFound"),
     "OperationNotFound": (404, "itemNotFound"),
+    "NoNetwork": (404, "itemNotFound"),
     "CallTerminated": (409, "conflict"),
     "NotSupportedForCall": (400, "BadRequest"),
     "PolicyForbids": (403, "Forbidden"),

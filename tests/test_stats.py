@@ -34,6 +34,7 @@ class LevelOnlySession:
     def __init__(self, level_dbov: float | None, sequence: SequenceCounters | None = None) -> None:
         self.received_audio_level_dbov = level_dbov
         self.sequence_counters = sequence
+        self.network = None
         self.closed = False
 
     async def close(self) -> None:
@@ -134,7 +135,7 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
-        "mixedLevelDbfs", "mixer", "rtp", "talkingWhileMuted", "tones",
+        "mixedLevelDbfs", "mixer", "rtp", "network", "talkingWhileMuted", "tones",
     ]
     assert entry["talkingWhileMuted"] == {"talking": False, "since": None, "episodes": 0, "talkingSeconds": 0.0, "levelsRead": 0}
     assert entry["tones"] is None  # a session that is no ToneSession sends no tones
@@ -143,6 +144,7 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
         "ssrc_changes": 6, "dropped": 10,
     }
     assert next(p for p in body["participants"] if p["id"] == call.app.id)["rtp"] is None  # no media session
+    assert entry["network"] is None  # a session that reports no network (tests/test_netem_api.py: one that does)
     assert list(entry["gate"]) == ["open", "passedPackets", "droppedPackets", "droppedBytes", "closedSince"]
     assert entry["receivedLevelDbov"] == -30.0
     assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1

@@ -2,7 +2,8 @@
 
 Joining needs an application token with a calls role, or a join token for that call. The answer carries a
 session token (header `Mediamute-Session-Token`) that acts for the new participant only: leave, self-mute,
-self-unmute, watch the call's events.
+self-unmute, watch the call's events, change its own network. `?network=<preset or JSON>` (or a
+`Mediamute-Network` header) impairs the participant's network from its first media packet (api/network.py).
 
 Trickle ICE and ICE restarts (PATCH on the session) are not supported: like every method a resource does not
 serve, PATCH gets 405 with `Allow: DELETE` (RFC 9725 lets a server without trickle answer so); send a complete offer.
@@ -19,6 +20,7 @@ from ..rtc.peer import OfferError, ParticipantPeer
 from ..tokens import ALL_CALL_ROLES, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
 from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles
 from .errors import GraphError
+from .network import WHIP_PARAMETER, whip_network
 from .state import app_state
 
 log = logging.getLogger("mediamute.whip")
@@ -66,12 +68,14 @@ def authorise_join(request: Request, call_id: str) -> Principal:
         "requestBody": {
             "content": {"application/sdp": {"schema": {"type": "string", "format": "sdp", "pattern": "^v=0\r?\n"}}},
             "required": True,
-        }
+        },
+        "parameters": [WHIP_PARAMETER],
     },
     responses={
         201: {"description": "Joined: the SDP answer, `Location` of the session and its session token",
               "content": {"application/sdp": {"schema": {"type": "string"}}}},
-        400: {"description": "The offer is not valid SDP, has no audio section, or a query parameter is invalid"},
+        400: {"description": "The offer is not valid SDP, has no audio section, or a query parameter (or the network "
+                            "profile) is invalid"},
         401: {"description": "No, malformed or expired token"},
         403: {"description": "The token may not join this call"},
         404: {"description": "Unknown call"},
@@ -94,6 +98,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
     except UnicodeDecodeError:
         raise GraphError(400, "The SDP offer is not valid UTF-8.") from None
     display_name = _display_name(request)
+    network = whip_network(request)  # a bad profile is refused before anything is made
     participant = Participant(
         display_name=display_name,
         region=_short_param(request, "region"),
@@ -109,7 +114,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
         on_muted_level=lambda level: call.heard_while_muted(participant.id, -float(level)),
     )
     try:
-        answer = await peer.accept(offer)
+        answer = await peer.accept(offer, network)
     except OfferError as exc:
         await peer.close()
         raise GraphError(400, str(exc)) from None

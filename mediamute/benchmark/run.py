@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..analysis import marker_latencies, marker_onsets
-from .clients import LOUD, TARGET_HZ
+from .clients import LOUD, ROLES, TARGET_HZ
 from .procstat import CpuWindow, machine_times, rss_bytes
 from .stats import percentiles_ms
 
@@ -45,6 +45,10 @@ class BenchConfig:
     """Cluster nodes (`--workers`); None: one server without Redis, as before."""
     capacity: int = 40
     """Each node's capacity (placement weighs calls and participants against it)."""
+    network: str | None = None
+    """The network spec (preset or JSON) the impaired clients join with; None: a perfect loopback."""
+    network_roles: tuple[str, ...] = ROLES
+    """Which clients' networks are impaired (by role)."""
 
 
 class Child:
@@ -130,6 +134,8 @@ class SteadyWindow:
     """(seconds into the window, server RSS bytes), every RSS_SAMPLE_PERIOD and at the end."""
     server: dict[str, Any]
     heard: dict[str, Any]
+    network: dict[str, Any] | None = None
+    """With --network: the server's impairment counters and uplink RTCP per participant, at the window's end."""
 
 
 @dataclass
@@ -203,6 +209,7 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
         rss_samples=rss_samples,
         server=await server.ask(cmd="report"),
         heard=await clients.ask(cmd="report", since=mark["at"]),
+        network=await server.ask(cmd="network") if config.network is not None else None,
     )
 
 
@@ -245,8 +252,10 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
             with bench_progress(console) as progress:
                 n = config.participants
                 join = progress.add_task(f"joining {n} participants", total=1)
+                impairment = ["--network", config.network, "--network-roles", *config.network_roles] if config.network else []
                 clients = await Child.start(
-                    "mediamute.benchmark.clients", "--base-url", base_url, "--call-id", call_id, "--participants", str(n)
+                    "mediamute.benchmark.clients", "--base-url", base_url, "--call-id", call_id, "--participants", str(n),
+                    *impairment,
                 )
                 members = (await clients.read(CLIENT_START_TIMEOUT + 3 * n))["participants"]
                 progress.update(join, completed=1)
@@ -258,6 +267,7 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
                 cycles = None
                 if target is not None and config.mute_cycles > 0:
                     cycles = await mute_cycles(progress, http, call_id, target, config.mute_cycles, server, clients)
+                steady.heard["members"] = members
                 return steady, cycles
     finally:
         if clients is not None:
@@ -295,6 +305,8 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
     }
+    if config.network is not None and steady.network is not None:
+        results["network"] = network_summary(config, steady.heard["members"], steady.network, steady.heard.get("reception") or [])
     probe = steady.heard.get("probe")
     if probe:
         onsets = marker_onsets(np.asarray(probe["times"]), np.asarray(probe["amp_1000"]), 0.25 * LOUD)
@@ -309,6 +321,54 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
             results["probe_mute_ms"] = percentiles_ms(at_probe["mute"])
             results["probe_unmute_ms"] = percentiles_ms(at_probe["unmute"])
     return results
+
+
+IMPAIRMENT_SUMS = ("datagrams", "delivered", "dropped", "dropped_random", "dropped_burst", "dropped_queue", "duplicated", "reordered")
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def _direction_summary(impairments: list[dict[str, Any]], reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One direction over the impaired participants: what the impairment did (summed) and what RTCP reported."""
+    done = {key: sum(c[key] for c in impairments) for key in IMPAIRMENT_SUMS}
+    done["loss_ratio"] = done["dropped"] / done["datagrams"] if done["datagrams"] else None
+    done["delay_mean_ms_p50"] = _median([c["delay_mean_ms"] for c in impairments])
+    done["jitter_ms_p50"] = _median([c["jitter_ms"] for c in impairments])
+    lost = sum(r["packets_lost"] for r in reports)
+    received = sum(r["packets_received"] or 0 for r in reports)
+    rtcp = {
+        "reports": len(reports),
+        "packets_lost": lost,
+        "packets_received": received,
+        "loss_ratio": lost / (lost + received) if lost + received > 0 else None,
+        "jitter_ms_p50": _median([r["jitter_ms"] for r in reports]),
+        "jitter_ms_max": max((r["jitter_ms"] for r in reports), default=None),
+    }
+    return {"impairment": done, "rtcp": rtcp}
+
+
+def network_summary(
+    config: BenchConfig, members: list[dict[str, str]], server: dict[str, Any], reception: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The impaired clients' two directions: the server's impairment counters against RTCP's figures (the uplink's
+    from the server's receivers, the downlink's from the clients' own). Counters hold RTP and RTCP datagrams, RTCP's
+    loss RTP packets only; both count from the join on (warm-up included)."""
+    impaired = {m["id"] for m in members if m["role"] in config.network_roles}
+    entries = [e for e in server["participants"] if e["id"] in impaired]
+    clients = [r for r in reception if r["id"] in impaired]
+    return {
+        "profile": config.network,
+        "roles": list(config.network_roles),
+        "participants": len(entries),
+        "uplink": _direction_summary(
+            [e["impairment"]["uplink"] for e in entries], [e["uplink_rtcp"] for e in entries if e["uplink_rtcp"]]
+        ),
+        "downlink": _direction_summary(
+            [e["impairment"]["downlink"] for e in entries], [r["downlink"] for r in clients if r["downlink"]]
+        ),
+    }
 
 
 async def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
@@ -365,4 +425,30 @@ def results_table(r: dict[str, Any]) -> Table:
     enc = r.get("encoding")
     if enc:
         table.add_row("encodes per tick (shared + own)", f"{enc['per_tick']:.2f} ({enc['shared']} + {enc['own']})", "")
+    if r.get("network"):
+        add_network_rows(table, r["network"])
     return table
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _ms1(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def add_network_rows(table: Table, n: dict[str, Any]) -> None:
+    table.add_row(f"network {n['profile']} on {', '.join(n['roles'])}", f"{n['participants']} participants", "")
+    for direction in ("uplink", "downlink"):
+        done, rtcp = n[direction]["impairment"], n[direction]["rtcp"]
+        table.add_row(
+            f"  {direction} loss: impairment / RTCP",
+            f"{_pct(done['loss_ratio'])} / {_pct(rtcp['loss_ratio'])}",
+            f"dropped {done['dropped']} of {done['datagrams']}",
+        )
+        table.add_row(
+            f"  {direction} jitter p50 ms: added / RTCP (max)",
+            f"{_ms1(done['jitter_ms_p50'])} / {_ms1(rtcp['jitter_ms_p50'])} ({_ms1(rtcp['jitter_ms_max'])})",
+            f"mean added delay {_ms1(done['delay_mean_ms_p50'])} ms",
+        )

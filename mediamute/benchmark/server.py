@@ -8,7 +8,8 @@ the ones it holds, each is instrumented on its own node, and `report` adds per-c
 Prints `{"event": "ready", "base_url": ..., "pid": ...}`, then answers JSON commands on stdin: `instrument`
 (a call's mixer records arrival→mix latency), `mark` (start the steady window: tick lateness and latency samples
 restart), `report` (window figures, RSS, and, for the mute/unmute requests the orchestrator lists with the
-monotonic time it sent them, the latency to the first mix without/with the participant from the contributor audit).
+monotonic time it sent them, the latency to the first mix without/with the participant from the contributor audit),
+`network` (per participant: the impairment's counters both ways and the uplink as the server's receiver measured it).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import logging
 import os
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 from ..calls.call import Call
+from ..media.netem import NetworkCounters
 from ..server import MediamuteServer
 from ..settings import ClusterSettings, ServerSettings
 from .procstat import rss_bytes
@@ -109,6 +112,24 @@ class BenchServer:
             return {"event": "report", **self.report(calls, requests)}
         raise ValueError(f"unknown command {cmd!r}")
 
+    async def network(self) -> dict[str, Any]:
+        """Every remote participant's impairment counters (both directions) and its uplink's RTCP reception, in the
+        instrumented calls."""
+        out: list[dict[str, Any]] = []
+        for call in self._calls():
+            for participant in list(call.participants.values()):
+                media = participant.media
+                state = media.network if media is not None else None
+                if media is None or state is None:
+                    continue
+                uplink, _ = await media.reception()
+                out.append({
+                    "id": participant.id,
+                    "impairment": {d.direction: {"profile": d.profile.preset, **_counters(d.counters)} for d in (state.uplink, state.downlink)},
+                    "uplink_rtcp": None if uplink is None else {**asdict(uplink), "loss_ratio": uplink.loss_ratio},
+                })
+        return {"event": "network", "participants": out}
+
     def report(self, calls: list[Call], requests: list[Request]) -> dict[str, Any]:
         """The first call's figures at the top level (one call: `mediamute bench`), and every call's in `per_call`."""
         out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid())}
@@ -135,6 +156,12 @@ class BenchServer:
         return out
 
 
+def _counters(counters: NetworkCounters) -> dict[str, Any]:
+    fields = asdict(counters)
+    fields.pop("delay_histogram")
+    return {**fields, "dropped": counters.dropped, "loss_ratio": counters.loss_ratio}
+
+
 def emit(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -154,7 +181,7 @@ async def main(args: argparse.Namespace) -> None:
             if command["cmd"] == "quit":
                 break
             try:
-                emit(bench.handle(command))
+                emit(await bench.network() if command["cmd"] == "network" else bench.handle(command))
             except Exception as exc:  # answer, so the orchestrator never waits forever
                 emit({"event": "error", "error": repr(exc)})
     finally:

@@ -16,10 +16,12 @@ from pyee import EventEmitter
 
 from ..media.clock import MixClock
 from ..media.mixer import FrameSink, Mixer
+from ..media.netem import NetworkSpec, NetworkState
 from ..sources import AudioSource, SilenceSource
 from .errors import (
     CallNotFound,
     CallTerminated,
+    NoNetwork,
     NotSupportedForCall,
     OperationNotFound,
     ParticipantNotFound,
@@ -298,6 +300,29 @@ class Call:
             self._bump(participant)
             self.events.emit(PARTICIPANT_UPDATED, self, participant)
         return participant
+
+    # network ------------------------------------------------------------------------------------------------
+    def network(self, participant_id: str) -> NetworkState:
+        """A participant's network now: both directions' profiles and impairment counters."""
+        state = self._media(participant_id).network
+        assert state is not None  # _media checked it
+        return state
+
+    def set_network(self, participant_id: str, spec: NetworkSpec) -> NetworkState:
+        """Impair a participant's network (per direction, from its next datagram on); no roster change."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        state = self._media(participant_id).set_network(spec)
+        log.info("call %s: participant %s network set", self.id, participant_id)
+        return state
+
+    def _media(self, participant_id: str) -> MediaSession:
+        participant = self.participant(participant_id)
+        if participant.media is None or participant.media.network is None:
+            if participant.kind == "application":
+                raise NoNetwork("The application's own participant runs inside the server: it has no network.")
+            raise NoNetwork(f"Participant {participant_id} has no media connection, so no network.")
+        return participant.media
 
     # tones and talking while muted ---------------------------------------------------------------------------
     def subscribe_to_tone(self, client_context: str | None = None) -> Operation:

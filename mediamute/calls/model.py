@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from ..media.gate import MuteGate
+from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
 from ..media.talking import TalkingDetector
 from ..media.telephone_event import ToneCounters
@@ -51,6 +52,22 @@ class MediaSession(Protocol):
     def sequence_counters(self) -> SequenceCounters | None:
         """What RTP sequence validation accepted and dropped (by reason) of the packets the gate let through; None
         before the media path is set up. The live counters: readers copy what they keep."""
+        ...
+
+    @property
+    def network(self) -> NetworkState | None:
+        """Both directions of the participant's network: profiles (perfect unless set) and impairment counters;
+        None before the media path is set up."""
+        ...
+
+    def set_network(self, spec: NetworkSpec) -> NetworkState:
+        """Impair the participant's network as `spec` says (a direction it leaves out is unchanged), from the next
+        datagram on."""
+        ...
+
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """What RTCP says: (the uplink as the server's receiver measured it, the downlink as the participant's
+        receiver reports told the server); None where nothing is known yet."""
         ...
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from ..media.audit import TickRecord
 from ..media.clock import ClockCounters, HistogramSnapshot
 from ..media.gate import GateCounters
 from ..media.mixer import SlotCounters
+from ..media.netem import NetworkState
 from ..media.sequence import SequenceCounters
 from ..media.talking import TalkingCounters
 from ..media.telephone_event import ToneCounters
@@ -39,6 +40,8 @@ class ParticipantStats:
     """Its mixer slot's counters; None once it has no slot."""
     rtp: SequenceCounters | None
     """A copy of its media session's RTP sequence validation counters; None without media (or before it is set up)."""
+    network: NetworkState | None
+    """Its network's profiles and impairment counters, per direction; None without media (or before it is set up)."""
     talking: TalkingCounters
     """Talking while muted: its detector's state and what it has seen of the levels its closed gate dropped."""
     tones: ToneCounters | None
@@ -82,6 +85,7 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         mixed_level_dbfs=dbfs(slot.last_level) if slot is not None else None,
         mixer=slot.counters() if slot is not None else None,
         rtp=replace(sequence) if sequence is not None else None,
+        network=media.network if media is not None else None,
         talking=participant.talking.counters(),
         tones=replace(tones) if tones is not None else None,
         tone_formats=tuple(getattr(media, "tone_formats", ())),

@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..api.auth import Principal
 from ..api.errors import GraphError, error_body, error_response
-from ..api.ext import call_reader
+from ..api.auth import call_reader
 from ..api.urls import metadata
 from ..api.whip import authorise_join
 from ..calls.errors import CallError
@@ -69,7 +69,7 @@ REDIRECT_TOKEN_LIFETIME = 120.0
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, DELETE",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Mediamute-Network",
     "Access-Control-Max-Age": "600",
 }
 

@@ -158,7 +158,7 @@ class DemoRunner:
         for spec in self.scenario.participants:
             voice = PilotSource(source_from_spec(spec.source), spec.pilot_hz or 9000.0)
             self.participants[spec.name] = CallParticipant(
-                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token
+                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token, network=spec.network
             )
 
     async def _join_first(self) -> None:
@@ -240,6 +240,10 @@ class DemoRunner:
     async def _leave(self, action: ActionSpec) -> None:
         await self._participant(action).leave()
 
+    async def _network(self, action: ActionSpec) -> httpx.Response:
+        pid = self.ids.get(action.participant or "", "")
+        return await self.http.put(f"/ext/calls/{self.call_id}/participants/{pid}/network", json=action.network_body())
+
     async def _join(self, action: ActionSpec) -> None:
         participant = self._participant(action)
         await participant.join(timeout=JOIN_TIMEOUT)
@@ -256,6 +260,7 @@ ACTIONS: dict[ActionName, ActionHandler] = {
     "app-play": DemoRunner._app_play,
     "leave": DemoRunner._leave,
     "join": DemoRunner._join,
+    "network": DemoRunner._network,
 }
 """How each scenario action is performed: a request answered with an HTTP response, or None for one that is not."""
 

@@ -16,11 +16,14 @@ from aiortc.sdp import SessionDescription
 from ..media.audio import Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
+from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
 from ..media.telephone_event import KeyPress, ToneCounters
 from .dtmf import ToneTap, install_tone_tap, prefer_voice_codec, register_telephone_event
 from .gate_adapter import InlineDecoder, install_inline_decoder
 from .ice import rtc_configuration
+from .impairment import ParticipantNetwork, attach_network
+from .reception import reception_reports
 from .tracks import MixTrack
 
 log = logging.getLogger(__name__)
@@ -92,12 +95,15 @@ class ParticipantPeer:
         self._on_gone = on_gone
         self._closed = False
         self.frames_received = 0
+        self.impairment: ParticipantNetwork | None = None
+        """This participant's network impairment, both directions (set up in `accept`; perfect unless asked)."""
         gate.on_close(lambda _gate: self._reframer.clear())
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
-    async def accept(self, offer_sdp: str) -> str:
-        """Apply the participant's offer and return the server's answer (ICE gathering complete)."""
+    async def accept(self, offer_sdp: str, network: NetworkSpec | None = None) -> str:
+        """Apply the participant's offer and return the server's answer (ICE gathering complete); `network`
+        impairs its datagrams (see rtc/impairment.py) from the first media packet on."""
         check_offer(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -116,6 +122,7 @@ class ParticipantPeer:
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        self.impairment = attach_network(self.pc, network, f"participant {self.participant_id}")
         return self.pc.localDescription.sdp
 
     @property
@@ -132,6 +139,22 @@ class ParticipantPeer:
         decoder = self.inline_decoder
         return decoder.sequence_counters if decoder is not None else None
 
+    # network impairment (calls.model.MediaSession) ---------------------------------------------------------------
+    @property
+    def network(self) -> NetworkState | None:
+        """`calls.model.MediaSession`: both directions' profiles and counters (None before accept)."""
+        return self.impairment.state() if self.impairment is not None else None
+
+    def set_network(self, spec: NetworkSpec) -> NetworkState:
+        """`calls.model.MediaSession`: new profile(s), from the next datagram on."""
+        if self.impairment is None:
+            raise RuntimeError("the participant's transport is not set up yet")
+        return self.impairment.apply(spec)
+
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """`calls.model.MediaSession`: (uplink as this server's receiver measured it, downlink as the participant's
+        RTCP receiver reports told it)."""
+        return await reception_reports(self.pc)
     @property
     def tone_counters(self) -> ToneCounters | None:
         """`calls.model.MediaSession`: the participant's telephone-event packets and presses (None before accept)."""
@@ -197,6 +220,8 @@ class ParticipantPeer:
             return
         self._closed = True
         self.mix_track.stop()
+        if self.impairment is not None:
+            await self.impairment.close()  # nothing in flight is delivered after the participant left
         await self.pc.close()
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
