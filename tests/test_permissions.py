@@ -22,8 +22,10 @@ from .helpers import CALLS as G, InProcessMediamute, assert_graph_error, join_wi
 CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL]
 JOIN = [ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
+MEDIA = [ROLE_ACCESS_MEDIA]
 # a role each endpoint does not accept (None: every calls role is accepted there)
-OTHER = {"create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA}
+OTHER = {"create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA,
+         "media": ROLE_INITIATE}
 
 # name, method, path (with {call}, {participant}, {app}, {operation}), body, accepted roles group, success status
 ENDPOINTS = [
@@ -36,13 +38,16 @@ ENDPOINTS = [
     ("participant mute", "POST", G + "/{call}/participants/{app}/mute", {"clientContext": "c"}, "join", 200),
     ("call mute", "POST", G + "/{call}/mute", {"clientContext": "c"}, "self", 200),
     ("call unmute", "POST", G + "/{call}/unmute", {"clientContext": "c"}, "self", 200),
+    ("subscribe to tone", "POST", G + "/{call}/subscribeToTone", {"clientContext": "c"}, "media", 200),
+    ("subscribe to tone (beta)", "POST", "/beta/communications/calls/{call}/subscribeToTone", {}, "media", 200),
     ("get operation", "GET", G + "/{call}/operations/{operation}", None, "read", 200),
     ("mute all (beta)", "POST", "/beta/communications/calls/{call}/participants/muteAll", {}, "join", 200),
     ("unmute participant (ext)", "POST", "/ext/calls/{call}/participants/{app}/unmute", {}, "join", 200),
     ("stats (ext)", "GET", "/ext/calls/{call}/stats", None, "read", 200),
     ("join token (ext)", "POST", "/ext/calls/{call}/joinTokens", None, "mint", 200),
 ]
-GROUPS = {"create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA]}
+GROUPS = {"create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA],
+          "media": MEDIA}
 
 
 async def prepare(api: InProcessMediamute, http: httpx.AsyncClient, path: str) -> str:
