@@ -307,6 +307,9 @@ def demo(
     for mute in report["mutes"]:
         heard = ", ".join(f"{k} {v:.0f} ms" if v is not None else f"{k} n/a" for k, v in mute["heardMuteToSilenceMs"].items())
         console.print(f"  {mute['speaker']} muted at {mute['mutedAt']:.1f} s: leaked frames {mute['leakedFrames']}; heard silence: {heard}", soft_wrap=True)
+    for episode in report["talkingWhileMuted"]:
+        until = f"to {episode['to']:.1f} s" if episode["to"] is not None else "to the end"
+        console.print(f"  {episode['participant']} talked while muted from {episode['from']:.1f} s {until} (ended: {episode['ended']})")
     console.print(f"  late ticks: {report['lateTicks']} of {report['ticks']}; notifications: {len(report['notifications'])}")
     console.print(f"  outputs: {result.out}/ (report.md, timeline.png, heard-by-*.wav, notifications.jsonl)", soft_wrap=True)
     style = "bold green" if report["ok"] else "bold red"
@@ -325,6 +328,11 @@ def join(
     name: Annotated[str, typer.Option("--name", help="Your display name.")] = "terminal",
     token: Annotated[Optional[str], typer.Option("--token", envvar="MEDIAMUTE_TOKEN", help="An app or join token.")] = None,
     duration: Annotated[Optional[float], typer.Option(help="Leave after this many seconds (default: until Ctrl-C).")] = None,
+    dtmf: Annotated[
+        Optional[str],
+        typer.Option("--dtmf", help="Press these keys (0-9, *, #, A-D; ',' waits 2 s) as RFC 4733 DTMF, as a browser's keypad does."),
+    ] = None,
+    dtmf_at: Annotated[float, typer.Option("--dtmf-at", help="Seconds after joining to press the --dtmf keys.")] = 1.0,
     ice_addresses: IceAddresses = None,
     network: Network = None,
     jitter_min_ms: JitterMinMs = DEFAULT_JITTER.min_delay * 1000,
@@ -335,6 +343,8 @@ def join(
     jitter = _jitter(jitter_min_ms, jitter_max_ms, plc_frames)
     from .client import CallParticipant, JoinError
     from .media.audio import dbfs, rms
+    from .media.telephone_event import PAUSE, event_code
+    from .rtc.dtmf import DtmfUnavailable
     from .sources import SilenceSource, ToneSource, WavSource
 
     if tone is not None and wav is not None:
@@ -343,9 +353,21 @@ def join(
     _check_network(network)
     try:
         source = ToneSource(tone) if tone is not None else WavSource(wav) if wav is not None else SilenceSource()
+        for key in dtmf or "":
+            if key != PAUSE:
+                event_code(key)
     except ValueError as exc:
         console.print(f"[bold red]{exc}[/]")
         raise typer.Exit(2) from None
+
+    async def press_keys(participant: CallParticipant) -> None:
+        await asyncio.sleep(dtmf_at)  # the user's schedule: press the keys this long after joining
+        try:
+            sent = await participant.send_dtmf(dtmf or "")
+        except DtmfUnavailable as exc:
+            console.print(f"[bold red]DTMF not sent:[/] {exc}")
+            return
+        console.print(f"  pressed {dtmf} ({len(sent)} telephone-event packets)", highlight=False)
 
     async def run() -> int:
         participant = CallParticipant(
@@ -364,6 +386,7 @@ def join(
         if network is not None:
             console.print(f"the server impairs your network: {network}", soft_wrap=True)
         started = time.monotonic()
+        keys = asyncio.get_running_loop().create_task(press_keys(participant)) if dtmf else None
         try:
             while duration is None or time.monotonic() - started < duration:
                 await asyncio.sleep(0.5)
@@ -371,6 +394,8 @@ def join(
                 level = dbfs(rms(np.concatenate(frames))) if frames else -127.0
                 console.print(f"  {time.monotonic() - started:6.1f} s  hearing {level:6.1f} dBFS", highlight=False)
         finally:
+            if keys is not None and not keys.done():
+                keys.cancel()
             if record is not None:
                 participant.recording.save_wav(record)
                 console.print(f"saved what you heard to {record}")

@@ -32,6 +32,7 @@ from .media.gate import MuteGate
 from .media.jitter import JitterBufferSettings, JitterStats
 from .media.netem import ReceptionReport
 from .rtc.audio_level import send_audio_levels
+from .rtc.dtmf import DtmfSender, SentEvent, register_telephone_event
 from .rtc.gate_adapter import install_receive_path
 from .rtc.ice import configure_ice, rtc_configuration
 from .rtc.receive import ReceivePath
@@ -224,6 +225,7 @@ class CallParticipant:
         self.pc: RTCPeerConnection | None = None
         self.location: str | None = None
         self.participant_id: str | None = None
+        self._dtmf: DtmfSender | None = None
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
 
     def _headers(self, **extra: str) -> dict[str, str]:
@@ -236,6 +238,7 @@ class CallParticipant:
         """Offer, get the answer, and wait until the peer connection is connected."""
         if self.ice_addresses is not None:
             configure_ice(self.ice_addresses)
+        register_telephone_event()  # offer DTMF, as browsers do
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         params = {k: v for k, v in (("region", self.region), ("network", self.network)) if v is not None}
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
@@ -271,6 +274,18 @@ class CallParticipant:
         if self.pc is None:
             return None, None
         return await reception_reports(self.pc)
+    async def send_dtmf(self, keys: str, duration_ms: int = 100, gap_ms: int = 70) -> list[SentEvent]:
+        """Press `keys` (0-9, *, #, A-D; `,` waits 2 s) as RFC 4733 telephone-event packets on this participant's
+        audio stream, like a browser's `RTCDTMFSender.insertDTMF(keys, duration_ms, gap_ms)`: in real time, so it
+        returns once the last key's end packets are out (with the packets sent). The audio goes on meanwhile.
+
+        Raises `DtmfUnavailable` if the server's answer has no telephone-event at the audio codec's clock rate."""
+        if self.pc is None:
+            raise RuntimeError("join the call first")
+        if self._dtmf is None:
+            transceiver = next(t for t in self.pc.getTransceivers() if t.kind == "audio")
+            self._dtmf = DtmfSender(transceiver)
+        return await self._dtmf.send(keys, duration_ms, gap_ms)
 
     @property
     def marker_times(self) -> list[float]:

@@ -5,8 +5,9 @@ Graph's error envelope, and a real callback receiver. Test modules import from h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -271,3 +272,25 @@ class CallbackReceiver:
     async def __aexit__(self, *exc: object) -> None:
         self._release.set()
         await self._http.stop()
+
+
+@contextlib.asynccontextmanager
+async def call_with_callback(
+    server: HasBaseUrl, http: httpx.AsyncClient, sources: Sequence[tuple[str, AudioSource]]
+) -> AsyncIterator[tuple[CallbackReceiver, str, list[CallParticipant]]]:
+    """A call whose callbackUri is a real receiver, with `sources` joined over WebRTC; afterwards everyone leaves,
+    the call is deleted and its `deleted` notification awaited while the receiver is still up."""
+    async with CallbackReceiver() as receiver:
+        created = await http.post(CALLS, json={"callbackUri": receiver.url})
+        assert created.status_code == 201, created.text
+        call_id = created.json()["id"]
+        participants = await join_all(server, call_id, sources)
+        try:
+            yield receiver, call_id, participants
+        finally:
+            await leave_all(participants)
+            await http.delete(f"{CALLS}/{call_id}")
+            await receiver.wait_for(
+                lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"] == f"/communications/calls/{call_id}" for n in r.notifications())
+            )
+

@@ -2,6 +2,8 @@
 
 import fractions
 
+import pytest
+
 import aiortc
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer
@@ -102,3 +104,107 @@ def test_sender_packs_an_av_packet_instead_of_encoding_it():
     packet.time_base = fractions.Fraction(1, 48000)
     payloads, timestamp = OpusEncoder().pack(packet)
     assert payloads == [b"\xfc\x01\x02"] and timestamp == 4 * 960
+
+
+# --- DTMF: telephone-event negotiated, kept out of the decoder by the ToneTap, sent by DtmfSender ---
+
+from mediamute.media.mixer import Mixer  # noqa: E402
+from mediamute.media.telephone_event import EventReport  # noqa: E402
+from mediamute.rtc.dtmf import ToneTap, check_dtmf_seam, install_tone_tap, register_telephone_event  # noqa: E402
+from mediamute.rtc.peer import ParticipantPeer  # noqa: E402
+
+
+def test_dtmf_seam_holds():
+    check_dtmf_seam()  # negotiation from CODECS, the receiver's seam, the sender's numbering and transport
+
+
+async def client_offer() -> str:
+    register_telephone_event()
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    return offer
+
+
+def move_rtpmaps_first(sdp: str, name: str) -> str:
+    """The offer with the rtpmap lines of codec `name` moved before the others (aiortc reads codecs in that order)."""
+    lines = sdp.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("a=rtpmap:"))
+    moving = [line for line in lines if line.startswith("a=rtpmap:") and f" {name}/" in line]
+    rest = [line for line in lines if line not in moving]
+    return "\r\n".join(rest[:first] + moving + rest[first:]) + "\r\n"
+
+
+def keep_only_8khz_events(sdp: str) -> str:
+    """Firefox's offer: telephone-event/8000 only (the 48 kHz one gone from the m-line, its rtpmap and fmtp)."""
+    pt = next(line.split(":")[1].split()[0] for line in sdp.splitlines() if "telephone-event/48000" in line)
+    kept = []
+    for line in sdp.splitlines():
+        if line.startswith(("a=rtpmap:" + pt + " ", "a=fmtp:" + pt + " ")):
+            continue
+        if line.startswith("m=audio"):
+            line = " ".join(word for word in line.split(" ") if word != pt)
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
+def answer_codecs(sdp: str) -> list[str]:
+    return [line.split(" ", 1)[1] for line in sdp.splitlines() if line.startswith("a=rtpmap:")]
+
+
+@pytest.mark.parametrize(
+    "shape, formats",
+    [("as aiortc offers", [48000, 8000]), ("events listed first", [48000, 8000]), ("8 kHz events only", [8000])],
+)
+async def test_the_server_answers_telephone_event_and_sends_with_its_voice_codec(shape, formats):
+    offer = await client_offer()
+    if shape == "events listed first":
+        offer = move_rtpmaps_first(offer, "telephone-event")
+    elif shape == "8 kHz events only":
+        offer = keep_only_8khz_events(offer)
+    peer = ParticipantPeer("p", MuteGate())
+    try:
+        answer = await peer.accept(offer)
+        codecs = answer_codecs(answer)
+        assert codecs[0] == "opus/48000/2", codecs  # aiortc sends with the first: never the events
+        assert [c for c in codecs if c.startswith("telephone-event")] == [f"telephone-event/{rate}" for rate in formats]
+        assert peer.tone_formats == formats
+        assert "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in answer  # the level talking-while-muted reads
+        transceiver = peer.pc.getTransceivers()[0]
+        assert isinstance(getattr(transceiver.receiver, JITTER_BUFFER_ATTR), ToneTap)
+    finally:
+        await peer.close()
+
+
+async def test_the_tone_tap_keeps_events_from_the_gate_and_the_decoder():
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio")
+        register_telephone_event()
+        transceiver._codecs = list(aiortc.codecs.CODECS["audio"])  # as negotiation leaves them
+        gate = MuteGate()
+        path = install_receive_path(transceiver.receiver, ReceivePath(gate))
+        presses = []
+        tap = install_tone_tap(transceiver, presses.append, "p")
+        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is tap and tap.inner is path
+        assert install_tone_tap(transceiver, presses.append, "p") is tap  # once
+        opus = encode_loop([ToneSource(440).next_frame() for _ in range(3)])
+        assert tap.add(opus_packet(0, opus[0])) == (False, None)
+        event = RtpPacket(payload_type=110, sequence_number=1, timestamp=0, ssrc=1)
+        event.marker = 1
+        event.payload = event._data = EventReport(1, False, 10, 960).pack()
+        for seq in range(1, 6):
+            event.sequence_number = seq
+            assert tap.add(event) == (False, None)
+        garbage = RtpPacket(payload_type=126, sequence_number=6, timestamp=0, ssrc=1)
+        garbage.payload = garbage._data = b"\x01\x02\x03"
+        tap.add(garbage)
+        assert tap.add(opus_packet(7, opus[1])) == (False, None)
+        assert [p.tone for p in presses] == ["tone1"]
+        assert path.buffer.counters.packets == 2 and path.malformed == 0  # only the Opus packets reached the buffer
+        assert gate.passed_packets == 2 and gate.dropped_packets == 0  # the gate never saw the events
+        assert (tap.counters.packets, tap.counters.presses, tap.counters.repeats, tap.counters.malformed) == (6, 1, 4, 1)
+    finally:
+        await pc.close()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mediamute.analysis import tone_amplitudes
+from mediamute.calls.call import TONE_RECEIVED
 from mediamute.demo.scenario import ScenarioError, load_scenario
 
 from .helpers import A, admin_token, join_all, leave_all, tones
@@ -67,12 +68,17 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     roster = [
         (n["resourceData"][0]["info"]["identity"].get("user") or n["resourceData"][0]["info"]["identity"]["application"])["displayName"]
         + (" left" if n["changeType"] == "deleted" else " muted" if n["resourceData"][0]["isMuted"] else " live")
+        + (" talking" if n["resourceData"][0]["mediamute"]["talkingWhileMuted"] else "")
         for n in notes
         if n["resourceUrl"].endswith("/participants")
     ]
-    assert roster == [
-        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob live", "Contoso bot muted", "Carol left"
+    assert roster == [  # Bob's voice goes on while he is muted: talking while muted, until he unmutes himself
+        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob muted talking", "Bob live",
+        "Contoso bot muted", "Carol left",
     ]
+    (episode,) = report["talkingWhileMuted"]
+    assert episode["participant"] == "Bob" and episode["ended"] == "unmuted"
+    assert bob["mutedAt"] < episode["from"] < episode["to"] and episode["to"] >= bob["unmutedAt"]
     assert notes[0]["resourceData"]["state"] == "established"
     assert notes[-1]["changeType"] == "deleted" and notes[-1]["resourceData"]["state"] == "terminated"
     times = [n["t"] for n in notes]
@@ -119,16 +125,19 @@ def test_the_default_scenario_is_valid():
 
 async def test_join_client_against_a_served_call(server, http, call_id, tmp_path):
     (listener,) = await join_all(server, call_id, tones(440))
+    pressed: list[tuple[str, str]] = []
+    server.registry.events.on(TONE_RECEIVED, lambda call, participant, tone: pressed.append((participant.display_name, tone)))
     record = tmp_path / "heard.wav"
     process = await asyncio.create_subprocess_exec(
         *CLI, "join", server.base_url, "--call", call_id, "--tone", "880", "--record", str(record),
-        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server),
+        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server), "--dtmf", "5#", "--dtmf-at", "0.5",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, output.decode()
-        assert b"joined call" in output
+        assert b"joined call" in output and b"pressed 5#" in output
+        assert pressed == [("terminal", "tone5"), ("terminal", "pound")]
         with wave.open(str(record)) as wav:
             heard = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         frames = [heard[i : i + 960] for i in range(48000, heard.size - 960, 960)]

@@ -409,6 +409,11 @@ async def test_an_invited_participant_is_heard_muted_and_removed_over_webrtc(ser
             assert call.mixer.audit.frames_from(bob_id, muted_at) == 0
             assert call.mixer.audit.frames_from(alice.participant_id, muted_at) > 30
             assert bob.gate.dropped_packets > dropped + 30  # it keeps sending; the gate drops
+            # and like any muted talker, it shows as talking while muted (from its packets' RFC 6464 level)
+            await receiver.wait_for(lambda r: any(
+                isinstance(n["resourceData"], list) and n["resourceData"][0].get("mediamute", {}).get("talkingWhileMuted")
+                for n in r.notifications()
+            ))
 
             unmuted_sent = time.monotonic()
             assert (await http.post(f"/ext/calls/{call_id}/participants/{bob_id}/unmute", json={})).status_code == 200
@@ -432,10 +437,14 @@ async def test_an_invited_participant_is_heard_muted_and_removed_over_webrtc(ser
         ("deleted", "operation"),  # the invitation completed ...
         ("updated", "participants"),  # ... then Bob joined
         ("updated", "participants"),  # Bob server-muted
-        ("updated", "participants"),  # Bob unmuted
+        ("updated", "participants"),  # Bob talks while muted (his tone goes on)
+        ("updated", "participants"),  # Bob unmuted (which ends talking while muted)
         ("deleted", "participants"),  # Bob removed
         ("deleted", "call"),
     ]
     notes = receiver.notifications()
     assert [p["id"] for p in notes[3]["resourceData"]] == [bob_id]
-    assert notes[4]["resourceData"][0]["mediaStreams"][0]["serverMuted"] is True
+    muted, talking, unmuted = (n["resourceData"][0] for n in notes[4:7])
+    assert muted["mediaStreams"][0]["serverMuted"] is True and muted["mediamute"] == {"talkingWhileMuted": False}
+    assert talking["isMuted"] is True and talking["mediamute"] == {"talkingWhileMuted": True}
+    assert unmuted["isMuted"] is False and unmuted["mediamute"] == {"talkingWhileMuted": False}

@@ -22,10 +22,11 @@ from .helpers import CALLS as G, InProcessMediamute, assert_graph_error, join_wi
 CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL]
 JOIN = [ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
+MEDIA = [ROLE_ACCESS_MEDIA]
 # a role each endpoint does not accept (None: every calls role is accepted there)
 OTHER = {
     "create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA,
-    "invite": ROLE_INITIATE,
+    "media": ROLE_INITIATE, "invite": ROLE_INITIATE,
 }
 INVITE_BODY = {"participants": [{"identity": {"user": {"id": "u-1"}}, "mediamute": {"source": "silence", "ringDelaySeconds": 0}}]}
 
@@ -40,6 +41,8 @@ ENDPOINTS = [
     ("participant mute", "POST", G + "/{call}/participants/{app}/mute", {"clientContext": "c"}, "join", 200),
     ("call mute", "POST", G + "/{call}/mute", {"clientContext": "c"}, "self", 200),
     ("call unmute", "POST", G + "/{call}/unmute", {"clientContext": "c"}, "self", 200),
+    ("subscribe to tone", "POST", G + "/{call}/subscribeToTone", {"clientContext": "c"}, "media", 200),
+    ("subscribe to tone (beta)", "POST", "/beta/communications/calls/{call}/subscribeToTone", {}, "media", 200),
     ("get operation", "GET", G + "/{call}/operations/{operation}", None, "read", 200),
     ("mute all (beta)", "POST", "/beta/communications/calls/{call}/participants/muteAll", {}, "join", 200),
     ("invite participants", "POST", G + "/{call}/participants/invite", INVITE_BODY, "invite", 200),
@@ -49,7 +52,7 @@ ENDPOINTS = [
 ]
 GROUPS = {
     "create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA],
-    "invite": [ROLE_INITIATE_GROUP_CALL],
+    "media": MEDIA, "invite": [ROLE_INITIATE_GROUP_CALL],
 }
 
 

@@ -14,6 +14,7 @@ from mediamute.calls.stats import call_stats, participant_stats
 from mediamute.media.audio import FRAME_SAMPLES
 from mediamute.media.jitter import JitterCounters, JitterStats
 from mediamute.media.sequence import SequenceCounters
+from mediamute.media.telephone_event import ToneCounters
 
 AMPLITUDE = 8000.0
 
@@ -147,8 +148,10 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
-        "mixedLevelDbfs", "mixer", "rtp", "network", "jitterBuffer",
+        "mixedLevelDbfs", "mixer", "rtp", "network", "jitterBuffer", "talkingWhileMuted", "tones",
     ]
+    assert entry["talkingWhileMuted"] == {"talking": False, "since": None, "episodes": 0, "talkingSeconds": 0.0, "levelsRead": 0}
+    assert entry["tones"] is None  # a session that is no ToneSession sends no tones
     assert entry["rtp"] == {
         "accepted": 7, "duplicates": 1, "jumps_pending": 3, "ssrcs_pending": 4, "restarts": 5,
         "ssrc_changes": 6, "misordered": 2, "dropped": 8,
@@ -171,3 +174,29 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     removed = participant_stats(call, Participant("never joined"))
     assert "mixer" not in participant_stats_json(removed)
     assert record.tick_durations.count == record.clock.ticks == 0
+
+
+class ToneReadingSession(LevelOnlySession):
+    """A MediaSession that also reads DTMF (a `ToneSession`)."""
+
+    def __init__(self, tones: ToneCounters) -> None:
+        super().__init__(-20.0)
+        self.tone_counters = tones
+        self.tone_formats = [48000, 8000]
+
+
+def test_the_wire_shape_of_a_participants_tones_and_talking(call, clock):
+    tones = ToneCounters(packets=30, presses=2, repeats=25, empty=1, late=1, unsupported=1, malformed=1)
+    alice = join(call, "alice", ToneReadingSession(tones))
+    call.mute(alice.id)
+    for at in (31.0, 31.125, 31.25, 31.375):
+        clock.now = at
+        call.heard_while_muted(alice.id, -20.0)
+    entry = participant_stats_json(participant_stats(call, alice))
+    tones.presses += 1  # a copy was read
+    assert entry["tones"] == {
+        "packets": 30, "presses": 2, "repeats": 25, "empty": 1, "late": 1, "unsupported": 1, "malformed": 1,
+        "dropped": 4, "formats": [48000, 8000],
+    }
+    assert entry["talkingWhileMuted"] == {"talking": True, "since": 31.25, "episodes": 1, "talkingSeconds": 0.0, "levelsRead": 4}
+

@@ -30,13 +30,15 @@ JSON_PREFIXES = ("/v1.0/", "/beta/", "/ext/")
 
 DESCRIPTION = """A media-plane simulator of server-side mute with a Microsoft Graph-shaped calls API.
 
-* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`, operations.
+* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`,
+  `call: subscribeToTone` (DTMF key presses as tone notifications), operations.
   Bearer tokens carry Graph application roles (`mediamute token --role …` mints development tokens).
 * **WHIP** (`/whip/{callId}`): join with an SDP offer; the answer carries a session token for the participant.
 * **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, a
   participant's network impairment (per direction: delay, jitter, loss, bursts, reordering, duplication, a rate
   cap), stats with the contributor audit, the call's event stream (WebSocket), and the JWKS that verifies
   callback signatures.
+  Participants carry `mediamute.talkingWhileMuted`; tone notifications carry who pressed under `mediamute`.
 * **Metrics** (`/metrics`, Prometheus text, not in this document): calls, gates, mixer, clock, encodes, callbacks,
   API requests; no authentication (the server binds 127.0.0.1).
 """

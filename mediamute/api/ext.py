@@ -103,8 +103,8 @@ async def keys(request: Request) -> JSONResponse:
 # statistics ---------------------------------------------------------------------------------------------------
 def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot; `rtp`, its sequence
-    validation counters, `jitterBuffer`, its receive path's buffer (times in seconds), and `network`, its impairment
-    profiles and counters per direction; each null without media)."""
+    validation counters, `jitterBuffer`, its receive path's buffer (times in seconds), `network`, its impairment
+    profiles and counters per direction, and `tones`, its DTMF counters; each null without media)."""
     gate = entry.gate
     body: dict[str, Any] = {
         "id": entry.id,
@@ -128,6 +128,18 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     body["rtp"] = {**asdict(entry.rtp), "dropped": entry.rtp.dropped} if entry.rtp is not None else None
     body["network"] = network_json(entry.network)
     body["jitterBuffer"] = entry.jitter.as_dict() if entry.jitter is not None else None
+    talking = entry.talking
+    body["talkingWhileMuted"] = {
+        "talking": talking.talking,
+        "since": talking.since,
+        "episodes": talking.episodes,
+        "talkingSeconds": talking.talking_seconds,
+        "levelsRead": talking.levels,
+    }
+    body["tones"] = (
+        {**asdict(entry.tones), "dropped": entry.tones.dropped, "formats": list(entry.tone_formats)}
+        if entry.tones is not None else None
+    )
     return body
 
 

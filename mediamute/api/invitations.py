@@ -201,7 +201,10 @@ class Invitations:
         for invitee in group:
             participant = invitee.participant
             self._reserved.get(call.id, set()).discard(participant.id)
-            media = SimulatedParticipant(participant.id, participant.gate, loops[invitee.source], self.jitter)
+            media = SimulatedParticipant(
+                participant.id, participant.gate, loops[invitee.source], self.jitter,
+                on_muted_level=lambda level, pid=participant.id: call.heard_while_muted(pid, -float(level)),
+            )
             members.append((participant, None, media))
         try:
             call.join_all(members)

@@ -72,6 +72,8 @@ JITTER_DROP_REASONS = (
     ("malformed", "malformed"),
 )
 """(label value, JitterCounters field) for every reason the receive path drops a packet past sequence validation."""
+DTMF_DROP_REASONS = ("empty", "late", "unsupported", "malformed")
+"""ToneCounters fields (and label values) of the telephone-event reports or packets that made no press."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -172,6 +174,12 @@ class CallFamilies:
         self.jb_target = _gauge("mediamute_jitter_target_delay_seconds", jb + "the target delay now.", PARTICIPANT)
         self.jb_delay = _gauge("mediamute_jitter_delay_seconds", jb + "arrival to playout of the last 250 played packets, by quantile.", [*PARTICIPANT, "quantile"])
         self.jb_jitter = _gauge("mediamute_jitter_interarrival_seconds", jb + "RFC 3550 interarrival jitter estimate.", PARTICIPANT)
+        self.talking = _gauge("mediamute_participant_talking_while_muted", "1 while a server-muted participant's packet levels say it is talking.", PARTICIPANT)
+        self.talking_episodes = _counter("mediamute_talking_while_muted_episodes", "Times a server-muted participant started talking.", PARTICIPANT)
+        self.dtmf_packets = _counter("mediamute_dtmf_packets", "Telephone-event (DTMF) packets received; never decoded nor mixed.", PARTICIPANT)
+        self.dtmf_presses = _counter("mediamute_dtmf_presses", "Key presses read from telephone-event packets.", PARTICIPANT)
+        self.dtmf_repeats = _counter("mediamute_dtmf_repeats", "Event reports of a press already read (updates, redundant ends, retransmissions).", PARTICIPANT)
+        self.dtmf_dropped = _counter("mediamute_dtmf_dropped", "Telephone-event reports or packets dropped, by reason.", [*PARTICIPANT, "reason"])
 
     def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
         labels = [call.id]
@@ -268,6 +276,15 @@ class CallFamilies:
                 if value is not None:
                     self.jb_delay.add_metric([*labels, quantile], value)
             self.jb_jitter.add_metric(labels, jitter.jitter)
+        self.talking.add_metric(labels, 1 if entry.talking.talking else 0)
+        self.talking_episodes.add_metric(labels, entry.talking.episodes)
+        tones = entry.tones
+        if tones is not None:
+            self.dtmf_packets.add_metric(labels, tones.packets)
+            self.dtmf_presses.add_metric(labels, tones.presses)
+            self.dtmf_repeats.add_metric(labels, tones.repeats)
+            for reason in DTMF_DROP_REASONS:
+                self.dtmf_dropped.add_metric([*labels, reason], getattr(tones, reason))
 
     def all(self) -> Iterable[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)] + self.network.all()

@@ -110,6 +110,8 @@ async def whip_join(call_id: str, request: Request) -> Response:
         ice_servers=state.settings.ice_servers,
         on_gone=lambda pid: state.participant_gone(call.id, pid),
         jitter=state.settings.jitter,
+        on_tone=lambda tone: call.receive_tone(participant.id, tone),
+        on_muted_level=lambda level: call.heard_while_muted(participant.id, -float(level)),
     )
     try:
         answer = await peer.accept(offer, network)

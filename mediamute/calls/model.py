@@ -12,6 +12,8 @@ from ..media.jitter import JitterStats
 from ..media.mixer import FrameSource
 from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
+from ..media.talking import TalkingDetector
+from ..media.telephone_event import ToneCounters
 from ..sources import AudioSource
 
 ParticipantKind = Literal["remote", "application"]
@@ -84,6 +86,22 @@ class MediaSession(Protocol):
         ...
 
 
+class ToneSession(MediaSession, Protocol):
+    """A media session that reads the participant's DTMF (the rtc layer's peer). Optional: a session without these
+    members (a simulated participant, a test double) is one that sends no tones."""
+
+    @property
+    def tone_counters(self) -> ToneCounters | None:
+        """The participant's telephone-event (DTMF) packets and what they were (presses, repeats, drops); None
+        before the media path is set up. The live counters: readers copy what they keep."""
+        ...
+
+    @property
+    def tone_formats(self) -> list[int]:
+        """Clock rates of the telephone-event formats negotiated with the participant (empty: it cannot send DTMF)."""
+        ...
+
+
 @dataclass(eq=False)
 class Participant:
     """A call member. Server mute is the state of its gate; self mute is what its client says of itself."""
@@ -106,6 +124,8 @@ class Participant:
     as its `info.identity`; None for the others, whose identity is made from `display_name` and `user_id`."""
     hidden: bool = False
     """Invited with `hidden`: in the mix, addressable by id, but left out of the roster (list, roster updates)."""
+    talking: TalkingDetector = field(default_factory=TalkingDetector)
+    """Talking while muted: fed the levels of the packets its closed gate drops (`Call.heard_while_muted`)."""
 
     @property
     def server_muted(self) -> bool:
@@ -115,6 +135,18 @@ class Participant:
     def is_muted(self) -> bool:
         """Graph's isMuted: true if muted by the client or by the server."""
         return self.self_muted or self.server_muted
+
+
+@dataclass(frozen=True, slots=True)
+class ToneInfo:
+    """A key press as Graph's `toneInfo` tells it (sequence id, tone name), and who pressed it (mediamute's own)."""
+
+    sequence_id: int
+    """Increasing per call, from 1: the order of the presses under a subscribeToTone."""
+    tone: str
+    participant_id: str
+    server_muted: bool
+    """Whether the participant was server-muted when it pressed (its tones are still read: README, DTMF)."""
 
 
 @dataclass

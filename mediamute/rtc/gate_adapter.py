@@ -44,12 +44,18 @@ class GateFront:
     gate: MuteGate
     last_audio_level: int | None
     """The sender's audio level (RFC 6464, -dBov) of the latest packet, dropped or not."""
+    on_dropped_level: Callable[[int], None] | None = None
+    """Called with the level of each packet the closed gate drops (talking while muted), if set."""
 
     def _admit(self, packet: RtpPacket) -> bool:
         level = packet.extensions.audio_level
         if level is not None:
             self.last_audio_level = level[1]
-        return self.gate.admit(len(packet.payload))
+        if self.gate.admit(len(packet.payload)):
+            return True
+        if level is not None and self.on_dropped_level is not None:
+            self.on_dropped_level(level[1])
+        return False
 
 
 def check_receiver_seam() -> None:

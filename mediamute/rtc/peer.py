@@ -20,6 +20,8 @@ from ..media.jitter import JitterBufferSettings, JitterStats
 from ..media.mixer import FrameSource
 from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
+from ..media.telephone_event import KeyPress, ToneCounters
+from .dtmf import ToneTap, install_tone_tap, prefer_voice_codec, register_telephone_event
 from .gate_adapter import install_receive_path
 from .ice import rtc_configuration
 from .impairment import ParticipantNetwork, attach_network
@@ -76,16 +78,25 @@ class ParticipantPeer:
         on_gone: Callable[[str], Awaitable[None] | None] | None = None,
         jitter: JitterBufferSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_tone: Callable[[str], None] | None = None,
+        on_muted_level: Callable[[int], None] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.gate = gate
         self.mix_track = MixTrack()
+        register_telephone_event()  # so the answer accepts the participant's DTMF
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.receive_path: ReceivePath | None = None
         """What sits in place of aiortc's jitter buffer: the gate, sequence validation, the jitter buffer, the decoder."""
         self._jitter = jitter
         self._clock = clock
         """Monotonic seconds for packet arrivals: the call's clock (tests and simulations inject theirs)."""
+        self.tone_tap: ToneTap | None = None
+        """In front of the receive path: reads the participant's DTMF (telephone-event) packets, keeps them out."""
+        self._on_tone = on_tone
+        """Called with Graph's tone name of each key press (whether the gate is open or not)."""
+        self._on_muted_level = on_muted_level
+        """Called with the RFC 6464 level (-dBov) of each packet the closed gate drops: talking while muted."""
         self._reader: asyncio.Task[None] | None = None
         self._on_gone = on_gone
         self._closed = False
@@ -108,6 +119,9 @@ class ParticipantPeer:
             await self.close()
             raise OfferError("the SDP offer has no audio section (m=audio)")
         self.receive_path = install_receive_path(transceiver.receiver, ReceivePath(self.gate, self._jitter, self._clock))
+        self.receive_path.on_dropped_level = self._on_muted_level
+        self.tone_tap = install_tone_tap(transceiver, self._on_press, self.participant_id)
+        prefer_voice_codec(transceiver)
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
@@ -155,6 +169,19 @@ class ParticipantPeer:
         """`calls.model.MediaSession`: (uplink as this server's receiver measured it, downlink as the participant's
         RTCP receiver reports told it)."""
         return await reception_reports(self.pc)
+    @property
+    def tone_counters(self) -> ToneCounters | None:
+        """`calls.model.MediaSession`: the participant's telephone-event packets and presses (None before accept)."""
+        return self.tone_tap.counters if self.tone_tap is not None else None
+
+    @property
+    def tone_formats(self) -> list[int]:
+        """`calls.model.MediaSession`: the clock rates of the telephone-event formats negotiated (empty: no DTMF)."""
+        return sorted(set(self.tone_tap.event_types.values()), reverse=True) if self.tone_tap is not None else []
+
+    def _on_press(self, press: KeyPress) -> None:
+        if self._on_tone is not None and not self._closed:
+            self._on_tone(press.tone)
 
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)

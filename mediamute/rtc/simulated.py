@@ -144,10 +144,13 @@ class SimulatedParticipant:
         jitter: JitterBufferSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_muted_level: Callable[[int], None] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.loop = loop
         self.path = receive_path(gate, jitter, clock)
+        self.path.on_dropped_level = on_muted_level
+        """Called with the RFC 6464 level (-dBov) of each packet the closed gate drops: talking while muted."""
         rng = rng or random.Random()
         self.ssrc = rng.getrandbits(32)
         self._sequence = rng.getrandbits(16)

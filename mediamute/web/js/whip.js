@@ -38,6 +38,13 @@ export class WhipSession {
     return this.pc ? this.pc.connectionState : 'closed';
   }
 
+  // The audio sender's RTCDTMFSender once the server's answer has telephone-event (it does: mediamute reads DTMF);
+  // null before that, or in a browser without DTMF.
+  get dtmf() {
+    const sender = this.pc && this.pc.getSenders().find((s) => s.track && s.track.kind === 'audio');
+    return sender && sender.dtmf && sender.dtmf.canInsertDTMF ? sender.dtmf : null;
+  }
+
   // Offer `stream`'s audio track to the call as `displayName`, with the application token; `progress(text)` says
   // what it is waiting for.
   async join(callId, displayName, appToken, stream, progress) {
