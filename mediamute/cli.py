@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -74,6 +75,13 @@ def _jitter(min_ms: float, max_ms: float, plc_frames: int) -> JitterBufferSettin
 DEFAULT_JITTER = JitterBufferSettings()
 
 
+FOREIGN_TOKENS_WARNING = (
+    "[bold white on red] WARNING [/] [bold red]--accept-foreign-tokens: tokens of other issuers (Entra ID...) are "
+    "accepted WITHOUT verifying their signature[/]; anyone who reaches this server can forge one. Expiry, audience and "
+    "roles are still checked. Local testing only."
+)
+
+
 @app.callback()
 def _root() -> None:
     """mediamute: a local media-plane simulator of server-side mute in a WebRTC group call."""
@@ -92,6 +100,24 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
+    accept_foreign_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--accept-foreign-tokens",
+            help="Also accept other issuers' tokens (e.g. Entra ID's, so a bot's unchanged code can call this server) "
+            "WITHOUT verifying their signature; their expiry, audience and roles are still checked. Local testing only.",
+        ),
+    ] = False,
+    faults: Annotated[
+        Optional[str],
+        typer.Option(
+            "--faults",
+            metavar="JSON|@FILE",
+            help='Faults on request for every call, seeded and counted: e.g. \'{"seed": 1, "notifications": '
+            '{"delayMs": 200, "duplicate": 0.1, "reorder": 0.1, "failFirstAttempt": 0.2}, "api": {"rate": 0.05, '
+            '"statuses": [429, 503], "retryAfterSeconds": 1}}\' (see the README). Off by default.',
+        ),
+    ] = None,
     redis: Annotated[
         Optional[str],
         typer.Option("--redis", metavar="URL", help="Join a cluster of nodes through this Redis (redis://HOST:PORT/DB)."),
@@ -119,6 +145,7 @@ def serve(
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
+    fault_spec = _fault_spec(faults)
     jitter = _jitter(jitter_min_ms, jitter_max_ms, plc_frames)
     if workers is not None:
         raise typer.Exit(_serve_workers(
@@ -126,7 +153,9 @@ def serve(
             [*(["--no-auth"] if no_auth else []), *(["--key-file", str(key_file)] if key_file else []),
              *(f"--ice-server={s}" for s in ice_server or []), *(["--ice-addresses", ice_addresses] if ice_addresses else []),
              "--log-level", log_level, "--capacity", str(capacity), "--node-ttl", str(node_ttl),
-             "--relay-timeout", str(relay_timeout)],
+             "--relay-timeout", str(relay_timeout),
+             *(["--accept-foreign-tokens"] if accept_foreign_tokens else []),
+             *(["--faults", json.dumps(fault_spec)] if fault_spec is not None else [])],
         ))
     if node_url is not None and redis is None:
         raise typer.BadParameter("--node-url needs --redis", param_hint="--node-url")
@@ -147,6 +176,8 @@ def serve(
         log_level=log_level,
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
+        accept_foreign_tokens=accept_foreign_tokens,
+        faults=fault_spec,
         cluster=cluster,
     )
     server = MediamuteServer(settings)
@@ -187,6 +218,10 @@ def serve(
             console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
         else:
             console.print("  [yellow]auth is off[/]: any request is accepted")
+        if settings.accept_foreign_tokens and settings.auth:
+            console.print(FOREIGN_TOKENS_WARNING, soft_wrap=True)
+        if fault_spec is not None:
+            console.print(f"  [yellow]faults on request[/] for every call: {json.dumps(fault_spec)}", soft_wrap=True)
         await server.serve_forever()
 
     try:
@@ -195,9 +230,29 @@ def serve(
         pass
 
 
+def _fault_spec(text: str | None) -> dict | None:
+    """`--faults`: a JSON fault spec, inline or `@file`, checked now so a typo is an error that names the field."""
+    from pydantic import ValidationError
+
+    from .api.faults import fault_spec_errors, parse_fault_spec
+
+    if text is None:
+        return None
+    try:
+        raw = Path(text[1:]).read_text() if text.startswith("@") else text
+        spec = parse_fault_spec(raw)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {text[1:]}: {exc.strerror}", param_hint="--faults") from None
+    except ValidationError as exc:
+        raise typer.BadParameter(fault_spec_errors(exc), param_hint="--faults") from None
+    assert spec is not None
+    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def _serve_workers(
     workers: str, host: str, port: int, redis: str | None, no_auth: bool, key_file: Path | None, worker_args: list[str]
 ) -> int:
+    foreign = "--accept-foreign-tokens" in worker_args and not no_auth
     """`serve --workers`: N nodes behind one port (mediamute/cluster/supervisor.py)."""
     from .cluster.redis_server import RedisServerError
     from .cluster.supervisor import run_workers, worker_count
@@ -217,6 +272,8 @@ def _serve_workers(
             console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
         else:
             console.print("  [yellow]auth is off[/]: any request is accepted")
+        if foreign:
+            console.print(FOREIGN_TOKENS_WARNING, soft_wrap=True)
 
     try:
         return run_workers(count, host, port, redis, worker_args, lambda text: console.print(text, highlight=False, soft_wrap=True), banner)

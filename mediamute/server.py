@@ -58,6 +58,11 @@ class MediamuteServer:
         return self._app
 
     async def start(self) -> None:
+        if self.settings.accept_foreign_tokens and self.settings.auth:
+            log.warning(
+                "accepting other issuers' tokens (e.g. Entra ID's) WITHOUT verifying their signature "
+                "(--accept-foreign-tokens): anyone who can reach this server can forge one; local testing only"
+            )
         configure_ice(self.settings.ice_addresses)
         # the hub starts delivery tasks, so it is made inside the running loop
         self.hub = NotificationHub(self.registry.events, self.signing_key)
@@ -88,6 +93,8 @@ class MediamuteServer:
             return
         self._stopped = True
         await self.registry.close()
+        if self._app is not None:
+            await self._app.state.mediamute.invitations.close()
         if self.cluster is not None:  # after the calls ended (their records say so), leave the cluster
             await self.cluster.stop()
         if self.hub is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .media.jitter import JitterBufferSettings
 
@@ -25,6 +26,12 @@ class ServerSettings:
     """Sign with a key made at start and never written (tests, benchmarks)."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
+    accept_foreign_tokens: bool = False
+    """Also accept another issuer's JWT (e.g. Entra ID's, for Graph) WITHOUT verifying its signature, still checking
+    its lifetime, audience and roles: so a bot's unchanged code can call this server. Local testing only."""
+    faults: dict[str, Any] | None = None
+    """The server-wide fault spec (`api.faults.FaultSpec` as JSON: `seed`, `notifications`, `api`); None: no faults.
+    A call created with its own `mediamute.faults` uses that one instead."""
     cluster: ClusterSettings | None = None
     """Join a cluster of nodes through Redis (`--redis`); None: one process, nothing of the cluster exists."""
 

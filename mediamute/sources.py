@@ -206,6 +206,11 @@ class WavSource(AudioSource):
         return self._audio[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES].copy()
 
     @property
+    def frames_per_loop(self) -> int:
+        """How many 20 ms frames one pass of the file takes (its pause included when it loops)."""
+        return self._frames
+
+    @property
     def describe(self) -> str:
         return f"wav {self.path.name}"
 

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 ISSUER = "mediamute"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
+GRAPH_AUDIENCES = (GRAPH_AUDIENCE, GRAPH_AUDIENCE + "/", "00000003-0000-0000-c000-000000000000")
+"""The audiences Entra ID writes in a token for Microsoft Graph (v1 tokens: its URL; v2: Graph's application id)."""
 ALGORITHM = "ES256"
 KEY_FILE_ENV = "MEDIAMUTE_KEY_FILE"
 
@@ -172,6 +174,35 @@ class SigningKey:
             issuer=ISSUER,
             options={"require": ["exp", "iat", "iss", "aud"]},
         )
+
+
+def token_issuer(token: str) -> str | None:
+    """The `iss` claim of a well-formed JWT, read without checking anything else (to choose how to check it);
+    raises jwt.InvalidTokenError if the token is not a JWT at all."""
+    issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
+def read_foreign_token(token: str, audiences: tuple[str, ...] = GRAPH_AUDIENCES) -> dict[str, Any]:
+    """The claims of another issuer's access token (Entra ID's, typically), for the local mode that accepts them:
+    its signature is NOT verified (mediamute has no way to fetch that issuer's keys, and a local simulator should
+    not), but it must be a signed JWT (not `alg: none`) for Graph, with an issuer, and within its lifetime (`exp`,
+    `nbf`). Raises jwt.InvalidTokenError (with the reason) otherwise."""
+    header = jwt.get_unverified_header(token)
+    algorithm = str(header.get("alg") or "none")
+    if algorithm.lower() == "none" or not token.rsplit(".", 1)[-1]:
+        raise jwt.InvalidTokenError("an unsigned token (alg none) is not an access token")
+    return jwt.decode(
+        token,
+        options={
+            "verify_signature": False,
+            "verify_exp": True,
+            "verify_nbf": True,
+            "verify_aud": True,
+            "require": ["exp", "iss", "aud"],
+        },
+        audience=list(audiences),
+    )
 
 
 def verify_callback(token: str, body: bytes, callback_uri: str, jwks_or_key: dict[str, Any] | ec.EllipticCurvePublicKey) -> dict[str, Any]:

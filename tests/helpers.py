@@ -70,6 +70,8 @@ class InProcessMediamute:
 
     async def stop(self) -> None:
         await self.registry.close()
+        if self.app is not None:
+            await self.app.state.mediamute.invitations.close()
         if self.hub is not None:
             await self.hub.close()
 

@@ -24,8 +24,11 @@ JOIN = [ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
 MEDIA = [ROLE_ACCESS_MEDIA]
 # a role each endpoint does not accept (None: every calls role is accepted there)
-OTHER = {"create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA,
-         "media": ROLE_INITIATE}
+OTHER = {
+    "create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA,
+    "media": ROLE_INITIATE, "invite": ROLE_INITIATE,
+}
+INVITE_BODY = {"participants": [{"identity": {"user": {"id": "u-1"}}, "mediamute": {"source": "silence", "ringDelaySeconds": 0}}]}
 
 # name, method, path (with {call}, {participant}, {app}, {operation}), body, accepted roles group, success status
 ENDPOINTS = [
@@ -42,12 +45,15 @@ ENDPOINTS = [
     ("subscribe to tone (beta)", "POST", "/beta/communications/calls/{call}/subscribeToTone", {}, "media", 200),
     ("get operation", "GET", G + "/{call}/operations/{operation}", None, "read", 200),
     ("mute all (beta)", "POST", "/beta/communications/calls/{call}/participants/muteAll", {}, "join", 200),
+    ("invite participants", "POST", G + "/{call}/participants/invite", INVITE_BODY, "invite", 200),
     ("unmute participant (ext)", "POST", "/ext/calls/{call}/participants/{app}/unmute", {}, "join", 200),
     ("stats (ext)", "GET", "/ext/calls/{call}/stats", None, "read", 200),
     ("join token (ext)", "POST", "/ext/calls/{call}/joinTokens", None, "mint", 200),
 ]
-GROUPS = {"create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA],
-          "media": MEDIA}
+GROUPS = {
+    "create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA],
+    "media": MEDIA, "invite": [ROLE_INITIATE_GROUP_CALL],
+}
 
 
 async def prepare(api: InProcessMediamute, http: httpx.AsyncClient, path: str) -> str:

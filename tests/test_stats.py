@@ -138,12 +138,13 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     sequence.duplicates += 100  # the record holds a copy: later packets do not change what was read
     body = call_stats_json(record, DeliveryCounters(enqueued=4, posts=2))
     assert list(body) == [
-        "callId", "state", "monotonicNow", "rosterSequenceNumber", "clock", "callbacks", "participants", "audit"
+        "callId", "state", "monotonicNow", "rosterSequenceNumber", "clock", "callbacks", "faults", "participants", "audit"
     ]
     assert body["monotonicNow"] == record.monotonic_now
     assert body["clock"] == {"ticks": 0, "late_ticks": 0, "max_lateness": 0.0}
     assert body["callbacks"]["enqueued"] == 4 and body["callbacks"]["posts"] == 2
     assert call_stats_json(record, None)["callbacks"] is None
+    assert body["faults"] is None  # no faults on request for this call
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from pydantic import ValidationError
 from fastapi_swagger import patch_fastapi
 
 from .. import __version__
@@ -14,7 +15,11 @@ from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
 from . import ext, graph, network, schemas, web, whip
+from .auth import FOREIGN_WARNING
 from .errors import error_response, install_error_handlers
+from .fault_injection import ApiFaultInjection
+from .faults import fault_spec_errors, parse_fault_spec
+from .invitations import Invitations
 from .metrics import install_metrics
 from .routes import RouteTemplates
 from .notifications import NotificationHub
@@ -50,8 +55,15 @@ def create_app(
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    app.state.mediamute = AppState(registry=registry, settings=settings, signing_key=signing_key, hub=hub)
+    try:
+        hub.faults.set_server(parse_fault_spec(settings.faults))
+    except ValidationError as exc:
+        raise ValueError(f"invalid fault spec (settings.faults): {fault_spec_errors(exc)}") from None
+    app.state.mediamute = AppState(
+        registry=registry, settings=settings, signing_key=signing_key, hub=hub, invitations=Invitations(registry, settings.jitter)
+    )
     install_error_handlers(app)
+    app.add_middleware(ApiFaultInjection, book=hub.faults)  # inside graph_conventions: refusals get request-id
     # Swagger UI served from the package (no CDN): the interactive docs work offline.
     patch_fastapi(app, docs_url="/docs", redirect_from_root_to_docs=False)
 
@@ -70,6 +82,8 @@ def create_app(
                 return response
         response = await call_next(request)
         response.headers["request-id"] = request.state.request_id
+        if getattr(request.state, "foreign_token", False):  # accepted without a signature check: say so every time
+            response.headers["Mediamute-Warning"] = FOREIGN_WARNING
         if "client-request-id" in request.headers:
             response.headers["client-request-id"] = request.headers["client-request-id"][:128]
         return response
@@ -93,6 +107,12 @@ def create_app(
 
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
+FAULT_PREFIXES = ("/v1.0/", "/beta/", "/ext/", "/whip/")
+FAULT_RESPONSES = {
+    "429": "Too Many Requests: an injected fault (mediamute faults.api), the action not performed",
+    "503": "Service Unavailable: an injected fault (mediamute faults.api), the action not performed",
+}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 
 
 def document_errors(app: FastAPI) -> None:
@@ -119,8 +139,11 @@ def document_errors(app: FastAPI) -> None:
                     responses.setdefault("400", {"description": "Invalid parameters or body (Graph error envelope)"})
                 if method in ("post", "put") and path.startswith(JSON_PREFIXES):
                     responses.setdefault("415", {"description": "A body sent with another Content-Type than application/json"})
+                if path.startswith(FAULT_PREFIXES):  # only when faults are asked for (faults.api), never by default
+                    for status, text in FAULT_RESPONSES.items():
+                        responses.setdefault(status, {"description": text, "headers": RETRY_AFTER})
                 for status, response in responses.items():
-                    if status.startswith("4"):
+                    if status.startswith("4") or status in FAULT_RESPONSES:
                         response["content"] = {"application/json": {"schema": {"$ref": ERROR_REF}}}
         app.openapi_schema = document
         return document

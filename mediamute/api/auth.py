@@ -2,6 +2,12 @@
 
 401: no token, a malformed one, a bad signature, an expired one. 403: a valid token without the role the action
 needs, or a delegated token (`scp`, no `roles`) where only application permissions are supported.
+
+Tokens are mediamute's own (ES256, its key). Another issuer's token (Entra ID's) is a 401, since its signature
+cannot be verified here, unless the server runs in the local foreign-token mode (`accept_foreign_tokens`): then a
+well-formed, signed JWT for Graph is accepted WITHOUT verifying its signature, its lifetime and `roles` still
+checked; it only ever acts as an application (never as a WHIP join or session token), and every answer to it
+carries a `Mediamute-Warning` header.
 """
 
 from __future__ import annotations
@@ -10,16 +16,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import logging
+
 import jwt
 from fastapi import Request
 from starlette.requests import HTTPConnection
 
-from ..tokens import ALL_CALL_ROLES, GRAPH_AUDIENCE, SigningKey, canonical_role
+from ..ratelimit import PerSourceLimiter
+from ..tokens import ALL_CALL_ROLES, GRAPH_AUDIENCE, ISSUER, SigningKey, canonical_role, read_foreign_token, token_issuer
 from .errors import GraphError
 
+log = logging.getLogger("mediamute.auth")
 FORBIDDEN = "Authorization_RequestDenied"
 UNAUTHENTICATED = "InvalidAuthenticationToken"
 WHIP_AUDIENCE = "mediamute:whip"
+FOREIGN_WARNING = "token accepted WITHOUT verifying its signature (--accept-foreign-tokens: local testing only)"
+"""The `Mediamute-Warning` header on every answer to a foreign token."""
+FOREIGN_LOGGED = PerSourceLimiter(interval=60.0)
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,8 @@ class Principal:
     call_id: str | None = None
     participant_id: str | None = None
     claims: dict[str, Any] = field(default_factory=dict)
+    foreign: bool = False
+    """An application token of another issuer, accepted unverified in the local foreign-token mode."""
 
     def has_any(self, roles: Iterable[str]) -> bool:
         """Holds one of `roles`: compared case-insensitively, the seed page's plural spellings being the same roles."""
@@ -61,22 +76,54 @@ def authenticate(request: Request, allow_query: bool = False) -> Principal:
     token = bearer_token(request, allow_query)
     if token is None:
         raise GraphError(401, "Access token is empty.", UNAUTHENTICATED)
-    key: SigningKey = state.signing_key
     try:
+        issuer = token_issuer(token)
+        if issuer != ISSUER:
+            return _foreign_principal(request, state.settings.accept_foreign_tokens, token, issuer)
+        key: SigningKey = state.signing_key
         claims = key.decode(token, audiences=(GRAPH_AUDIENCE, WHIP_AUDIENCE))
     except jwt.ExpiredSignatureError:
         raise GraphError(401, "Lifetime validation failed, the token is expired.", UNAUTHENTICATED) from None
+    except jwt.ImmatureSignatureError:
+        raise GraphError(401, "Lifetime validation failed, the token is not yet valid (nbf).", UNAUTHENTICATED) from None
     except jwt.InvalidTokenError as exc:
         raise GraphError(401, f"Access token validation failure: {exc}.", UNAUTHENTICATED) from None
     kind = claims.get("mm:kind", "app")
     if kind == "app":
-        roles = claims.get("roles")
-        if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
-            raise GraphError(401, "Access token validation failure: 'roles' must be a list of strings.", UNAUTHENTICATED)
-        return Principal(kind="app", roles=frozenset(roles or ()), claims=claims)
+        return _application(claims)
     if kind in ("join", "session"):
         return Principal(kind=kind, call_id=claims.get("mm:call"), participant_id=claims.get("sub"), claims=claims)
     raise GraphError(401, "Access token validation failure: this token is not for the API.", UNAUTHENTICATED)
+
+
+def _application(claims: dict[str, Any], foreign: bool = False) -> Principal:
+    roles = claims.get("roles")
+    if roles is not None and not (isinstance(roles, list) and all(isinstance(r, str) for r in roles)):
+        raise GraphError(401, "Access token validation failure: 'roles' must be a list of strings.", UNAUTHENTICATED)
+    return Principal(kind="app", roles=frozenset(roles or ()), claims=claims, foreign=foreign)
+
+
+def _foreign_principal(connection: HTTPConnection, accepted: bool, token: str, issuer: str | None) -> Principal:
+    """Another issuer's token: a 401 (its signature cannot be verified here), or, in the local foreign-token mode,
+    an application read from its claims without verifying its signature (jwt errors propagate as 401s)."""
+    if not accepted:
+        raise GraphError(
+            401,
+            f"Access token validation failure: the signature cannot be verified, the token was issued by "
+            f"{issuer or 'an unnamed issuer'}, not by this mediamute server. For local tests, `mediamute serve "
+            "--accept-foreign-tokens` accepts other issuers' tokens without verifying their signature.",
+            UNAUTHENTICATED,
+        )
+    claims = read_foreign_token(token)
+    principal = _application({k: v for k, v in claims.items() if not k.startswith("mm:")}, foreign=True)
+    connection.state.foreign_token = True
+    suppressed = FOREIGN_LOGGED.allow(str(claims.get("iss")))
+    if suppressed is not None:
+        log.warning(
+            "accepted a token of %s (appid %s) WITHOUT verifying its signature (--accept-foreign-tokens; %d more since "
+            "the last line)", claims.get("iss"), claims.get("appid") or claims.get("azp"), suppressed,
+        )
+    return principal
 
 
 def require_app_roles(principal: Principal, roles: Iterable[str]) -> None:

@@ -29,7 +29,7 @@ from .errors import GraphError, error_body
 from .graph import ERRORS, ContextBody, client_context, run_operation
 from .network import network_json
 from .notifications import DeliveryCounters
-from .resources import call_resource, participant_resource
+from .resources import call_resource, participant_resource, roster
 from .state import app_state
 
 log = logging.getLogger("mediamute.ext")
@@ -143,8 +143,11 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     return body
 
 
-def call_stats_json(record: CallStats, callbacks: DeliveryCounters | None) -> dict[str, Any]:
-    """A call's numbers on the wire, with its callback delivery counters (the API's own, None without a callback)."""
+def call_stats_json(
+    record: CallStats, callbacks: DeliveryCounters | None, faults: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A call's numbers on the wire, with its callback delivery counters (the API's own, None without a callback)
+    and the faults on request in force for it (the spec and the API requests refused; None without faults)."""
     return {
         "callId": record.call_id,
         "state": record.state,
@@ -152,6 +155,7 @@ def call_stats_json(record: CallStats, callbacks: DeliveryCounters | None) -> di
         "rosterSequenceNumber": record.roster_sequence,
         "clock": asdict(record.clock),
         "callbacks": asdict(callbacks) if callbacks is not None else None,
+        "faults": faults,
         "participants": [participant_stats_json(p) for p in record.participants],
         "audit": [
             {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels),
@@ -161,7 +165,7 @@ def call_stats_json(record: CallStats, callbacks: DeliveryCounters | None) -> di
     }
 
 
-@router.get("/calls/{call_id}/stats", responses=ERRORS, summary="Gate, mixer, clock and callback counters and the contributor audit")
+@router.get("/calls/{call_id}/stats", responses=ERRORS, summary="Gate, mixer, clock, callback and fault counters and the contributor audit")
 async def stats(
     call_id: str,
     request: Request,
@@ -171,7 +175,8 @@ async def stats(
     call_reader(request, call_id)
     state = app_state(request)
     call = state.registry.get(call_id)
-    return JSONResponse(call_stats_json(call_stats(call, since, limit), state.hub.delivery_counters(call_id)))
+    counters = state.hub.delivery_counters(call_id)
+    return JSONResponse(call_stats_json(call_stats(call, since, limit), counters, state.hub.faults.call_report(call_id)))
 
 
 # event stream -------------------------------------------------------------------------------------------------
@@ -220,7 +225,7 @@ def _snapshot(call: Call, history: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "snapshot",
         "call": call_resource(call).wire(),
-        "participants": [participant_resource(p).wire() for p in call.participants.values()],
+        "participants": [participant_resource(p).wire() for p in roster(call.participants.values())],
         "allowSelfUnmute": call.options.allow_self_unmute,
         "history": history,
     }

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from ..calls.call import Call, CallOptions
-from ..calls.model import Operation
+from ..calls.model import Operation, new_id
 from ..sources import SAMPLES_DIR, source_from_spec
 from ..tokens import (
     ALL_CALL_ROLES,
@@ -26,7 +26,7 @@ from ..tokens import (
 from . import schemas
 from .auth import Principal, roles
 from .errors import GraphError
-from .resources import call_resource, operation_resource, participant_resource
+from .resources import call_resource, operation_resource, participant_resource, roster
 from .state import app_state
 from .urls import metadata, operation_location
 
@@ -34,6 +34,7 @@ CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL)
 READ = roles(*ALL_CALL_ROLES)
 PARTICIPANT_MUTE = roles(ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 SELF_MUTE = roles(ROLE_INITIATE, ROLE_ACCESS_MEDIA)
+INVITE = roles(ROLE_INITIATE_GROUP_CALL)
 ACCESS_MEDIA = roles(ROLE_ACCESS_MEDIA)
 
 router = APIRouter(tags=["Graph calls"])
@@ -84,8 +85,11 @@ async def create_call(
     except ValueError as exc:
         raise GraphError(400, f"mediamute.appSource: {exc}") from None
     state = app_state(request)
+    call_id = new_id()
+    state.hub.faults.register(call_id, extension.faults)  # before the call publishes its first notification
     call = state.registry.create(
-        CallOptions(
+        call_id=call_id,
+        options=CallOptions(
             callback_uri=body.callback_uri,
             peer_to_peer=body.is_peer_to_peer,
             allow_self_unmute=extension.allow_self_unmute,
@@ -98,7 +102,7 @@ async def create_call(
             chat_info=body.chat_info,
             meeting_info=body.meeting_info,
             inbox_frames=state.settings.inbox_frames,
-        )
+        ),
     )
     resource = call_resource(call, context=metadata(request, "communications/calls/$entity"))
     return JSONResponse(resource.wire(), status_code=201)
@@ -127,9 +131,34 @@ async def list_participants(call_id: str, request: Request, _: Principal = Depen
     call = app_state(request).registry.get(call_id)
     collection = schemas.ParticipantCollection(
         odata_context=metadata(request, f"communications/calls('{call.id}')/participants"),
-        value=[participant_resource(p) for p in call.participants.values()],
+        value=[participant_resource(p) for p in roster(call.participants.values())],
     )
     return JSONResponse(collection.wire())
+
+
+@router.post(
+    "/communications/calls/{call_id}/participants/invite",
+    response_model=schemas.InviteParticipantsOperation,
+    responses=ERRORS,
+    summary="Invite participants: each joins after its ring delay as a simulated participant",
+)
+async def invite_participants(
+    call_id: str,
+    request: Request,
+    body: Annotated[schemas.InviteParticipantsBody, Body()],
+    _: Principal = Depends(INVITE),
+) -> JSONResponse:
+    """Answered `running` with the invitees echoed; the operation completes (a `deleted` notification on it) when
+    the last invitee has joined, then a roster update lists the newcomers. An invitee is a server-side simulated
+    participant whose Opus packets take the WebRTC receive path (gate, decode, mix): it mutes like anyone."""
+    state = app_state(request)
+    call = state.registry.live(call_id)
+    invitation = state.invitations.plan(call, body)
+    operation = call.begin(
+        Operation("inviteParticipants", "", body.client_context, details={"participants": invitation.echo})
+    )
+    state.invitations.start(call, operation, invitation)
+    return operation_response(request, call, operation)
 
 
 @router.get(

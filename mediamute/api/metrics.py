@@ -41,6 +41,7 @@ from ..calls.call import Call, CallRegistry
 from ..calls.stats import CallStats, ParticipantStats, call_stats
 from ..media.netem import DirectionState
 from ..rtc.ice import DATAGRAM_GUARD
+from .faults import FAULT_STATUSES
 from .notifications import NotificationHub
 from .routes import RouteTemplates
 
@@ -50,6 +51,13 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 CALL = ["call_id"]
 PARTICIPANT = ["call_id", "participant_id"]
 DIRECTION = [*PARTICIPANT, "direction"]
+CALLBACK_FAULTS = (
+    ("delayed", "faults_delayed"),
+    ("duplicated", "faults_duplicated"),
+    ("reordered", "faults_reordered"),
+    ("first_attempt_failed", "faults_first_attempt_failed"),
+)
+"""(label value, DeliveryCounters field) for every fault injected in callback deliveries."""
 NETWORK_DROP_REASONS = (("random", "dropped_random"), ("burst", "dropped_burst"), ("queue", "dropped_queue"))
 """(label value, NetworkCounters field) for every reason the network impairment drops a datagram."""
 RTP_DROP_REASONS = (("duplicate", "duplicates"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
@@ -92,6 +100,10 @@ class CallCollector(Collector):
         yield GaugeMetricFamily("mediamute_calls", "Live calls (established, not ended).", value=len(live))
         yield CounterMetricFamily("mediamute_calls_created", "Calls this server has created.", value=len(calls))
         yield CounterMetricFamily("mediamute_calls_ended", "Calls that have ended.", value=len(calls) - len(live))
+        injected = _counter("mediamute_api_faults_injected", "API requests refused by an injected fault (faults.api), by status.", ["status"])
+        for status in FAULT_STATUSES:
+            injected.add_metric([str(status)], self.hub.faults.refused_total.get(status, 0))
+        yield injected
         guard = DATAGRAM_GUARD.counters()
         refused = _counter("mediamute_ice_datagrams_refused", "UDP datagrams the ICE guard dropped, by reason.", ["reason"])
         refused.add_metric(["empty"], guard.empty)
@@ -126,6 +138,12 @@ class CallFamilies:
         self.cb_retries = _counter("mediamute_callback_retries", callback + "attempts retried after a failure.", CALL)
         self.cb_failed = _counter("mediamute_callback_batches_failed", callback + "batches given up (refused or every attempt failed).", CALL)
         self.cb_dropped = _counter("mediamute_callback_notifications_dropped", callback + "oldest notifications dropped from a full queue.", CALL)
+        self.faults = _counter(
+            "mediamute_call_faults_injected",
+            "Faults injected on request in a call: callback batches delayed, duplicated, reordered, first attempts "
+            "failed; API requests on its paths refused (api_429, api_503).",
+            [*CALL, "fault"],
+        )
         self.server_muted = _gauge("mediamute_participant_server_muted", "1 while the participant's gate is closed (server mute).", PARTICIPANT)
         self.passed = _counter("mediamute_gate_passed_packets", "RTP packets the mute gate let through.", PARTICIPANT)
         self.passed_bytes = _counter("mediamute_gate_passed_bytes", "RTP payload bytes the mute gate let through.", PARTICIPANT)
@@ -178,6 +196,7 @@ class CallFamilies:
         self.tick_duration.add_metric(labels, buckets, durations.total)
         self._add_encoding(labels, call.encoding_counters())
         self._add_callbacks(labels, hub, call.id)
+        self._add_faults(labels, hub, call.id)
         for entry in stats.participants:
             self._add_participant([call.id, entry.id], entry)
 
@@ -189,6 +208,16 @@ class CallFamilies:
         self.encodes.add_metric([*labels, "own"], counters["own"])
         self.shared_deliveries.add_metric(labels, counters["shared_deliveries"])
         self.encodes_per_tick.add_metric(labels, counters["per_tick"])
+
+    def _add_faults(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
+        report = hub.faults.call_report(call_id)
+        if report is None:  # no faults for this call
+            return
+        counters = hub.delivery_counters(call_id)
+        for fault, field in CALLBACK_FAULTS:
+            self.faults.add_metric([*labels, fault], getattr(counters, field) if counters is not None else 0)
+        for status, count in report["apiRefused"].items():
+            self.faults.add_metric([*labels, f"api_{status}"], count)
 
     def _add_callbacks(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
         counters = hub.delivery_counters(call_id)

@@ -4,6 +4,10 @@ batches fanned out to the call's live event streams (WebSocket), which also get 
 Domain events only enqueue (O(1), synchronous); delivery runs in its own task per call with a bounded queue,
 batching, retries with exponential backoff, and a signed bearer token on every POST. A receiver that hangs or
 fails therefore delays only its own notifications, never a mixer tick.
+
+Faults on request (`faults.DeliveryFaults`, off by default) act here, each counted: a batch delayed after its first
+notification was published, duplicated (POSTed again once delivered), reordered (held and sent after the next
+batch) or its first attempt failed (not sent, so the retry path runs).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from ..calls.call import Call
 from ..calls.model import Operation, Participant
 from ..tokens import SigningKey
 from . import schemas
-from .resources import call_resource, operation_path, operation_resource, participant_resource, tone_notification_data
+from .faults import DeliveryFaults, FaultBook
+from .resources import call_resource, operation_path, operation_resource, participant_resource, roster, tone_notification_data
 
 log = logging.getLogger("mediamute.notifications")
 
@@ -52,21 +57,40 @@ class DeliveryCounters:
     retries: int = 0
     failed_batches: int = 0
     dropped_overflow: int = 0
+    faults_delayed: int = 0
+    """Batches held back by an injected delay."""
+    faults_duplicated: int = 0
+    """Delivered batches POSTed a second time by an injected fault."""
+    faults_reordered: int = 0
+    """Batches sent after the batch that followed them, by an injected fault."""
+    faults_first_attempt_failed: int = 0
+    """First attempts not sent (counted as failed, so retried) by an injected fault."""
 
 
 class CallbackDelivery:
     """One call's notifications POSTed to its callbackUri in order, each batch retried up to `policy.attempts`
     times (so a receiver may see a batch twice); a batch that fails every attempt, and the oldest notification
-    when the queue is full, are dropped and counted."""
+    when the queue is full, are dropped and counted. `faults` (on request) bend that, and are counted too."""
 
-    def __init__(self, call_id: str, uri: str, key: SigningKey, client: httpx.AsyncClient, policy: DeliveryPolicy) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        uri: str,
+        key: SigningKey,
+        client: httpx.AsyncClient,
+        policy: DeliveryPolicy,
+        faults: DeliveryFaults | None = None,
+    ) -> None:
         self.call_id = call_id
         self.uri = uri
         self.key = key
         self.client = client
         self.policy = policy
+        self.faults = faults
         self.counters = DeliveryCounters()
         self._queue: deque[schemas.CommsNotification] = deque()
+        self._published: deque[float] = deque()
+        """When each queued notification was published (monotonic), in step with `_queue`."""
         self._wake = asyncio.Event()
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"callbacks-{call_id}")
@@ -74,9 +98,11 @@ class CallbackDelivery:
     def enqueue(self, notification: schemas.CommsNotification) -> None:
         if len(self._queue) >= self.policy.queue_size:
             self._queue.popleft()
+            self._published.popleft()
             self.counters.dropped_overflow += 1
             log.warning("call %s: callback queue full, oldest notification dropped", self.call_id)
         self._queue.append(notification)
+        self._published.append(time.monotonic())
         self.counters.enqueued += 1
         self._wake.set()
 
@@ -104,32 +130,58 @@ class CallbackDelivery:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.policy.batch_size))]
-            await self._deliver(batch)
+            batch = self._take()
+            if self.faults is not None and self.faults.reorder():
+                await self._deliver_after_next(batch)
+            else:
+                await self._deliver(batch)
 
-    async def _deliver(self, batch: list[schemas.CommsNotification]) -> None:
-        body = json.dumps(schemas.CommsNotifications(value=batch).wire(), separators=(",", ":")).encode()
+    def _take(self) -> list[tuple[float, schemas.CommsNotification]]:
+        count = min(len(self._queue), self.policy.batch_size)
+        return [(self._published.popleft(), self._queue.popleft()) for _ in range(count)]
+
+    async def _deliver_after_next(self, held: list[tuple[float, schemas.CommsNotification]]) -> None:
+        """Fault: hold `held` and deliver it after the next batch (once `faults.hold` passed without one, alone)."""
+        assert self.faults is not None
+        deadline = time.monotonic() + self.faults.hold
+        while not self._queue and not self._closing and time.monotonic() < deadline:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+        if self._queue:
+            self.counters.faults_reordered += 1
+            await self._deliver(self._take())
+        await self._deliver(held)
+
+    async def _deliver(self, batch: list[tuple[float, schemas.CommsNotification]]) -> None:
+        notifications = [notification for _published, notification in batch]
+        body = json.dumps(schemas.CommsNotifications(value=notifications).wire(), separators=(",", ":")).encode()
+        faults = self.faults
+        if faults is not None:
+            wait = batch[0][0] + faults.delay() - time.monotonic()
+            if wait > 0:
+                self.counters.faults_delayed += 1
+                await asyncio.sleep(wait)
         backoff = self.policy.first_backoff
         for attempt in range(1, self.policy.attempts + 1):
-            headers = {
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {self.key.sign_callback(body, self.uri)}",
-                "Mediamute-Delivery-Attempt": str(attempt),
-            }
-            self.counters.posts += 1
-            try:
-                response = await self.client.post(self.uri, content=body, headers=headers, timeout=self.policy.timeout)
-                if 200 <= response.status_code < 300:
+            if attempt == 1 and faults is not None and faults.fail_first_attempt():
+                self.counters.faults_first_attempt_failed += 1
+                reason = "an injected fault (not sent)"
+            else:
+                status, reason = await self._post(body, attempt)
+                if status is not None and 200 <= status < 300:
                     self.counters.delivered_batches += 1
                     self.counters.delivered_notifications += len(batch)
+                    if faults is not None and faults.duplicate():
+                        self.counters.faults_duplicated += 1
+                        await self._post(body, attempt)  # the same body again, as an at-least-once service may
                     return
-                if response.status_code not in RETRYABLE_STATUS:
-                    log.warning("call %s: callback %s refused with %d; not retried", self.call_id, self.uri, response.status_code)
+                if status is not None and status not in RETRYABLE_STATUS:
+                    log.warning("call %s: callback %s refused with %d; not retried", self.call_id, self.uri, status)
                     self.counters.failed_batches += 1
                     return
-                reason = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                reason = f"{type(exc).__name__}: {exc}"
             if attempt == self.policy.attempts:
                 break
             self.counters.retries += 1
@@ -139,6 +191,20 @@ class CallbackDelivery:
         self.counters.failed_batches += 1
         log.error("call %s: callback %s failed %d times; batch of %d dropped", self.call_id, self.uri, self.policy.attempts, len(batch))
 
+    async def _post(self, body: bytes, attempt: int) -> tuple[int | None, str]:
+        """POST `body` once, signed for this exact body: (the status, or None if no answer came; why it failed)."""
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self.key.sign_callback(body, self.uri)}",
+            "Mediamute-Delivery-Attempt": str(attempt),
+        }
+        self.counters.posts += 1
+        try:
+            response = await self.client.post(self.uri, content=body, headers=headers, timeout=self.policy.timeout)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+        return response.status_code, f"HTTP {response.status_code}"
+
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -146,9 +212,13 @@ Subscriber = Callable[[dict[str, Any]], None]
 class NotificationHub:
     """Turns domain events into commsNotifications and hands them to callbacks and event-stream subscribers."""
 
-    def __init__(self, events: EventEmitter, key: SigningKey, policy: DeliveryPolicy | None = None) -> None:
+    def __init__(
+        self, events: EventEmitter, key: SigningKey, policy: DeliveryPolicy | None = None, faults: FaultBook | None = None
+    ) -> None:
         self.key = key
         self.policy = policy or DeliveryPolicy()
+        self.faults = faults or FaultBook()
+        """The fault specs in force; the app sets the server's and registers each call's."""
         self.deliveries: dict[str, CallbackDelivery] = {}
         self.subscribers: dict[str, set[Subscriber]] = {}
         self.history: dict[str, deque[dict[str, Any]]] = {}
@@ -173,12 +243,14 @@ class NotificationHub:
             self._closing.add(asyncio.get_running_loop().create_task(delivery.close(drain_timeout=10.0)))
 
     def _participants_updated(self, call: Call, *participants: Participant) -> None:
-        data = [participant_resource(p).wire() for p in participants]
-        self._publish(call, "updated", f"/communications/calls/{call.id}/participants", data)
+        data = [participant_resource(p).wire() for p in roster(participants)]
+        if data:
+            self._publish(call, "updated", f"/communications/calls/{call.id}/participants", data)
 
     def _participant_left(self, call: Call, participant: Participant) -> None:
-        data = [participant_resource(participant, removed_reason="left").wire()]
-        self._publish(call, "deleted", f"/communications/calls/{call.id}/participants", data)
+        data = [participant_resource(p, removed_reason="left").wire() for p in roster([participant])]
+        if data:
+            self._publish(call, "deleted", f"/communications/calls/{call.id}/participants", data)
 
     def _operation_finished(self, call: Call, operation: Operation) -> None:
         """An operation answered `running` has ended: Graph's `deleted` on the operation, with its final state."""
@@ -213,7 +285,8 @@ class NotificationHub:
             if delivery is None:
                 if self._client is None:
                     self._client = httpx.AsyncClient(trust_env=False)
-                delivery = CallbackDelivery(call.id, uri, self.key, self._client, self.policy)
+                faults = self.faults.delivery_faults(call.id)
+                delivery = CallbackDelivery(call.id, uri, self.key, self._client, self.policy, faults)
                 self.deliveries[call.id] = delivery
             delivery.enqueue(notification)
         message = {"type": "notification", "at": time.time(), "body": schemas.CommsNotifications(value=[notification]).wire()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ..calls.call import Call
@@ -11,11 +12,12 @@ from . import schemas
 
 def participant_resource(participant: Participant, removed_reason: str | None = None) -> schemas.Participant:
     identity = schemas.Identity(display_name=participant.display_name, id=participant.user_id)
-    identity_set = (
-        schemas.IdentitySet(application=identity)
-        if participant.kind == "application"
-        else schemas.IdentitySet(user=identity)
-    )
+    if participant.identity is not None:  # invited: the identity it was invited as (a user, a phone, a guest)
+        identity_set = schemas.IdentitySet.model_validate(participant.identity)
+    elif participant.kind == "application":
+        identity_set = schemas.IdentitySet(application=identity)
+    else:
+        identity_set = schemas.IdentitySet(user=identity)
     return schemas.Participant(
         id=participant.id,
         info=schemas.ParticipantInfo(
@@ -48,6 +50,11 @@ OPERATION_MODELS: dict[str, type[schemas.CommsOperation]] = {
     "stopHoldMusic": schemas.StopHoldMusicOperation,
     "inviteParticipants": schemas.InviteParticipantsOperation,
 }
+
+
+def roster(participants: Iterable[Participant]) -> list[Participant]:
+    """The participants a roster shows (list, roster updates, the event stream's snapshot): all but hidden ones."""
+    return [p for p in participants if not p.hidden]
 
 
 def operation_path(call_id: str, operation_id: str) -> str:

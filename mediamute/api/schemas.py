@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from .faults import FaultSpec
 
 MAX_CLIENT_CONTEXT = 256
 
@@ -20,6 +22,13 @@ CALLBACK_URI_PATTERN = rf"^https?://(127\.0\.0\.1|localhost|\[::1\])(:{PORT})?([
 SAMPLE_NAMES = ("alice.wav", "bob.wav", "carol.wav", "dave.wav", "prompt.wav")
 TONE_HZ = r"([1-9][0-9]{1,3}|1[0-9]{4}|2[0-3][0-9]{3})(\.[0-9]{1,3})?"  # 10 Hz up to below Nyquist (24 kHz)
 APP_SOURCE_PATTERN = rf"^(silence|(tone:)?{TONE_HZ}|" + "|".join(re.escape(n) for n in SAMPLE_NAMES) + ")$"
+
+
+def known_source(name: str, value: str | None) -> str | None:
+    """An audio source spec the server can play: 'silence', a tone, or one of the sample WAV files."""
+    if value is not None and not re.search(APP_SOURCE_PATTERN, value):
+        raise ValueError(f"{name} must be 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
+    return value
 
 
 class GraphModel(BaseModel):
@@ -34,10 +43,16 @@ def odata(type_name: str) -> Any:
 
 
 # resources ----------------------------------------------------------------------------------------------------
+def _absent_if_none(value: Any) -> bool:
+    return value is None
+
+
 class Identity(GraphModel):
     odata_type: str = odata("identity")
     display_name: str | None = None
     id: str | None = None
+    tenant_id: str | None = Field(default=None, exclude_if=_absent_if_none)
+    identity_provider: str | None = Field(default=None, exclude_if=_absent_if_none)
 
 
 class IdentitySet(GraphModel):
@@ -45,6 +60,8 @@ class IdentitySet(GraphModel):
     user: Identity | None = None
     application: Identity | None = None
     device: Identity | None = None
+    phone: Identity | None = Field(default=None, exclude_if=_absent_if_none, description="An invited phone number.")
+    guest: Identity | None = Field(default=None, exclude_if=_absent_if_none, description="An invited guest.")
 
 
 class ParticipantInfo(GraphModel):
@@ -128,10 +145,6 @@ class MuteParticipantOperation(CommsOperation):
 
 class UnmuteParticipantOperation(CommsOperation):
     odata_type: str = odata("unmuteParticipantOperation")
-
-
-def _absent_if_none(value: Any) -> bool:
-    return value is None
 
 
 class PlayPromptOperation(CommsOperation):
@@ -265,13 +278,14 @@ class MediamuteCallOptions(GraphModel):
     app_display_name: str = Field(default="mediamute application", max_length=64)
     allow_self_unmute: bool = Field(default=True, strict=True, description="May a server-muted participant unmute itself?")
     peer_to_peer: bool | None = Field(default=None, strict=True, description="Force a peer-to-peer (True) or group call.")
+    faults: FaultSpec | None = Field(
+        default=None, description="Faults on request for this call's notifications and API answers (replaces the server's)."
+    )
 
     @field_validator("app_source")
     @classmethod
     def _known_source(cls, value: str | None) -> str | None:
-        if value is not None and not re.search(APP_SOURCE_PATTERN, value):
-            raise ValueError(f"appSource must be 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') or one of {', '.join(SAMPLE_NAMES)}")
-        return value
+        return known_source("appSource", value)
 
 
 class CreateCallBody(GraphModel):
@@ -320,6 +334,144 @@ class CreateCallBody(GraphModel):
 class SelfMuteBody(GraphModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", strict=True)
     muted: bool
+
+
+# participants: invite ---------------------------------------------------------------------------------------------
+MAX_INVITEES = 64
+PHONE_PATTERN = r"^\+?[0-9]{3,20}$"
+PARTICIPANT_ID_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+INVITED_KINDS = ("user", "phone", "guest")
+"""The identities an invitation may name (Graph's identitySet / communicationsIdentitySet keys mediamute seats)."""
+BOT_KINDS = ("application", "applicationInstance")
+
+
+class InvitedIdentity(GraphModel):
+    """One identity of an invitation's identitySet (Graph's identity / communicationsUserIdentity)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    odata_type: str | None = Field(default=None, alias="@odata.type")
+    id: str | None = Field(default=None, min_length=1, max_length=128)
+    display_name: str | None = Field(default=None, max_length=256)
+    tenant_id: str | None = Field(default=None, max_length=128)
+    identity_provider: str | None = Field(default=None, max_length=64)
+
+
+class InvitedIdentitySet(GraphModel):
+    """Who is invited: exactly one `user` (with its id), `phone` (its number as id, E.164 digits) or `guest` (a
+    display name or an id). An `application` is refused: the call's own application is its one bot."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        json_schema_extra={
+            "oneOf": [{"required": [kind]} for kind in INVITED_KINDS],
+            "not": {"anyOf": [{"required": [kind]} for kind in BOT_KINDS]},
+        },
+    )
+    odata_type: str | None = Field(default=None, alias="@odata.type")
+    user: InvitedIdentity | None = None
+    phone: InvitedIdentity | None = None
+    guest: InvitedIdentity | None = None
+    application: InvitedIdentity | None = None
+    application_instance: InvitedIdentity | None = None
+    device: InvitedIdentity | None = None
+
+    @model_validator(mode="after")
+    def _one_invitee(self) -> InvitedIdentitySet:
+        if self.application is not None or self.application_instance is not None:
+            raise ValueError(
+                "inviting more than one bot to a group call isn't allowed, and this call's application is its bot: "
+                "invite a user, a phone or a guest"
+            )
+        named = [kind for kind in INVITED_KINDS if getattr(self, kind) is not None]
+        if len(named) != 1:
+            raise ValueError(f"the identity must name exactly one of {', '.join(INVITED_KINDS)} (it names {len(named)})")
+        kind = named[0]
+        identity = self.invitee
+        if kind in ("user", "phone") and not identity.id:
+            raise ValueError(f"identity.{kind}.id is required")
+        if kind == "phone" and not re.search(PHONE_PATTERN, identity.id or ""):
+            raise ValueError("identity.phone.id must be a phone number: an optional '+' and 3 to 20 digits")
+        if kind == "guest" and not (identity.id or identity.display_name):
+            raise ValueError("identity.guest needs a displayName or an id")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The key that names the invitee: user, phone or guest."""
+        return next(kind for kind in INVITED_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def invitee(self) -> InvitedIdentity:
+        identity = getattr(self, self.kind)
+        assert identity is not None
+        return identity
+
+
+class InviteeOptions(GraphModel):
+    """Extension properties of an invitation (outside Graph's schema, under `mediamute`, on the request or on an
+    invitee, whose own win): how the simulated participant rings and what it says."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    ring_delay_seconds: float | None = Field(
+        default=None, ge=0, le=60, description="Seconds from the request until the invitee answers and joins (default 1.5)."
+    )
+    source: str | None = Field(
+        default=None, json_schema_extra={"pattern": APP_SOURCE_PATTERN},
+        description="What the simulated participant says: 'silence', a tone of 10 Hz to 23999 Hz ('440' or 'tone:440') "
+        "or one of the WAV files in samples/ (default: one of the sample voices, in turn).",
+    )
+    duration_seconds: float | None = Field(
+        default=None, gt=0, le=86400, description="Leave the call by itself this many seconds after joining."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, value: str | None) -> str | None:
+        return known_source("source", value)
+
+
+class InvitationParticipantInfo(GraphModel):
+    """Graph's invitationParticipantInfo as a request property."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    odata_type: str | None = Field(default=None, alias="@odata.type")
+    identity: InvitedIdentitySet
+    replaces_call_id: str | None = Field(default=None, min_length=1, max_length=128)
+    participant_id: str | None = Field(
+        default=None, json_schema_extra={"pattern": PARTICIPANT_ID_PATTERN},
+        description="The id the invitee gets in this call (default: a new one); letters, digits and dashes.",
+    )
+    hidden: bool | None = Field(default=None, strict=True)
+    remove_from_default_audio_routing_group: bool | None = Field(
+        default=None, strict=True, description="Audio routing groups are not simulated: must be false or absent."
+    )
+    endpoint_type: str | None = None
+    mediamute: InviteeOptions | None = None
+
+    @field_validator("participant_id")
+    @classmethod
+    def _participant_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.search(PARTICIPANT_ID_PATTERN, value):
+            raise ValueError("participantId must be 1 to 64 letters, digits or dashes")
+        return value
+
+    @field_validator("remove_from_default_audio_routing_group")
+    @classmethod
+    def _default_routing_only(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError("mediamute does not simulate audio routing groups: an invitee stays in the main mix")
+        return value
+
+
+class InviteParticipantsBody(GraphModel):
+    """The body of participants: invite."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    participants: list[InvitationParticipantInfo] = Field(min_length=1, max_length=MAX_INVITEES)
+    client_context: str | None = Field(default=None, max_length=MAX_CLIENT_CONTEXT, strict=True)
+    mediamute: InviteeOptions | None = None
 
 
 # errors ---------------------------------------------------------------------------------------------------------

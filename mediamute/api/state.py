@@ -1,4 +1,4 @@
-"""What every request handler shares: the call registry, settings, signing key and notification hub."""
+"""What every request handler shares: the call registry, settings, signing key, notification hub and invitations."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..calls.call import CallRegistry
 from ..calls.errors import CallError
 from ..settings import ServerSettings
 from ..tokens import SigningKey
+from .invitations import Invitations
 from .notifications import NotificationHub
 
 log = logging.getLogger("mediamute.api")
@@ -22,6 +23,7 @@ class AppState:
     settings: ServerSettings
     signing_key: SigningKey
     hub: NotificationHub
+    invitations: Invitations
 
     async def participant_gone(self, call_id: str, participant_id: str) -> None:
         """A participant's connection vanished without a DELETE: take it out of the call."""

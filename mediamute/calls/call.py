@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -181,6 +181,18 @@ class Call:
         self._add(participant, sink, media)
         self.events.emit(PARTICIPANT_JOINED, self, participant)
         return participant
+
+    def join_all(self, members: Sequence[tuple[Participant, FrameSink | None, MediaSession | None]]) -> list[Participant]:
+        """Add several connected participants at once (invitees who answered together): one roster update lists
+        them all, as Graph's invite notification does."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        for participant, sink, media in members:
+            self._add(participant, sink, media)
+        joined = [participant for participant, _sink, _media in members]
+        if joined:
+            self.events.emit(PARTICIPANT_JOINED, self, *joined)
+        return joined
 
     def participant(self, participant_id: str) -> Participant:
         try:

@@ -119,6 +119,11 @@ class Participant:
     """For the application's own participant: what it plays into the mix."""
     region: str | None = None
     language_id: str | None = None
+    identity: dict[str, Any] | None = None
+    """An invited participant's identitySet as Graph JSON (the `user`, `phone` or `guest` it was invited as), shown
+    as its `info.identity`; None for the others, whose identity is made from `display_name` and `user_id`."""
+    hidden: bool = False
+    """Invited with `hidden`: in the mix, addressable by id, but left out of the roster (list, roster updates)."""
     talking: TalkingDetector = field(default_factory=TalkingDetector)
     """Talking while muted: fed the levels of the packets its closed gate drops (`Call.heard_while_muted`)."""
 

@@ -3,8 +3,8 @@
 
 export function displayName(p) {
   const identity = (p.info && p.info.identity) || {};
-  const who = identity.user || identity.application || identity.guest || {};
-  return who.displayName || 'unnamed';
+  const who = identity.user || identity.application || identity.guest || identity.phone || {};
+  return who.displayName || (identity.phone && who.id) || 'unnamed'; // an invited phone is named by its number
 }
 
 export function isApplication(p) {
