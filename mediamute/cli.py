@@ -59,6 +59,14 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
+    media_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--media-dir", exists=True, file_okay=False, dir_okay=True, resolve_path=True,
+            help="A directory whose WAV files playPrompt, recordResponse and startHoldMusic may play (mediaInfo.uri: "
+            "a path relative to it, or a file: URL). Default: none (package samples and local http(s) URLs only).",
+        ),
+    ] = None,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
@@ -70,6 +78,7 @@ def serve(
         log_level=log_level,
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
+        media_dir=str(media_dir) if media_dir else None,
     )
     server = MediamuteServer(settings)
 
@@ -88,6 +97,8 @@ def serve(
         console.print(f"  API docs:       {base}/docs")
         console.print(f"  create a call:  curl -X POST {base}/v1.0/communications/calls{auth} -H 'Content-Type: application/json' -d '{{}}'", soft_wrap=True)
         console.print(f"  join (WHIP):    POST {base}/whip/<callId>?displayName=NAME  (Content-Type: application/sdp)", soft_wrap=True)
+        where = f", files under {media_dir}" if media_dir else ""
+        console.print(f"  prompt media:   package samples (prompt.wav, hold-music.wav, ...){where}, http(s) URLs on 127.0.0.1", soft_wrap=True)
         if settings.auth:
             console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
         else:

@@ -8,7 +8,7 @@ and 40 ms of pause): 100 ms of tone per digit, a 100 ms pause between digits unl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -78,14 +78,19 @@ def dual_tone(tone: str, ms: int = TONE_MS) -> np.ndarray:
     return np.round(wave).astype(np.int16)
 
 
+def dtmf_segments(tones: Sequence[str], gap_ms: int = DEFAULT_GAP_MS, tone_ms: int = TONE_MS) -> Iterator[np.ndarray]:
+    """The keys one after another, `gap_ms` of silence between two of them, segment by segment (made as they are
+    played: a hundred tones 10 s apart are 17 minutes of audio, never held at once)."""
+    names = [graph_tone(tone) for tone in tones]  # every name checked before the first segment
+    for index, tone in enumerate(names):
+        if index and gap_ms:
+            yield np.zeros(_samples(gap_ms), dtype=np.int16)
+        yield dual_tone(tone, tone_ms)
+
+
 def dtmf_sequence(tones: Sequence[str], gap_ms: int = DEFAULT_GAP_MS, tone_ms: int = TONE_MS) -> np.ndarray:
-    """The keys one after another, `gap_ms` of silence between two of them: what sendDtmfTones plays."""
-    gap = np.zeros(_samples(gap_ms), dtype=np.int16)
-    parts: list[np.ndarray] = []
-    for index, tone in enumerate(tones):
-        if index:
-            parts.append(gap)
-        parts.append(dual_tone(graph_tone(tone), tone_ms))
+    """`dtmf_segments` as one array."""
+    parts = list(dtmf_segments(tones, gap_ms, tone_ms))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
 

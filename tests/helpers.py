@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -250,6 +251,29 @@ def assert_graph_error(response: httpx.Response, status: int, code: str | None =
         assert message_part.lower() in error["message"].lower(), error["message"]
     assert "Traceback" not in response.text
     return error
+
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def assert_contains(seed, ours, path="$", ids_at=("id",), placeholders=()):
+    """Every property of a documentation example is in ours with the same value, except ids (any UUID) and the
+    declared placeholders (paths like "$.resultInfo.message")."""
+    if isinstance(seed, dict):
+        assert isinstance(ours, dict), f"{path}: expected an object, got {ours!r}"
+        for key, value in seed.items():
+            assert key in ours, f"{path}.{key} missing from {sorted(ours)}"
+            assert_contains(value, ours[key], f"{path}.{key}", ids_at, placeholders)
+    elif isinstance(seed, list):
+        assert isinstance(ours, list) and len(ours) == len(seed), f"{path}: {ours!r}"
+        for i, (a, b) in enumerate(zip(seed, ours)):
+            assert_contains(a, b, f"{path}[{i}]", ids_at, placeholders)
+    elif path in placeholders:
+        return
+    elif path.rsplit(".", 1)[-1] in ids_at:
+        assert isinstance(ours, str) and UUID.match(ours), f"{path}: {ours!r} is not an id"
+    else:
+        assert ours == seed, f"{path}: {ours!r} != seed {seed!r}"
 
 
 # a callback receiver --------------------------------------------------------------------------------------------

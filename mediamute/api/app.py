@@ -13,7 +13,7 @@ from .. import __version__
 from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
-from . import ext, graph, schemas, web, whip
+from . import ext, graph, media, recordings, schemas, web, whip
 from .errors import error_response, install_error_handlers
 from .metrics import install_metrics
 from .routes import RouteTemplates
@@ -25,11 +25,14 @@ JSON_PREFIXES = ("/v1.0/", "/beta/", "/ext/")
 
 DESCRIPTION = """A media-plane simulator of server-side mute with a Microsoft Graph-shaped calls API.
 
-* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`, operations.
+* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`, operations;
+  the media actions `call: playPrompt`, `recordResponse`, `cancelMediaProcessing`, `sendDtmfTones` and
+  `participant: startHoldMusic`/`stopHoldMusic`.
   Bearer tokens carry Graph application roles (`mediamute token --role …` mints development tokens).
 * **WHIP** (`/whip/{callId}`): join with an SDP offer; the answer carries a session token for the participant.
 * **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, stats with
-  the contributor audit, the call's event stream (WebSocket), and the JWKS that verifies callback signatures.
+  the contributor audit, the call's event stream (WebSocket), the JWKS that verifies callback signatures, and the
+  download of recordResponse recordings (with their recordingAccessToken).
 * **Metrics** (`/metrics`, Prometheus text, not in this document): calls, gates, mixer, clock, encodes, callbacks,
   API requests; no authentication (the server binds 127.0.0.1).
 """
@@ -78,11 +81,14 @@ def create_app(
 
     for prefix in GRAPH_PREFIXES:
         include(graph.router, prefix)
+        include(media.router, prefix)
     include(graph.beta_router, "/beta")
     include(whip.router)
     include(ext.router)
+    include(recordings.router)
     include(web.router)
     install_metrics(app, registry, hub, templates)  # last: its request counter is the outermost middleware
+    media.install(app, registry, settings, signing_key)
     return app
 
 

@@ -70,9 +70,11 @@ class Participant:
     roster_sequence: int = 0
     media: MediaSession | None = None
     source: AudioSource | None = None
-    """For the application's own participant: what it plays into the mix."""
+    """For the application's own participant: what it plays into the mix (the call's IVR queue)."""
     region: str | None = None
     language_id: str | None = None
+    on_hold: bool = False
+    """Held by startHoldMusic: out of everyone's mix, hearing only its music (its gate is untouched)."""
 
     @property
     def server_muted(self) -> bool:
