@@ -78,7 +78,7 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     assert (prompt["action"], prompt["operation"], prompt["answered"], prompt["status"]) == (
         "app-play", "playPromptOperation", "running", "completed")
     assert prompt["resultInfo"] == {"code": 200, "subcode": 0, "message": "Action completed successfully."}
-    assert prompt["completionReason"] == "completedSuccessfully" and 5.0 < prompt["notifiedAt"] < 6.0
+    assert prompt["completionReason"] == "completedSuccessfully" and 5.0 < prompt["notifiedAt"] < 6.0  # 5.1 s long
     ended = [n for n in notes if n["resourceUrl"].endswith(f"/operations/{prompt['id']}")]
     assert len(ended) == 1 and ended[0]["changeType"] == "deleted"
     assert ended[0]["resourceData"]["@odata.type"] == "#microsoft.graph.playPromptOperation"

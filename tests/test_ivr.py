@@ -88,10 +88,13 @@ def test_a_prompt_keeps_its_wall_clock_duration_when_the_clock_skips_periods():
     operation = call.ivr.play_prompt([ReadyMedia(np.repeat(np.arange(10, dtype=np.int16), FRAME_SAMPLES))], None)
     run(call, clock, 2)
     call._tick(clock.advance(5 * FRAME_SECONDS))  # the loop stalled: the clock resynchronised, 4 periods skipped
-    run(call, clock, 3)
-    assert values(heard) == [0, 1, 2, 7, 8, 9]  # frames 3-6 fell in the stall: the prompt ends on time
     run(call, clock, 1)
-    assert finished == [operation]
+    call._tick(clock.advance(1.5 * FRAME_SECONDS))  # two late ticks, half a period each: one period more, owed
+    assert not finished
+    call._tick(clock.advance(1.5 * FRAME_SECONDS))
+    assert finished == [operation]  # the tick its 200 ms of wall time ended (the last frame was owed)
+    run(call, clock, 1)
+    assert values(heard) == [0, 1, 2, 7, 8, 9, 0]  # frames 3-6 fell in the stall
 
 
 def test_a_prompt_waits_for_its_media_and_a_muted_application_plays_on_unheard():

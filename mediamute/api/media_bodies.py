@@ -63,7 +63,7 @@ ToneItem = Annotated[
     WithJsonSchema({"anyOf": [
         {"type": "string", "pattern": GRAPH_TONE_PATTERN},
         {"type": "object", "properties": {"tone": {"type": "string", "pattern": GRAPH_TONE_PATTERN},
-                                          "sequenceId": {"type": "integer"}}, "required": ["tone"]},
+                                          "sequenceId": {"type": ["integer", "null"]}}, "required": ["tone"]},
     ]}),
 ]
 """A DTMF key in sendDtmfTones' `tones`: Graph's tone name, or a toneInfo object carrying one (Graph types the

@@ -409,6 +409,8 @@ class IvrQueue(AudioSource):
         self.beep = beep()
         self._stopped = False
         self._last_deadline: float | None = None
+        self._behind = 0.0
+        """Periods the clock has run beyond the ticks it made (a fraction carried over), owed as skipped frames."""
         call.tick_listeners.append(self._keep_time)
 
     # the voice (AudioSource) ------------------------------------------------------------------------------------
@@ -436,9 +438,15 @@ class IvrQueue(AudioSource):
         as many frames of what is playing, so a prompt keeps its duration in wall time; the part that fell in the
         stall is lost, as it would be from any real-time player. (Recordings count the frames actually mixed.)"""
         last, self._last_deadline = self._last_deadline, deadline
-        if last is None or not self.items:
+        if last is None:
             return
-        for _ in range(min(round((deadline - last) / FRAME_SECONDS) - 1, MAX_SKIPPED_FRAMES)):
+        self._behind += (deadline - last) / FRAME_SECONDS - 1.0  # a resynchronised deadline is some periods late
+        if not self.items:
+            self._behind = 0.0  # nothing plays: nothing to catch up
+            return
+        skip = min(int(self._behind + 1e-6), MAX_SKIPPED_FRAMES)  # (1e-6: float sums of periods fall just short)
+        self._behind -= skip
+        for _ in range(skip):
             self._advance()
 
     @property
