@@ -13,6 +13,7 @@ from mediamute.calls import MediaConflict, Operation
 from mediamute.calls.call import OPERATION_FINISHED, TONE_RECEIVED
 from mediamute.calls.ivr import (
     BEEP_MS,
+    Clip,
     MAX_QUEUED,
     ReadyMedia,
     RecordSettings,
@@ -236,6 +237,19 @@ def test_the_recording_timers_count_media_frames(talk, ends_after, status, reaso
         assert (operation.result_code, operation.details["recordingLocation"]) == (400, "") and not store.kept
     else:
         assert (operation.result_code, operation.result_subcode) == (200, 0) and store.kept[0].size == frames * FRAME_SAMPLES
+
+
+@pytest.mark.parametrize("samples", [100, 960, 2500])
+def test_a_clip_pads_its_end_once_and_loops_seamlessly(samples):
+    audio = np.arange(1, samples + 1, dtype=np.int16)
+    once, frames = Clip(audio), []
+    while (frame := once.next_frame()) is not None:
+        frames.append(frame)
+    played = np.concatenate(frames)
+    assert played.size == -(-samples // FRAME_SAMPLES) * FRAME_SAMPLES
+    assert np.array_equal(played[:samples], audio) and not played[samples:].any()
+    looping = Clip(audio, loop=True)
+    assert np.array_equal(np.concatenate([looping.looping_frame() for _ in range(7)]), np.resize(audio, 7 * FRAME_SAMPLES))
 
 
 def test_speech_detection_has_hysteresis():

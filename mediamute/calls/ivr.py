@@ -95,25 +95,30 @@ def beep() -> np.ndarray:
 
 
 class Clip:
-    """An audio array handed out 20 ms at a time (the last frame padded with silence), once or looping."""
+    """An audio array handed out 20 ms at a time, without copying it: once (the last frame padded with silence) or
+    looping seamlessly (the last frame continues with the start)."""
 
     __slots__ = ("_audio", "_position", "_loop")
 
     def __init__(self, audio: np.ndarray, loop: bool = False) -> None:
-        pad = (-audio.size) % FRAME_SAMPLES
-        self._audio = np.concatenate((audio, np.zeros(pad, dtype=np.int16))) if pad else audio
+        self._audio = audio
         self._position = 0
-        self._loop = loop and self._audio.size > 0
+        self._loop = loop and audio.size > 0
 
     def next_frame(self) -> Frame | None:
         """The next frame, or None once a clip that does not loop has been played to its end."""
-        if self._position >= self._audio.size:
-            if not self._loop:
-                return None
-            self._position = 0
-        frame = self._audio[self._position : self._position + FRAME_SAMPLES]
-        self._position += FRAME_SAMPLES
-        return frame
+        audio, start = self._audio, self._position
+        end = start + FRAME_SAMPLES
+        if end <= audio.size:
+            self._position = end
+            return audio[start:end]
+        if self._loop:
+            self._position = end % audio.size
+            return audio.take(np.arange(start, end) % audio.size)
+        if start >= audio.size:
+            return None
+        self._position = audio.size
+        return np.concatenate((audio[start:], np.zeros(end - audio.size, dtype=np.int16)))
 
     def looping_frame(self) -> Frame:
         """For a looping clip: the next frame, always one (the mixer's hold music)."""
