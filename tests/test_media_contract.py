@@ -435,6 +435,9 @@ async def test_send_dtmf_tones_page(media_api, graph):
         quick = (await graph.post(f"{flow.path}/sendDtmfTones", json={**DTMF_REQUEST, "tones": ["tone1", {"tone": "pound"}],
                                                                           "delayBetweenTonesMs": 0})).json()
         flow.check(dtmf_notification("completedSuccessfully"), await flow.notification(quick["id"]), quick["id"])
+        beta = await graph.post(f"/beta/communications/calls/{flow.call_id}/sendDtmfTones", json={"tones": ["d"]})
+        assert beta.status_code == 200 and f"/beta/communications/calls/{flow.call_id}/operations/" in beta.headers["Location"]
+        await flow.notification(beta.json()["id"])
         await close_flow(flow)
 
 
