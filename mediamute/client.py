@@ -4,27 +4,41 @@
         await alice.wait_for_frames(50)
         audio = alice.recording.audio()
 
-Tests, the demo and the benchmarks all use it. ICE offers 127.0.0.1 only unless `ice_addresses` says otherwise.
+It hears the way the server does: the same receive path (`rtc.receive.ReceivePath`, with an always-open gate) sits in
+its receiver, with the same `JitterBufferSettings`, and a 20 ms playout clock pulls one frame per tick into the
+`Recording`, stamped with the tick's time: what a real listener hears, when it hears it (lost packets rebuilt from
+FEC or concealed, late ones waited for or skipped). It sends its source as mono Opus with in-band FEC, encoded here
+(aiortc's own encoder has no FEC) and packetised by aiortc. Tests, the demo and the benchmarks all use it. ICE offers
+127.0.0.1 only unless `ice_addresses` says otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .media.audio import FRAME_SAMPLES, SAMPLE_RATE, Reframer
+from .media.audio import FRAME_SAMPLES, SAMPLE_RATE
+from .media.clock import MixClock
+from .media.gate import MuteGate
+from .media.jitter import JitterBufferSettings, JitterStats
+from .media.netem import ReceptionReport
+from .rtc.audio_level import send_audio_levels
+from .rtc.dtmf import DtmfSender, SentEvent, register_telephone_event
+from .rtc.gate_adapter import install_receive_path
 from .rtc.ice import configure_ice, rtc_configuration
-from .rtc.tracks import SourceTrack, frame_to_mono
+from .rtc.receive import ReceivePath
+from .rtc.reception import reception_reports
+from .rtc.sdp import with_opus_fec
+from .rtc.tracks import SourceTrack
 from .sources import AudioSource, SilenceSource
 
 log = logging.getLogger(__name__)
@@ -41,7 +55,10 @@ class JoinError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class WhipSession:
-    """What the server's WHIP answer names: the session resource and the server's token acting for it."""
+    """What the server's WHIP answer names: the session resource and the server's token acting for it.
+
+    `location` is absolute, resolved against the URL the offer was finally posted to: after a cluster's 307
+    redirect, that is the node that holds the call (RFC 9725), where DELETE ends the session."""
 
     location: str
     session_token: str | None
@@ -64,6 +81,8 @@ async def whip_join(
     """Offer `pc`'s transceivers to the call's WHIP endpoint, apply the answer, and wait until `pc` is connected.
 
     Raises `JoinError` (after closing `pc`) if the server refuses the offer, TimeoutError if ICE never connects.
+    Follows a `307 Temporary Redirect` to the node that holds the call (a cluster's answer for a call held
+    elsewhere: it carries its own short join token, since `Authorization` is not sent to another origin).
     """
     connected = asyncio.Event()
 
@@ -72,17 +91,20 @@ async def whip_join(
         if pc.connectionState == "connected":
             connected.set()
 
-    await pc.setLocalDescription(await pc.createOffer())
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(RTCSessionDescription(sdp=with_opus_fec(offer.sdp), type="offer"))
     response = await http.post(
         f"/whip/{call_id}",
         params={"displayName": display_name, **(params or {})},
         content=pc.localDescription.sdp,
         headers={**(headers or {}), "Content-Type": "application/sdp"},
+        follow_redirects=True,
     )
     if response.status_code != 201:
         await pc.close()
         raise JoinError(response.status_code, response.text)
-    session = WhipSession(response.headers["Location"], response.headers.get("Mediamute-Session-Token"))
+    location = str(response.url.join(response.headers["Location"]))
+    session = WhipSession(location, response.headers.get("Mediamute-Session-Token"))
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     async with asyncio.timeout(timeout):
         await connected.wait()
@@ -90,28 +112,36 @@ async def whip_join(
 
 
 class Recording:
-    """What a participant heard: 20 ms mono frames, each with its arrival time and its media timestamp.
+    """What a participant heard: 20 ms mono frames, each with the time it was played and its packet's arrival.
 
-    Times come on two clocks. *Arrival* is when the client's loop read the frame: it includes any lag of the
-    client's own processing. *Playout* is when a listener with a steady playout clock hears it: the frame's RTP
-    media time plus the least transit seen, which is what a real receiver does and what the measurements use.
+    *Playout* times are the client's playout clock (its 20 ms ticks, pulling the jitter buffer): when a listener
+    hears the frame, what the measurements use. *Arrival* is when the frame's packet reached the client (NaN for a
+    frame invented by concealment). Media times continue 20 ms per frame.
     """
 
     def __init__(self, max_frames: int = 30_000) -> None:
         self.frames: list[np.ndarray] = []
         self.times: list[float] = []
+        """Playout time of each frame (monotonic)."""
+        self.arrivals: list[float] = []
+        self.concealed: list[bool] = []
+        """Whether this listener's own jitter buffer invented the frame (its packet lost or late on the way here)."""
         self.media_times: list[float] = []
         self.max_frames = max_frames
         self._arrived = asyncio.Event()
 
-    def add(self, frame: np.ndarray, at: float, media_time: float | None = None) -> None:
+    def add(self, frame: np.ndarray, at: float, media_time: float | None = None, arrived: float = np.nan,
+            concealed: bool = False) -> None:
+        """Record one frame played at `at` (its packet arrived at `arrived`; `concealed`: none did, it was invented)."""
         if len(self.frames) >= self.max_frames:
             cut = self.max_frames // 10
-            del self.frames[:cut], self.times[:cut], self.media_times[:cut]
+            del self.frames[:cut], self.times[:cut], self.media_times[:cut], self.arrivals[:cut], self.concealed[:cut]
         if media_time is None:
             media_time = self.media_times[-1] + FRAME_SAMPLES / SAMPLE_RATE if self.media_times else 0.0
         self.frames.append(frame)
         self.times.append(at)
+        self.arrivals.append(arrived)
+        self.concealed.append(concealed)
         self.media_times.append(media_time)
         self._arrived.set()
 
@@ -119,18 +149,19 @@ class Recording:
         return len(self.frames)
 
     def playout_times(self) -> np.ndarray:
-        """Media time + the least transit observed (the 2nd percentile, robust to one odd early frame)."""
-        arrival = np.asarray(self.times)
-        media = np.asarray(self.media_times)
-        if arrival.size == 0:
-            return arrival
-        return media + float(np.percentile(arrival - media, 2))
+        """When each frame was played (the playout clock's ticks)."""
+        return np.asarray(self.times)
 
     def window(self, start: float = -np.inf, end: float = np.inf, clock: str = "playout") -> tuple[np.ndarray, list[np.ndarray]]:
-        """Times and frames heard in [start, end), on the playout clock (default) or the arrival clock."""
-        times = self.playout_times() if clock == "playout" else np.asarray(self.times)
+        """Times and frames heard in [start, end), on the playout clock (default) or their packets' arrival clock."""
+        times = self.playout_times() if clock == "playout" else np.asarray(self.arrivals)
         picked = np.flatnonzero((times >= start) & (times < end))
         return times[picked], [self.frames[i] for i in picked]
+
+    def concealed_in(self, start: float = -np.inf, end: float = np.inf) -> np.ndarray:
+        """For each frame `window(start, end)` returns, whether this listener's own jitter buffer invented it."""
+        times = self.playout_times()
+        return np.asarray(self.concealed, dtype=bool)[(times >= start) & (times < end)]
 
     def audio(self, start: float = -np.inf, end: float = np.inf) -> np.ndarray:
         _, frames = self.window(start, end)
@@ -168,6 +199,8 @@ class CallParticipant:
         ice_addresses: str | None = None,
         record: bool = True,
         region: str | None = None,
+        network: str | Mapping[str, object] | None = None,
+        jitter: JitterBufferSettings | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.call_id = call_id
@@ -178,14 +211,21 @@ class CallParticipant:
         self.ice_addresses = ice_addresses
         self.record = record
         self.region = region
+        self.network = network if network is None or isinstance(network, str) else json.dumps(network)
+        """The server impairs this participant's network as this says (WHIP `network`: a preset or a JSON profile)."""
         self.session_token: str | None = None
         """The server's token acting for this participant (self-mute, self-unmute, leave)."""
         self.recording = Recording()
         self.track = SourceTrack(self.source)
+        self.jitter = jitter or JitterBufferSettings()
+        self.receive_path = ReceivePath(MuteGate(), self.jitter)
+        """What this participant hears goes through here: sequence validation, the jitter buffer, the decoder."""
+        self.playout = MixClock(self._play)
+        """The listener's 20 ms playout clock: one frame from the receive path per tick."""
         self.pc: RTCPeerConnection | None = None
         self.location: str | None = None
         self.participant_id: str | None = None
-        self._recorder: asyncio.Task[None] | None = None
+        self._dtmf: DtmfSender | None = None
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=10.0)
 
     def _headers(self, **extra: str) -> dict[str, str]:
@@ -198,34 +238,29 @@ class CallParticipant:
         """Offer, get the answer, and wait until the peer connection is connected."""
         if self.ice_addresses is not None:
             configure_ice(self.ice_addresses)
+        register_telephone_event()  # offer DTMF, as browsers do
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
-        self.pc.addTransceiver(self.track, direction="sendrecv")
-        self.pc.on("track", self._on_track)
+        params = {k: v for k, v in (("region", self.region), ("network", self.network)) if v is not None}
+        transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
+        send_audio_levels(transceiver.sender, lambda: self.track.level_dbov)
+        install_receive_path(transceiver.receiver, self.receive_path)
+        self.playout.start()
         session = await whip_join(
-            self.pc, self._http, self.call_id, self.display_name,
-            params={"region": self.region} if self.region else None, headers=self._headers(), timeout=timeout,
+            self.pc, self._http, self.call_id, self.display_name, params=params, headers=self._headers(), timeout=timeout,
         )
         self.location = session.location
         self.session_token = session.session_token
         self.participant_id = session.participant_id
 
-    def _on_track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and self._recorder is None:
-            self._recorder = asyncio.get_running_loop().create_task(self._record(track))
+    def _play(self, deadline: float) -> None:
+        """One playout tick: the next 20 ms the listener hears (nothing before the first packet or in a stall)."""
+        pulled = self.receive_path.pull(deadline)
+        if pulled is not None and self.record:
+            self.recording.add(pulled.frame, deadline, arrived=pulled.arrived, concealed=pulled.concealed)
 
-    async def _record(self, track: MediaStreamTrack) -> None:
-        reframer = Reframer()
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            at = time.monotonic()
-            if not self.record:
-                continue
-            media = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
-            for index, piece in enumerate(reframer.push(frame_to_mono(frame))):
-                self.recording.add(piece, at, None if media is None or index else media)
+    def jitter_stats(self) -> JitterStats:
+        """The client's jitter buffer now: the same numbers the server gives per participant under `jitterBuffer`."""
+        return self.receive_path.jitter_stats()
 
     async def self_unmute(self) -> httpx.Response:
         """Ask the server to lift this participant's server mute (refused if the call's policy forbids it)."""
@@ -233,6 +268,24 @@ class CallParticipant:
             f"/ext/calls/{self.call_id}/participants/{self.participant_id}/selfUnmute",
             headers={"Authorization": f"Bearer {self.session_token}"} if self.session_token else {},
         )
+
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """What RTCP says: (the downlink as this client received it, the uplink as the server's reports told it)."""
+        if self.pc is None:
+            return None, None
+        return await reception_reports(self.pc)
+    async def send_dtmf(self, keys: str, duration_ms: int = 100, gap_ms: int = 70) -> list[SentEvent]:
+        """Press `keys` (0-9, *, #, A-D; `,` waits 2 s) as RFC 4733 telephone-event packets on this participant's
+        audio stream, like a browser's `RTCDTMFSender.insertDTMF(keys, duration_ms, gap_ms)`: in real time, so it
+        returns once the last key's end packets are out (with the packets sent). The audio goes on meanwhile.
+
+        Raises `DtmfUnavailable` if the server's answer has no telephone-event at the audio codec's clock rate."""
+        if self.pc is None:
+            raise RuntimeError("join the call first")
+        if self._dtmf is None:
+            transceiver = next(t for t in self.pc.getTransceivers() if t.kind == "audio")
+            self._dtmf = DtmfSender(transceiver)
+        return await self._dtmf.send(keys, duration_ms, gap_ms)
 
     @property
     def marker_times(self) -> list[float]:
@@ -260,14 +313,9 @@ class CallParticipant:
 
     async def vanish(self) -> None:
         """Close the connection without telling the server (a participant that crashes or loses its network)."""
+        await self.playout.stop()
         if self.pc is not None:
             await self.pc.close()
-        if self._recorder is not None:
-            self._recorder.cancel()
-            try:
-                await self._recorder
-            except (asyncio.CancelledError, MediaStreamError):
-                pass
         self.track.stop()
         await self._http.aclose()
 

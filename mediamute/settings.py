@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .media.jitter import JitterBufferSettings
+
 
 @dataclass
 class ServerSettings:
@@ -14,6 +16,8 @@ class ServerSettings:
     ice_servers: list[str] = field(default_factory=list)
     """STUN/TURN URLs; empty by default so no public STUN server is ever asked."""
     inbox_frames: int = 5
+    jitter: JitterBufferSettings = field(default_factory=JitterBufferSettings)
+    """Every participant's receive-path jitter buffer (the Python client takes the same object)."""
     log_level: str = "info"
     key_file: str | None = None
     """The signing key's PEM file (default: $MEDIAMUTE_KEY_FILE or ~/.local/state/mediamute/signing-key.pem)."""
@@ -24,3 +28,26 @@ class ServerSettings:
     the package samples and http(s) URLs on this machine."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
+    cluster: ClusterSettings | None = None
+    """Join a cluster of nodes through Redis (`--redis`); None: one process, nothing of the cluster exists."""
+
+
+@dataclass
+class ClusterSettings:
+    """A node of a cluster coordinated through Redis (`mediamute serve --redis URL --node-url URL`)."""
+
+    redis_url: str
+    node_url: str | None = None
+    """The URL other nodes and redirected clients reach this node at; None: this server's own base URL."""
+    capacity: int = 40
+    """Participants this node is meant to hold (one process uses one core): placement weighs load against it."""
+    heartbeat: float = 1.0
+    """Seconds between heartbeats (load report, TTL renewal, the check for dead nodes)."""
+    node_ttl: float = 5.0
+    """Seconds without a heartbeat after which a node counts as dead and its calls are ended by a survivor."""
+    relay_timeout: float = 5.0
+    """Seconds a relayed request may take before the node that relayed it answers 504."""
+    redis_timeout: float = 1.0
+    """Bound on every Redis command: past it, what needs Redis answers 503 and live calls keep mixing."""
+    listen_fd: int | None = None
+    """An inherited listening socket (the public port of `--workers`) served beside this node's own port."""

@@ -2,6 +2,8 @@
 
 import fractions
 
+import pytest
+
 import aiortc
 from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer
@@ -26,16 +28,23 @@ def test_receive_path_still_counts_statistics_before_the_jitter_buffer():
     check_receiver_seam()  # raises ReceiverSeamError with the reason if the seam moved
 
 
+def test_sender_still_takes_each_packets_audio_level_from_its_encoded_frame():
+    from mediamute.rtc.audio_level import check_level_seam
+
+    check_level_seam()  # what gives pre-encoded packets their RFC 6464 level header
+
+
 def test_sender_still_stamps_its_ssrc_and_sends_through_the_transport():
     from mediamute.rtc.sender_faults import check_sender_seam
 
     check_sender_seam()  # what the test-support SenderFaults rewrites
 
 
-# --- the inline decoder (the gate, then an Opus decode at packet arrival, in place of aiortc's jitter buffer) ---
+# --- the receive path (the gate, sequence validation, the jitter buffer, libopus) in place of aiortc's buffer ---
 
 from mediamute.rtc.codec import encode_loop  # noqa: E402
-from mediamute.rtc.gate_adapter import InlineDecoder, install_inline_decoder  # noqa: E402
+from mediamute.rtc.gate_adapter import install_receive_path  # noqa: E402
+from mediamute.rtc.receive import ReceivePath  # noqa: E402
 from mediamute.sources import ToneSource  # noqa: E402
 
 
@@ -53,35 +62,29 @@ def test_receiver_depayloads_into_data_before_the_jitter_buffer():
     assert source.find("packet._data = depayload(") < source.find("self.__jitter_buffer.add(packet)")
 
 
-async def test_inline_decoder_installs_into_a_real_receiver():
+async def test_receive_path_installs_into_a_real_receiver():
     pc = RTCPeerConnection()
     try:
         transceiver = pc.addTransceiver("audio")
         assert type(getattr(transceiver.receiver, JITTER_BUFFER_ATTR)) is JitterBuffer  # what gets replaced
-        inline = install_inline_decoder(transceiver.receiver, MuteGate(), lambda mono, arrived: None)
-        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is inline
-        assert install_inline_decoder(transceiver.receiver, MuteGate(), lambda m, a: None) is inline
+        path = install_receive_path(transceiver.receiver, ReceivePath(MuteGate()))
+        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is path
+        assert install_receive_path(transceiver.receiver, ReceivePath(MuteGate())) is path
     finally:
         await pc.close()
 
 
-def test_inline_decoder_decodes_at_arrival_drops_late_packets_and_obeys_the_gate():
+def test_receive_path_returns_nothing_to_aiortcs_decoder_and_obeys_the_gate():
     payloads = encode_loop([ToneSource(440).next_frame() for _ in range(10)])
-    heard: list[tuple[int, float]] = []
     gate = MuteGate()
-    inline = InlineDecoder(gate, lambda mono, arrived: heard.append((mono.shape[0], arrived)), clock=lambda: 7.0)
+    path = ReceivePath(gate, clock=lambda: 7.0)
     for seq in range(3):
-        assert inline.add(opus_packet(seq, payloads[seq])) == (False, None)  # nothing for aiortc's decoder
-    assert heard == [(960, 7.0)] * 3  # no prefetch: one frame per packet, at once
-    inline.add(opus_packet(1, payloads[1]))  # older than the newest: dropped, not decoded
-    assert inline.late == 1 and len(heard) == 3
-    assert inline.sequence_counters.late == 1 and inline.sequence_counters.accepted == 3
+        assert path.add(opus_packet(seq, payloads[seq])) == (False, None)  # nothing for aiortc's decoder thread
+    assert path.buffer.depth == 3 and path.sequence_counters.accepted == 3
     gate.close()
-    inline.add(opus_packet(3, payloads[3]))
-    assert len(heard) == 3 and gate.dropped_packets == 1  # closed: counted and dropped before decoding
-    gate.open()
-    inline.add(opus_packet(9, payloads[9]))  # after a gap: decoded at once, no stall
-    assert len(heard) == 4
+    assert path.add(opus_packet(3, payloads[3])) == (False, None)
+    assert gate.dropped_packets == 1 and path.sequence_counters.accepted == 3  # dropped before validation
+    assert path.buffer.depth == 0 and path.pull(7.0) is None  # the close flushed what was held
 
 
 # --- the sender packetises pre-encoded av.Packets (how the mix reaches aiortc) ---
@@ -101,3 +104,107 @@ def test_sender_packs_an_av_packet_instead_of_encoding_it():
     packet.time_base = fractions.Fraction(1, 48000)
     payloads, timestamp = OpusEncoder().pack(packet)
     assert payloads == [b"\xfc\x01\x02"] and timestamp == 4 * 960
+
+
+# --- DTMF: telephone-event negotiated, kept out of the decoder by the ToneTap, sent by DtmfSender ---
+
+from mediamute.media.mixer import Mixer  # noqa: E402
+from mediamute.media.telephone_event import EventReport  # noqa: E402
+from mediamute.rtc.dtmf import ToneTap, check_dtmf_seam, install_tone_tap, register_telephone_event  # noqa: E402
+from mediamute.rtc.peer import ParticipantPeer  # noqa: E402
+
+
+def test_dtmf_seam_holds():
+    check_dtmf_seam()  # negotiation from CODECS, the receiver's seam, the sender's numbering and transport
+
+
+async def client_offer() -> str:
+    register_telephone_event()
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    return offer
+
+
+def move_rtpmaps_first(sdp: str, name: str) -> str:
+    """The offer with the rtpmap lines of codec `name` moved before the others (aiortc reads codecs in that order)."""
+    lines = sdp.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("a=rtpmap:"))
+    moving = [line for line in lines if line.startswith("a=rtpmap:") and f" {name}/" in line]
+    rest = [line for line in lines if line not in moving]
+    return "\r\n".join(rest[:first] + moving + rest[first:]) + "\r\n"
+
+
+def keep_only_8khz_events(sdp: str) -> str:
+    """Firefox's offer: telephone-event/8000 only (the 48 kHz one gone from the m-line, its rtpmap and fmtp)."""
+    pt = next(line.split(":")[1].split()[0] for line in sdp.splitlines() if "telephone-event/48000" in line)
+    kept = []
+    for line in sdp.splitlines():
+        if line.startswith(("a=rtpmap:" + pt + " ", "a=fmtp:" + pt + " ")):
+            continue
+        if line.startswith("m=audio"):
+            line = " ".join(word for word in line.split(" ") if word != pt)
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
+def answer_codecs(sdp: str) -> list[str]:
+    return [line.split(" ", 1)[1] for line in sdp.splitlines() if line.startswith("a=rtpmap:")]
+
+
+@pytest.mark.parametrize(
+    "shape, formats",
+    [("as aiortc offers", [48000, 8000]), ("events listed first", [48000, 8000]), ("8 kHz events only", [8000])],
+)
+async def test_the_server_answers_telephone_event_and_sends_with_its_voice_codec(shape, formats):
+    offer = await client_offer()
+    if shape == "events listed first":
+        offer = move_rtpmaps_first(offer, "telephone-event")
+    elif shape == "8 kHz events only":
+        offer = keep_only_8khz_events(offer)
+    peer = ParticipantPeer("p", MuteGate())
+    try:
+        answer = await peer.accept(offer)
+        codecs = answer_codecs(answer)
+        assert codecs[0] == "opus/48000/2", codecs  # aiortc sends with the first: never the events
+        assert [c for c in codecs if c.startswith("telephone-event")] == [f"telephone-event/{rate}" for rate in formats]
+        assert peer.tone_formats == formats
+        assert "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in answer  # the level talking-while-muted reads
+        transceiver = peer.pc.getTransceivers()[0]
+        assert isinstance(getattr(transceiver.receiver, JITTER_BUFFER_ATTR), ToneTap)
+    finally:
+        await peer.close()
+
+
+async def test_the_tone_tap_keeps_events_from_the_gate_and_the_decoder():
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio")
+        register_telephone_event()
+        transceiver._codecs = list(aiortc.codecs.CODECS["audio"])  # as negotiation leaves them
+        gate = MuteGate()
+        path = install_receive_path(transceiver.receiver, ReceivePath(gate))
+        presses = []
+        tap = install_tone_tap(transceiver, presses.append, "p")
+        assert getattr(transceiver.receiver, JITTER_BUFFER_ATTR) is tap and tap.inner is path
+        assert install_tone_tap(transceiver, presses.append, "p") is tap  # once
+        opus = encode_loop([ToneSource(440).next_frame() for _ in range(3)])
+        assert tap.add(opus_packet(0, opus[0])) == (False, None)
+        event = RtpPacket(payload_type=110, sequence_number=1, timestamp=0, ssrc=1)
+        event.marker = 1
+        event.payload = event._data = EventReport(1, False, 10, 960).pack()
+        for seq in range(1, 6):
+            event.sequence_number = seq
+            assert tap.add(event) == (False, None)
+        garbage = RtpPacket(payload_type=126, sequence_number=6, timestamp=0, ssrc=1)
+        garbage.payload = garbage._data = b"\x01\x02\x03"
+        tap.add(garbage)
+        assert tap.add(opus_packet(7, opus[1])) == (False, None)
+        assert [p.tone for p in presses] == ["tone1"]
+        assert path.buffer.counters.packets == 2 and path.malformed == 0  # only the Opus packets reached the buffer
+        assert gate.passed_packets == 2 and gate.dropped_packets == 0  # the gate never saw the events
+        assert (tap.counters.packets, tap.counters.presses, tap.counters.repeats, tap.counters.malformed) == (6, 1, 4, 1)
+    finally:
+        await pc.close()

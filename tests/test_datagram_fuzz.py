@@ -20,7 +20,7 @@ from aioice.stun import ATTRIBUTES, COOKIE
 from mediamute.client import CallParticipant
 from mediamute.rtc.ice import DATAGRAM_GUARD
 
-from .helpers import A, join_all, leave_all, least_heard, tones
+from .helpers import A, amplitude, join_all, leave_all, tones
 
 pytestmark = pytest.mark.integration
 
@@ -133,14 +133,18 @@ async def test_garbage_at_the_ice_ports_is_dropped_while_the_call_goes_on(server
         guard_lines = [r for r in caplog.records if r.name == "mediamute.rtc.ice"]
         assert len(guard_lines) <= SOURCES  # one line per source address per 10 s interval, whatever the flood
 
-        # the call: every connection up, everyone in the mix of (nearly) every tick of the fuzz, tones intact
+        # the call: every connection up, everyone in the mix of (nearly) every tick of the fuzz, tones intact. The
+        # flood keeps the server's loop busy, so a packet may be read after its tick: the receive path then conceals
+        # that frame (counted, in the audit) rather than leave a gap: seen up to 1 in 10 under this flood on a shared
+        # 2-core machine, so at most 15 %
         assert all(p.pc.connectionState == "connected" for p in participants)
         ticks = call.mixer.audit.between(t0, t1)
         for p in participants:
             assert sum(p.participant_id in r.contributors for r in ticks) >= len(ticks) - 5, p.display_name
+            assert sum(p.participant_id in r.concealed for r in ticks) <= 0.15 * len(ticks), p.display_name
         for listener, others in ((a, (660, 880)), (b, (440, 880)), (c, (440, 660))):
             for freq in others:
-                assert least_heard(listener, freq, t0 + 0.2, t1 + 0.2) > 0.8 * A, (listener.display_name, freq)
+                assert amplitude(listener, freq, t0 + 0.2, t1 + 0.2) == pytest.approx(A, rel=0.1), (listener.display_name, freq)
         # late ticks are not asserted: on a shared 2-core machine they cannot be attributed to the fuzz
         print(f"fuzz: {DATAGRAMS} datagrams in {t1 - t0:.2f} s, late ticks {call.clock.counters().late_ticks - late_before}")
     finally:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mediamute.analysis import tone_amplitudes
+from mediamute.calls.call import TONE_RECEIVED
 from mediamute.demo.scenario import ScenarioError, load_scenario
 
 from .helpers import A, admin_token, join_all, leave_all, tones
@@ -67,12 +68,17 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     roster = [
         (n["resourceData"][0]["info"]["identity"].get("user") or n["resourceData"][0]["info"]["identity"]["application"])["displayName"]
         + (" left" if n["changeType"] == "deleted" else " muted" if n["resourceData"][0]["isMuted"] else " live")
+        + (" talking" if n["resourceData"][0]["mediamute"]["talkingWhileMuted"] else "")
         for n in notes
         if n["resourceUrl"].endswith("/participants")
     ]
-    assert roster == [
-        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob live", "Contoso bot muted", "Carol left"
+    assert roster == [  # Bob's voice goes on while he is muted: talking while muted, until he unmutes himself
+        "Alice live", "Bob live", "Carol live", "Dave live", "Bob muted", "Bob muted talking", "Bob live",
+        "Contoso bot muted", "Carol left",
     ]
+    (episode,) = report["talkingWhileMuted"]
+    assert episode["participant"] == "Bob" and episode["ended"] == "unmuted"
+    assert bob["mutedAt"] < episode["from"] < episode["to"] and episode["to"] >= bob["unmutedAt"]
     # the application's prompt: Graph's playPrompt, answered running, completed by its notification once played
     (prompt,) = report["operations"]
     assert (prompt["action"], prompt["operation"], prompt["answered"], prompt["status"]) == (
@@ -129,16 +135,19 @@ def test_the_default_scenario_is_valid():
 
 async def test_join_client_against_a_served_call(server, http, call_id, tmp_path):
     (listener,) = await join_all(server, call_id, tones(440))
+    pressed: list[tuple[str, str]] = []
+    server.registry.events.on(TONE_RECEIVED, lambda call, participant, tone: pressed.append((participant.display_name, tone)))
     record = tmp_path / "heard.wav"
     process = await asyncio.create_subprocess_exec(
         *CLI, "join", server.base_url, "--call", call_id, "--tone", "880", "--record", str(record),
-        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server),
+        "--duration", "2.5", "--name", "terminal", "--token", admin_token(server), "--dtmf", "5#", "--dtmf-at", "0.5",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, output.decode()
-        assert b"joined call" in output
+        assert b"joined call" in output and b"pressed 5#" in output
+        assert pressed == [("terminal", "tone5"), ("terminal", "pound")]
         with wave.open(str(record)) as wav:
             heard = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
         frames = [heard[i : i + 960] for i in range(48000, heard.size - 960, 960)]
@@ -158,3 +167,48 @@ async def test_join_client_reports_a_refused_join(server, call_id):
     output, _ = await asyncio.wait_for(done.communicate(), 60)
     assert done.returncode == 1
     assert b"HTTP 401" in output and b"Access token is empty" in output
+
+
+def test_a_scenario_sets_networks_at_join_and_at_a_time(tmp_path):
+    path = tmp_path / "net.toml"
+    path.write_text(
+        'duration = 5\n[[participants]]\nname = "A"\nsource = "silence"\nnetwork = "wifi"\n'
+        '[[participants]]\nname = "B"\nsource = "silence"\n'
+        '[[actions]]\nat = 1\naction = "network"\nparticipant = "B"\nprofile = "lossy"\n'
+        '[[actions]]\nat = 2\naction = "network"\nparticipant = "A"\nuplink = {loss = 0.2, seed = 3}\n'
+    )
+    scenario = load_scenario(path)
+    assert scenario.participants[0].network == "wifi"
+    assert scenario.actions[0].network_body() == {"uplink": "lossy", "downlink": "lossy"}
+    assert scenario.actions[1].network_body() == {"uplink": {"loss": 0.2, "seed": 3}}
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        ('action = "network"\nparticipant = "B"\nuplink = {loss = 2}', "actions[0].uplink.loss: must be at most 1, got 2"),
+        ('action = "network"\nparticipant = "B"\nprofile = "satellite"', "actions[0].profile: unknown network preset 'satellite'"),
+        ('action = "network"\nparticipant = "B"', "actions[0].profile: 'network' needs a profile"),
+        ('action = "network"\nparticipant = "B"\nprofile = "wifi"\ndownlink = "good"', "give either profile"),
+        ('action = "mute"\nparticipant = "B"\nprofile = "wifi"', "actions[0].profile: only a 'network' action takes a profile"),
+        ('action = "network"\nprofile = "wifi"', "actions[0].participant: 'network' needs a participant"),
+    ],
+)
+def test_a_bad_network_in_a_scenario_is_refused_naming_the_field(tmp_path, action, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'duration = 5\n[[participants]]\nname = "A"\nsource = "silence"\n[[participants]]\nname = "B"\n'
+        f'source = "silence"\n[[actions]]\nat = 1\n{action}\n'
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert message in str(caught.value)
+
+
+def test_join_and_bench_refuse_a_bad_network_before_starting():
+    join = subprocess.run([*CLI, "join", "http://127.0.0.1:9", "--call", "c", "--network", '{"uplink": {"loss": 2}}'],
+                          capture_output=True, text=True, timeout=60)
+    assert join.returncode == 2
+    assert "--network.uplink.loss: must be at most 1, got 2" in " ".join(join.stdout.split())
+    bench = subprocess.run([*CLI, "bench", "--network", "wifi", "--network-role", "listener"], capture_output=True, text=True, timeout=60)
+    assert bench.returncode == 2 and "'listener' is not a role" in " ".join((bench.stdout + bench.stderr).split())

@@ -41,7 +41,7 @@ class Store:
 
     def __call__(self, audio: np.ndarray) -> tuple[str, str]:
         self.kept.append(audio)
-        return f"http://127.0.0.1:1/ext/recordings/{len(self.kept)}", f"token-{len(self.kept)}"
+        return f"http://127.0.0.1:1/ext/calls/c/recordings/{len(self.kept)}", f"token-{len(self.kept)}"
 
 
 def setup(**options):
@@ -191,7 +191,7 @@ def test_a_recording_is_the_mix_the_application_hears_after_its_prompt_and_beep(
     assert (operation.status, operation.result_code, operation.result_subcode) == ("completed", 200, 8515)
     assert operation.result_message == "Action completed, max record duration reached."
     assert operation.completion_reason == "maxRecordDurationReached"
-    assert operation.details == {"recordingLocation": "http://127.0.0.1:1/ext/recordings/1", "recordingAccessToken": "token-1"}
+    assert operation.details == {"recordingLocation": "http://127.0.0.1:1/ext/calls/c/recordings/1", "recordingAccessToken": "token-1"}
     (audio,) = store.kept
     assert audio.size == 50 * FRAME_SAMPLES  # one second, from the first tick after the beep
     reference = ToneSource(440, amplitude=3000)

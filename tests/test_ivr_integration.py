@@ -34,6 +34,7 @@ from .helpers import (
     tone_track,
     tone_wav,
     tones,
+    wait_until,
     wav_audio,
 )
 
@@ -113,6 +114,7 @@ async def test_prompts_are_heard_by_everyone_in_order_and_complete_at_the_callba
 async def test_a_recording_holds_the_talker_and_not_the_server_muted_one(media_server, bot):
     async with CallbackReceiver() as receiver:
         call_id = await create_call(bot, callbackUri=receiver.url)
+        call = media_server.registry.get(call_id)
         talker, muted = await join_all(media_server, call_id, tones(440, 660))
         try:
             await hear_for([talker, muted], 0.5)
@@ -129,6 +131,18 @@ async def test_a_recording_holds_the_talker_and_not_the_server_muted_one(media_s
             assert ((times > sent) & (beep > 0.5 * BEEP_AMPLITUDE)).sum() >= 10
             download = await bot.get(done["recordingLocation"], headers={"Authorization": f"Bearer {done['recordingAccessToken']}"})
             assert download.status_code == 200 and download.headers["content-type"] == "application/octet-stream"
+
+            # a stop tone pressed over WebRTC (RFC 4733) ends the next recording; "1" is not one of its stop tones
+            body = {"stopTones": ["#"], "maxRecordDurationInSeconds": 30, "playBeep": False}
+            stopping = (await bot.post(f"{CALLS}/{call_id}/recordResponse", json=body)).json()["id"]
+            await wait_until(lambda: call.mixer.slot(call.app.id).sink is not None, timeout=5)
+            await talker.send_dtmf("1#")
+            await receiver.wait_for(ended(stopping), timeout=10)
+            stopped = final(receiver, stopping)
+            assert (stopped["status"], stopped["completionReason"]) == ("completed", "stopToneDetected")
+            assert "pound" in stopped["resultInfo"]["message"]
+            short = await bot.get(stopped["recordingLocation"], headers={"Authorization": f"Bearer {stopped['recordingAccessToken']}"})
+            assert 0.1 < wav_audio(short.content)[1].size / 16_000 < 3.0  # the time the keys took, not 30 s
         finally:
             await leave_all([talker, muted])
         await end_call(bot, receiver, call_id)

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from mediamute.api.recordings import RECORDING_AUDIENCE
-from mediamute.calls.call import TONE_RECEIVED
 from mediamute.media.audio import FRAME_SAMPLES
 from mediamute.settings import ServerSettings
 from mediamute.tokens import SigningKey
@@ -354,7 +353,7 @@ async def test_record_response_page_and_the_recording_download(media_api, graph)
         assert response.headers["Location"].endswith(f"{flow.path}/operations/{body['id']}")
         # the page's stopTones ["#", "1", "*"]: the caller presses # once the prompt and the beep have played
         await wait_until(lambda: call.mixer.slot(call.app.id).sink is not None, timeout=5)
-        call.events.emit(TONE_RECEIVED, call, caller, "pound")
+        call.receive_tone(caller.id, "pound")  # what the rtc layer's tone reception calls (TONE_RECEIVED)
         stopped = (await flow.notification(body["id"]))["value"][0]["resourceData"]
         assert (stopped["status"], stopped["completionReason"], stopped["resultInfo"]["code"]) == ("completed", "stopToneDetected", 200)
 
@@ -369,7 +368,7 @@ async def test_record_response_page_and_the_recording_download(media_api, graph)
 
         # GET {recordingLocation} with Authorization: Bearer {recordingAccessToken}
         location, token = data["recordingLocation"], data["recordingAccessToken"]
-        assert location.startswith(f"{media_api.base_url}/ext/recordings/")
+        assert location.startswith(f"{media_api.base_url}/ext/calls/{flow.call_id}/recordings/")
         async with media_api.client() as bot:
             download = await bot.get(location, headers={"Authorization": f"Bearer {token}"})
             assert download.status_code == 200 and download.headers["content-type"] == "application/octet-stream"
@@ -394,8 +393,10 @@ async def test_record_response_page_and_the_recording_download(media_api, graph)
                 headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
                 assert_graph_error(await bot.get(location, headers=headers), status, message_part=words)
             gone = "00000000-0000-0000-0000-000000000000"
-            response = await bot.get(f"/ext/recordings/{gone}", headers={"Authorization": f"Bearer {recording_token(gone)}"})
+            response = await bot.get(f"/ext/calls/{flow.call_id}/recordings/{gone}", headers={"Authorization": f"Bearer {recording_token(gone)}"})
             assert_graph_error(response, 404, "itemNotFound")
+            other_call = location.replace(flow.call_id, "another-call")  # the right recording under another call
+            assert_graph_error(await bot.get(other_call, headers={"Authorization": f"Bearer {token}"}), 404)
         await close_flow(flow)
 
 

@@ -61,7 +61,9 @@ MIXER = {f"mediamute_mixer_{name}_total": key for name, key in (
     ("frames_in", "frames_in"), ("frames_mixed", "frames_mixed"), ("inbox_overflow", "inbox_overflow"),
     ("underruns", "underruns"), ("flushed_frames", "flushed"), ("discarded_closed_frames", "discarded_closed"),
     ("trimmed_frames", "trimmed"), ("held_frames", "held_frames"))}
-RTP_DROPS = {"duplicate": "duplicates", "late": "late", "jump_pending": "jumps_pending", "ssrc_pending": "ssrcs_pending"}
+RTP_DROPS = {"duplicate": "duplicates", "jump_pending": "jumps_pending", "ssrc_pending": "ssrcs_pending"}
+JITTER_DROPS = {"late": "late", "duplicate": "duplicates", "overflow": "overflow", "timestamp_jump": "timestamp_jumps",
+                "malformed": "malformed"}
 CALLBACKS = {"mediamute_callback_posts_total": "posts", "mediamute_callback_retries_total": "retries",
              "mediamute_callback_notifications_delivered_total": "delivered_notifications",
              "mediamute_callback_notifications_enqueued_total": "enqueued"}
@@ -110,6 +112,22 @@ async def test_metrics_agree_with_the_stats_of_a_real_call_and_vanish_with_it(se
                 for reason, key in RTP_DROPS.items():
                     dropped = metrics.value("mediamute_rtp_packets_dropped_total", reason=reason, **labels)
                     between(entry["rtp"][key], dropped, last[pid]["rtp"][key], f"rtp {reason} {pid}")
+                # the jitter buffer: packets in, frames out by kind, drops by reason, its target and delays
+                jb, jb_last = entry["jitterBuffer"], last[pid]["jitterBuffer"]
+                between(jb["packets"], metrics.value("mediamute_jitter_packets_total", **labels), jb_last["packets"], f"jb {pid}")
+                for kind in ("decoded", "recovered", "concealed", "accelerated", "skipped"):
+                    frames = metrics.value("mediamute_jitter_frames_total", kind=kind, **labels)
+                    between(jb[kind], frames, jb_last[kind], f"jb {kind} {pid}")
+                for reason, key in JITTER_DROPS.items():
+                    dropped = metrics.value("mediamute_jitter_packets_dropped_total", reason=reason, **labels)
+                    between(jb[key], dropped, jb_last[key], f"jb {reason} {pid}")
+                assert 0 <= metrics.value("mediamute_jitter_target_delay_seconds", **labels) <= 0.3
+                assert metrics.value("mediamute_jitter_delay_seconds", quantile="0.95", **labels) >= 0
+                assert metrics.value("mediamute_jitter_interarrival_seconds", **labels) >= 0
+            # b's buffer was flushed by its mute and holds nothing since: nothing of b is played or concealed
+            assert last[b.participant_id]["jitterBuffer"]["depth"] == 0
+            assert last[b.participant_id]["jitterBuffer"]["decoded"] == first[b.participant_id]["jitterBuffer"]["decoded"]
+            assert last[b.participant_id]["jitterBuffer"]["concealed"] == first[b.participant_id]["jitterBuffer"]["concealed"]
             muted = {"call_id": call_id, "participant_id": b.participant_id}
             assert metrics.value("mediamute_gate_dropped_packets_total", **muted) >= 25
             # a closed gate passes nothing: its passed count is frozen across both reads and the scrape

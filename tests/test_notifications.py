@@ -29,6 +29,11 @@ from .helpers import (
 pytestmark = pytest.mark.integration
 
 
+def talking_while_muted(notification: dict) -> bool:
+    data = notification.get("resourceData")
+    return isinstance(data, list) and any(p.get("mediamute", {}).get("talkingWhileMuted") for p in data)
+
+
 def kinds(receiver: CallbackReceiver) -> list[tuple[str, str]]:
     out = []
     for n in receiver.notifications():
@@ -49,6 +54,7 @@ async def test_notifications_arrive_in_order_signed_and_match_the_audio(server, 
             assert r.status_code == 200
             await hear_for([alice], 0.6)
             assert_tone_stops(alice, 660, sent)  # the mute silenced Bob, checked on the audio
+            await receiver.wait_for(lambda r: any(talking_while_muted(n) for n in r.notifications()))  # his tone goes on
             await http.post(f"/ext/calls/{call_id}/participants/{bob.participant_id}/unmute", json={})
             await bob.leave()
             assert (await http.delete(f"{CALLS}/{call_id}")).status_code == 204
@@ -61,7 +67,8 @@ async def test_notifications_arrive_in_order_signed_and_match_the_audio(server, 
         ("updated", "participants"),  # Alice joined
         ("updated", "participants"),  # Bob joined
         ("updated", "participants"),  # Bob server-muted
-        ("updated", "participants"),  # Bob unmuted
+        ("updated", "participants"),  # Bob talks while muted (his tone goes on): mediamute's extension property
+        ("updated", "participants"),  # Bob unmuted (which ends talking while muted)
         ("deleted", "participants"),  # Bob left
         ("deleted", "call"),  # the call ended
     ]
@@ -70,13 +77,16 @@ async def test_notifications_arrive_in_order_signed_and_match_the_audio(server, 
     assert notes[-1]["resourceData"]["state"] == "terminated"
     joined = [n["resourceData"][0]["info"]["identity"]["user"]["displayName"] for n in notes[1:3]]
     assert joined == ["Alice", "Bob"]
-    muted, unmuted, left = (n["resourceData"][0] for n in notes[3:6])
-    assert muted["id"] == unmuted["id"] == left["id"] == bob.participant_id
+    muted, talking, unmuted, left = (n["resourceData"][0] for n in notes[3:7])
+    assert muted["id"] == talking["id"] == unmuted["id"] == left["id"] == bob.participant_id
     assert muted["isMuted"] is True and muted["mediaStreams"][0]["serverMuted"] is True
+    assert muted["mediamute"] == {"talkingWhileMuted": False}
+    assert talking["isMuted"] is True and talking["mediamute"] == {"talkingWhileMuted": True}
     assert unmuted["isMuted"] is False and unmuted["mediaStreams"][0]["serverMuted"] is False
+    assert unmuted["mediamute"] == {"talkingWhileMuted": False}
     assert left["removedState"]["reason"] == "left"
-    sequence = [n["resourceData"][0]["rosterSequenceNumber"] for n in notes[1:6]]
-    assert sequence == sorted(sequence) and len(set(sequence)) == 5
+    sequence = [n["resourceData"][0]["rosterSequenceNumber"] for n in notes[1:7]]
+    assert sequence == sorted(sequence) and len(set(sequence)) == 6
     for delivery in receiver.accepted:  # every POST verifies against the public key and binds its body
         body = delivery.json
         assert body["@odata.type"] == "#microsoft.graph.commsNotifications"

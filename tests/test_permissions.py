@@ -25,7 +25,7 @@ CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL]
 JOIN = [ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
 IVR = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]  # playPrompt, cancelMediaProcessing, sendDtmfTones
-MEDIA = [ROLE_ACCESS_MEDIA]  # recordResponse
+MEDIA = [ROLE_ACCESS_MEDIA]  # recordResponse, subscribeToTone
 # a role each endpoint does not accept (None: every calls role is accepted there)
 OTHER = {"create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA,
          "ivr": ROLE_JOIN_GROUP_CALL, "media": ROLE_INITIATE}
@@ -41,6 +41,8 @@ ENDPOINTS = [
     ("participant mute", "POST", G + "/{call}/participants/{app}/mute", {"clientContext": "c"}, "join", 200),
     ("call mute", "POST", G + "/{call}/mute", {"clientContext": "c"}, "self", 200),
     ("call unmute", "POST", G + "/{call}/unmute", {"clientContext": "c"}, "self", 200),
+    ("subscribe to tone", "POST", G + "/{call}/subscribeToTone", {"clientContext": "c"}, "media", 200),
+    ("subscribe to tone (beta)", "POST", "/beta/communications/calls/{call}/subscribeToTone", {}, "media", 200),
     ("get operation", "GET", G + "/{call}/operations/{operation}", None, "read", 200),
     ("mute all (beta)", "POST", "/beta/communications/calls/{call}/participants/muteAll", {}, "join", 200),
     ("play prompt", "POST", G + "/{call}/playPrompt", {"prompts": [{"mediaInfo": {"uri": "prompt.wav"}}]}, "ivr", 200),

@@ -37,7 +37,7 @@ async def test_recordings_last_until_their_call_ended_plus_grace_and_stay_within
     frame = np.ones(960, np.int16)
     first, _ = store.keep("call-1", frame, "http://127.0.0.1:8080/")
     second, token = store.keep("call-2", frame, "http://127.0.0.1:8080")
-    assert second.startswith("http://127.0.0.1:8080/ext/recordings/")
+    assert second.startswith("http://127.0.0.1:8080/ext/calls/call-2/recordings/")
     claims = key.decode(token, audiences=(RECORDING_AUDIENCE,))
     assert (claims["mm:kind"], claims["sub"], claims["mm:call"]) == ("recording", second.rsplit("/", 1)[-1], "call-2")
     store.keep("call-2", frame, "http://127.0.0.1:8080")

@@ -2,7 +2,8 @@
 
 In process: crafted RTP packets with real Opus payloads go through the server's real receive path (a connected
 `ParticipantPeer`: aiortc's RTP parse, router, RTCRtpReceiver statistics, depayload, then the gate, the sequence
-validator and the inline decoder) into a real Mixer, whose listener mix is checked by FFT and its audit.
+validator, the jitter buffer and the decoder) into a real Mixer that pulls it, on one injected clock (a packet every
+20 ms, a tick 5 ms after it), whose listener mix is checked by FFT and its audit.
 End to end: a real participant's sender jumps its numbering, or changes SSRC, mid-call over real WebRTC.
 """
 
@@ -21,10 +22,11 @@ from mediamute.analysis import tone_amplitudes
 from mediamute.media.gate import MuteGate
 from mediamute.media.mixer import Mixer
 from mediamute.media.sequence import RTP_SEQ_MOD
-from mediamute.rtc.codec import MonoOpusDecoder, encode_loop
-from mediamute.rtc.gate_adapter import InlineDecoder
+from mediamute.rtc.codec import encode_loop
 from mediamute.rtc.ice import rtc_configuration
+from mediamute.rtc.opus import OpusDecoder
 from mediamute.rtc.peer import ParticipantPeer
+from mediamute.rtc.receive import ReceivePath
 from mediamute.rtc.sender_faults import SenderFaults
 from mediamute.sources import ToneSource
 
@@ -32,47 +34,60 @@ from .helpers import A, amplitude, hear_for, join_all, leave_all, least_heard, t
 
 
 
-class ReceivePath:
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CraftedPath:
     """A server ParticipantPeer connected to a silent client; crafted RTP enters where SRTP hands it over."""
 
-    def __init__(self, peer: ParticipantPeer, client: RTCPeerConnection, payload_type: int, ssrc: int) -> None:
-        self.peer, self.client, self.payload_type, self.ssrc = peer, client, payload_type, ssrc
-        self.mixer = peer.mixer
+    def __init__(self, peer: ParticipantPeer, client: RTCPeerConnection, payload_type: int, ssrc: int,
+                 clock: ManualClock) -> None:
+        self.peer, self.client, self.payload_type, self.ssrc, self.clock = peer, client, payload_type, ssrc, clock
+        self.mixer = Mixer(clock=clock)
+        self.mixer.add("p", peer.gate, source=peer.frame_source)
         self.heard: list[np.ndarray] = []
         self.mixer.add("listener", MuteGate(), sink=lambda _tick, mix, _shared: self.heard.append(mix.copy()))
         self.payloads = encode_loop([ToneSource(440).next_frame() for _ in range(50)])
         self.sent = 0
-        reference = MonoOpusDecoder()
-        decoded = [mono for payload in self.payloads * 2 for mono in reference.decode(payload)]
+        reference = OpusDecoder()
+        decoded = [reference.decode(payload) for payload in self.payloads * 2]
         self.level = float(np.median(tone_amplitudes(decoded[50:], 440)))
         """The 440 Hz amplitude of these payloads decoded in order, without the receive path (Opus's own loss)."""
 
     @property
-    def decoder(self) -> InlineDecoder:
-        assert self.peer.inline_decoder is not None
-        return self.peer.inline_decoder
+    def path(self) -> ReceivePath:
+        assert self.peer.receive_path is not None
+        return self.peer.receive_path
 
-    async def send(self, seqs, ssrc: int | None = None) -> list[bool]:
-        """Each packet through the real receive path, then one mixer tick: was the participant in that mix?"""
+    async def send(self, seqs, ssrc: int | None = None) -> list[str]:
+        """One packet per 20 ms through the real receive path, a tick 5 ms after each: was the participant in that
+        tick's mix ("heard"), in it by concealment ("concealed"), or not ("absent")?"""
         transport = self.peer.pc.getReceivers()[0].transport
-        mixed = []
+        out = []
         for seq in seqs:
+            self.clock.now += 0.015
             packet = RtpPacket(
-                payload_type=self.payload_type, sequence_number=seq % RTP_SEQ_MOD, timestamp=0, ssrc=ssrc or self.ssrc
+                payload_type=self.payload_type, sequence_number=seq % RTP_SEQ_MOD,
+                timestamp=(seq * 960) % (1 << 32), ssrc=ssrc or self.ssrc,
             )
             packet.payload = self.payloads[self.sent % len(self.payloads)]
             self.sent += 1
             await transport._handle_rtp_data(packet.serialize(), arrival_time_ms=0)
-            mixed.append("p" in self.mixer.tick().contributors)
-        return mixed
+            self.clock.now += 0.005
+            record = self.mixer.tick(self.clock.now)
+            out.append("concealed" if "p" in record.concealed else "heard" if "p" in record.contributors else "absent")
+        return out
 
 
 @pytest.fixture
-async def receive_path() -> AsyncIterator[ReceivePath]:
-    mixer = Mixer()
-    gate = MuteGate()
-    mixer.add("p", gate)
-    peer = ParticipantPeer("p", gate, mixer)
+async def receive_path() -> AsyncIterator[CraftedPath]:
+    clock = ManualClock()
+    peer = ParticipantPeer("p", MuteGate(), clock=clock)
     client = RTCPeerConnection(rtc_configuration())
     client.addTransceiver("audio", direction="sendrecv")  # no track: the client itself sends no RTP
     try:
@@ -81,7 +96,7 @@ async def receive_path() -> AsyncIterator[ReceivePath]:
         await client.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         await wait_until(lambda: peer.pc.connectionState == "connected" and client.connectionState == "connected", 10)
         opus = next(c for c in SessionDescription.parse(answer).media[0].rtp.codecs if c.mimeType == "audio/opus")
-        path = ReceivePath(peer, client, opus.payloadType, client.getSenders()[0]._ssrc)
+        path = CraftedPath(peer, client, opus.payloadType, client.getSenders()[0]._ssrc, clock)
         await path.send(range(0, 5))  # warm the Opus decoder
         yield path
     finally:
@@ -89,43 +104,65 @@ async def receive_path() -> AsyncIterator[ReceivePath]:
         await peer.close()
 
 
+def test_the_answer_asks_for_in_band_fec():
+    from mediamute.rtc.sdp import with_opus_fec
+
+    offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+    assert "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n" in with_opus_fec(offer)
+    chrome = "v=0\na=rtpmap:111 opus/48000/2\na=fmtp:111 minptime=10;useinbandfec=1\na=fmtp:0 x=1\n"
+    assert with_opus_fec(chrome) == chrome
+    plain = "v=0\na=rtpmap:111 OPUS/48000/2\na=fmtp:111 minptime=10\n"
+    assert "a=fmtp:111 minptime=10;useinbandfec=1\n" in with_opus_fec(plain)
+
+
+async def test_the_servers_answer_carries_useinbandfec(receive_path):
+    answer = receive_path.peer.pc.localDescription.sdp
+    opus = next(c for c in SessionDescription.parse(answer).media[0].rtp.codecs if c.mimeType == "audio/opus")
+    assert opus.parameters.get("useinbandfec") == 1
+
+
 async def test_one_packet_jumping_far_ahead_costs_only_that_packet(receive_path):
     """The defect: the old decoder took the odd packet as the newest, so all later real packets were 'late'."""
     path = receive_path
-    assert await path.send([5 + 30000]) == [False]
-    assert all(await path.send(range(5, 55)))  # the real stream: in every mix
+    assert await path.send([5 + 30000]) == ["concealed"]  # its slot: the buffer waits for 5, concealing
+    assert await path.send(range(5, 55)) == ["heard"] * 50  # the real stream: in every mix
     heard = tone_amplitudes(path.heard[-50:], 440)
     assert np.median(heard) == pytest.approx(path.level, rel=0.05)
-    counters = path.decoder.sequence_counters
-    assert counters.jumps_pending == 1 and counters.restarts == 0 and counters.late == 0
+    counters = path.path.sequence_counters
+    assert counters.jumps_pending == 1 and counters.restarts == 0 and path.path.buffer.counters.late == 0
 
 
 async def test_restart_and_ssrc_change_are_back_in_the_mix_by_the_second_packet(receive_path):
     path = receive_path
-    assert await path.send(range(40000, 40010)) == [False] + [True] * 9  # the sender renumbered: a restart
+    restart = await path.send(range(40000, 40010))  # the sender renumbered: a restart
+    assert restart[0] != "heard" and restart[2:] == ["heard"] * 8
     # a new SSRC whose numbers are "behind" the old stream's (the old decoder dropped them as late for minutes)
-    assert await path.send(range(20000, 20010), ssrc=0x5EED) == [False] + [True] * 9
-    counters = path.decoder.sequence_counters
+    change = await path.send(range(20000, 20010), ssrc=0x5EED)
+    assert change[0] != "heard" and change[2:] == ["heard"] * 8
+    counters = path.path.sequence_counters
     assert (counters.restarts, counters.ssrc_changes, counters.dropped) == (1, 1, 2)
+    assert path.path.buffer.counters.restarts == 2
     assert np.median(tone_amplitudes(path.heard[-8:], 440)) == pytest.approx(path.level, rel=0.05)
 
 
-async def test_duplicates_and_misordered_packets_are_dropped_and_counted(receive_path):
+async def test_duplicates_are_dropped_and_a_misordered_packet_reaches_the_buffer(receive_path):
     path = receive_path
-    assert await path.send([5, 6, 6, 8, 7, 9, 3]) == [True, True, False, True, False, True, False]
-    counters = path.decoder.sequence_counters
-    assert (counters.duplicates, counters.late) == (1, 2) and path.decoder.late == 2
+    await path.send([5, 6, 6, 8, 7, 9, 3])
+    counters = path.path.sequence_counters
+    assert (counters.duplicates, counters.misordered) == (2, 1)  # 6 twice, 3 seen in the warm-up; 7 behind 8
+    buffer = path.path.buffer.counters
+    assert buffer.late + buffer.reordered == 1  # 7: in time to be played in order, or counted late
 
 
 async def test_the_gate_drops_before_validation(receive_path):
     path = receive_path
     path.peer.gate.close()
-    before = path.decoder.sequence_counters.accepted
-    assert await path.send([5 + 30000, 5 + 30001, 5, 6]) == [False] * 4
-    assert path.decoder.sequence_counters.accepted == before and path.decoder.sequence_counters.dropped == 0
+    before = path.path.sequence_counters.accepted
+    assert await path.send([5 + 30000, 5 + 30001, 5, 6]) == ["absent"] * 4  # nothing mixed, nothing concealed
+    assert path.path.sequence_counters.accepted == before and path.path.sequence_counters.dropped == 0
     assert path.peer.gate.dropped_packets == 4
     path.peer.gate.open()
-    assert await path.send([7, 8]) == [True, True]
+    assert await path.send([7, 8]) == ["heard", "heard"]  # the first fresh packet anchors at once (target 0)
 
 
 # --- end to end: a real sender misbehaves mid-call --------------------------------------------------------------
@@ -135,7 +172,7 @@ async def test_the_gate_drops_before_validation(receive_path):
 async def test_a_sender_that_jumps_or_changes_ssrc_is_back_in_every_mix_at_once(server, call_id, fault):
     a, b, c = await join_all(server, call_id, tones(440, 660, 880))
     call = server.registry.get(call_id)
-    decoder = call.participant(b.participant_id).media.inline_decoder
+    decoder = call.participant(b.participant_id).media.receive_path
     try:
         await hear_for([a, b, c], 1.0)
         faults = SenderFaults(b.pc.getSenders()[0])

@@ -56,21 +56,32 @@ def test_wrap_around_counts_a_cycle_and_is_not_a_jump():
     assert v.counters.dropped == 0
 
 
-def test_duplicates_and_late_packets_are_dropped_by_reason():
+def test_duplicates_are_dropped_and_misordered_packets_go_on_to_the_jitter_buffer():
     v = SequenceValidator()
-    feed(v, range(0, 10))
+    feed(v, [0, 1, 2, 3, 4, 5, 8, 9])  # 6 and 7 not (yet) here
     assert feed(v, [9, 9]) == [Verdict.DUPLICATE, Verdict.DUPLICATE]
-    assert feed(v, [7, 9 - MAX_MISORDER]) == [Verdict.LATE, Verdict.LATE]  # misordered, too late to play
+    assert feed(v, [7, 9 - MAX_MISORDER]) == [Verdict.MISORDERED, Verdict.MISORDERED]  # the buffer decides if late
+    assert feed(v, [7, 3]) == [Verdict.DUPLICATE, Verdict.DUPLICATE]  # seen before, however far behind: exact
     assert feed(v, [9 - MAX_MISORDER - 1]) == [Verdict.JUMP_PENDING]  # further behind: a possible restart
     assert feed(v, [10]) == [Verdict.NEXT]
     c = v.counters
-    assert (c.duplicates, c.late, c.jumps_pending, c.accepted) == (2, 2, 1, 11)
+    assert (c.duplicates, c.misordered, c.jumps_pending, c.accepted) == (4, 2, 1, 11)
+    assert c.accepted + c.dropped == 16
 
 
-def test_misordered_pair_keeps_the_newest():
+def test_misordered_pair_is_accepted_and_keeps_the_newest():
     v = SequenceValidator()
-    assert accepted(feed(v, [1, 2, 4, 3, 5])) == [True, True, True, False, True]
-    assert v.counters.late == 1
+    assert feed(v, [1, 2, 4, 3, 5]) == [Verdict.NEXT, Verdict.NEXT, Verdict.NEXT, Verdict.MISORDERED, Verdict.NEXT]
+    assert v.max_seq == 5 and v.counters.misordered == 1 and v.counters.dropped == 0
+
+
+def test_duplicates_are_found_across_the_wrap_and_before_the_first_packet():
+    v = SequenceValidator()
+    feed(v, range(RTP_SEQ_MOD - 3, RTP_SEQ_MOD + 3))
+    assert feed(v, [RTP_SEQ_MOD - 2, 1]) == [Verdict.DUPLICATE, Verdict.DUPLICATE]
+    fresh = SequenceValidator()
+    feed(fresh, [3])
+    assert feed(fresh, [RTP_SEQ_MOD - 1, RTP_SEQ_MOD - 1]) == [Verdict.MISORDERED, Verdict.DUPLICATE]
 
 
 def test_ssrc_change_is_a_new_stream_after_one_packet():

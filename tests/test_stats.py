@@ -12,7 +12,9 @@ from mediamute.calls.call import Call, CallOptions
 from mediamute.calls.model import MediaSession, Participant
 from mediamute.calls.stats import call_stats, participant_stats
 from mediamute.media.audio import FRAME_SAMPLES
+from mediamute.media.jitter import JitterCounters, JitterStats
 from mediamute.media.sequence import SequenceCounters
+from mediamute.media.telephone_event import ToneCounters
 
 AMPLITUDE = 8000.0
 
@@ -28,12 +30,21 @@ class ManualClock:
 
 
 class LevelOnlySession:
-    """The smallest MediaSession: a fixed received level, given sequence counters and a close that is remembered."""
+    """The smallest MediaSession: a fixed received level, given sequence counters and jitter buffer numbers, no
+    receive path to pull (frames are pushed by the test), and a close that is remembered."""
 
-    def __init__(self, level_dbov: float | None, sequence: SequenceCounters | None = None) -> None:
+    frame_source = None
+
+    def __init__(self, level_dbov: float | None, sequence: SequenceCounters | None = None,
+                 jitter: JitterStats | None = None) -> None:
         self.received_audio_level_dbov = level_dbov
         self.sequence_counters = sequence
+        self.network = None
+        self.jitter = jitter
         self.closed = False
+
+    def jitter_stats(self) -> JitterStats | None:
+        return self.jitter
 
     async def close(self) -> None:
         self.closed = True
@@ -116,12 +127,15 @@ def test_call_stats_roster_and_audit_windows(call, clock):
 
 
 def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
-    sequence = SequenceCounters(accepted=7, duplicates=1, late=2, jumps_pending=3, ssrcs_pending=4, restarts=5, ssrc_changes=6)
-    alice = join(call, "alice", LevelOnlySession(-30.0, sequence))
+    sequence = SequenceCounters(accepted=7, duplicates=1, jumps_pending=3, ssrcs_pending=4, restarts=5, ssrc_changes=6,
+                                misordered=2)
+    jitter = JitterStats(JitterCounters(packets=6, late=1, recovered=2, concealed=3), depth=2, target_delay=0.04,
+                         delay_p50=0.03, delay_p95=0.05, jitter=0.006, playing=True)
+    alice = join(call, "alice", LevelOnlySession(-30.0, sequence, jitter))
     call.mixer.push(alice.id, tone())
     tick_at(call, clock, 30.0)
     record = call_stats(call)
-    sequence.late += 100  # the record holds a copy: later packets do not change what was read
+    sequence.duplicates += 100  # the record holds a copy: later packets do not change what was read
     body = call_stats_json(record, DeliveryCounters(enqueued=4, posts=2))
     assert list(body) == [
         "callId", "state", "monotonicNow", "rosterSequenceNumber", "clock", "callbacks", "participants", "audit"
@@ -133,19 +147,55 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
-        "mixedLevelDbfs", "mixer", "rtp",
+        "mixedLevelDbfs", "mixer", "rtp", "network", "jitterBuffer", "talkingWhileMuted", "tones",
     ]
+    assert entry["talkingWhileMuted"] == {"talking": False, "since": None, "episodes": 0, "talkingSeconds": 0.0, "levelsRead": 0}
+    assert entry["tones"] is None  # a session that is no ToneSession sends no tones
     assert entry["rtp"] == {
-        "accepted": 7, "duplicates": 1, "late": 2, "jumps_pending": 3, "ssrcs_pending": 4, "restarts": 5,
-        "ssrc_changes": 6, "dropped": 10,
+        "accepted": 7, "duplicates": 1, "jumps_pending": 3, "ssrcs_pending": 4, "restarts": 5,
+        "ssrc_changes": 6, "misordered": 2, "dropped": 8,
     }
-    assert next(p for p in body["participants"] if p["id"] == call.app.id)["rtp"] is None  # no media session
+    assert entry["network"] is None  # a session that reports no network (tests/test_netem_api.py: one that does)
+    assert entry["jitterBuffer"] == {
+        "packets": 6, "late": 1, "duplicates": 0, "reordered": 0, "overflow": 0, "timestamp_jumps": 0, "restarts": 0,
+        "decoded": 0, "recovered": 2, "concealed": 3, "accelerated": 0, "skipped": 0, "flushed": 0, "malformed": 0,
+        "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
+    }
+    app_entry = next(p for p in body["participants"] if p["id"] == call.app.id)
+    assert app_entry["rtp"] is None and app_entry["jitterBuffer"] is None  # no media session
     assert list(entry["gate"]) == ["open", "passedPackets", "droppedPackets", "droppedBytes", "closedSince"]
     assert entry["receivedLevelDbov"] == -30.0
     assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1
     assert body["audit"] == [
-        {"seq": 0, "at": 30.0, "mixedAt": 30.0, "contributors": [alice.id], "levels": [pytest.approx(AMPLITUDE / math.sqrt(2), rel=0.01)]}
+        {"seq": 0, "at": 30.0, "mixedAt": 30.0, "contributors": [alice.id], "levels": [pytest.approx(AMPLITUDE / math.sqrt(2), rel=0.01)],
+         "concealed": [], "recovered": []}
     ]
     removed = participant_stats(call, Participant("never joined"))
     assert "mixer" not in participant_stats_json(removed)
     assert record.tick_durations.count == record.clock.ticks == 0
+
+
+class ToneReadingSession(LevelOnlySession):
+    """A MediaSession that also reads DTMF (a `ToneSession`)."""
+
+    def __init__(self, tones: ToneCounters) -> None:
+        super().__init__(-20.0)
+        self.tone_counters = tones
+        self.tone_formats = [48000, 8000]
+
+
+def test_the_wire_shape_of_a_participants_tones_and_talking(call, clock):
+    tones = ToneCounters(packets=30, presses=2, repeats=25, empty=1, late=1, unsupported=1, malformed=1)
+    alice = join(call, "alice", ToneReadingSession(tones))
+    call.mute(alice.id)
+    for at in (31.0, 31.125, 31.25, 31.375):
+        clock.now = at
+        call.heard_while_muted(alice.id, -20.0)
+    entry = participant_stats_json(participant_stats(call, alice))
+    tones.presses += 1  # a copy was read
+    assert entry["tones"] == {
+        "packets": 30, "presses": 2, "repeats": 25, "empty": 1, "late": 1, "unsupported": 1, "malformed": 1,
+        "dropped": 4, "formats": [48000, 8000],
+    }
+    assert entry["talkingWhileMuted"] == {"talking": True, "since": 31.25, "episodes": 1, "talkingSeconds": 0.0, "levelsRead": 4}
+

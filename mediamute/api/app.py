@@ -13,7 +13,7 @@ from .. import __version__
 from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
-from . import ext, graph, media, recordings, schemas, web, whip
+from . import ext, graph, media, network, recordings, schemas, web, whip
 from .errors import error_response, install_error_handlers
 from .metrics import install_metrics
 from .routes import RouteTemplates
@@ -25,14 +25,17 @@ JSON_PREFIXES = ("/v1.0/", "/beta/", "/ext/")
 
 DESCRIPTION = """A media-plane simulator of server-side mute with a Microsoft Graph-shaped calls API.
 
-* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`, operations;
-  the media actions `call: playPrompt`, `recordResponse`, `cancelMediaProcessing`, `sendDtmfTones` and
+* **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`,
+  `call: subscribeToTone` (DTMF key presses as tone notifications), operations; the media actions
+  `call: playPrompt`, `recordResponse`, `cancelMediaProcessing`, `sendDtmfTones` and
   `participant: startHoldMusic`/`stopHoldMusic`.
   Bearer tokens carry Graph application roles (`mediamute token --role …` mints development tokens).
 * **WHIP** (`/whip/{callId}`): join with an SDP offer; the answer carries a session token for the participant.
-* **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, stats with
-  the contributor audit, the call's event stream (WebSocket), the JWKS that verifies callback signatures, and the
-  download of recordResponse recordings (with their recordingAccessToken).
+* **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, a
+  participant's network impairment (per direction: delay, jitter, loss, bursts, reordering, duplication, a rate
+  cap), stats with the contributor audit, the call's event stream (WebSocket), the JWKS that verifies callback
+  signatures, and the download of recordResponse recordings (with their recordingAccessToken).
+  Participants carry `mediamute.talkingWhileMuted`; tone notifications carry who pressed under `mediamute`.
 * **Metrics** (`/metrics`, Prometheus text, not in this document): calls, gates, mixer, clock, encodes, callbacks,
   API requests; no authentication (the server binds 127.0.0.1).
 """
@@ -57,7 +60,8 @@ def create_app(
     @app.middleware("http")
     async def graph_conventions(request: Request, call_next):
         """Graph's request-id header on every answer, and 415 for a JSON API body that is not JSON."""
-        request.state.request_id = str(uuid.uuid4())
+        # a request relayed by another node of a cluster keeps the request-id that node gave it
+        request.state.request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
         path = request.url.path
         if request.method in ("POST", "PATCH", "PUT") and path.startswith(JSON_PREFIXES):
             has_body = int(request.headers.get("content-length") or 0) > 0 or "transfer-encoding" in request.headers
@@ -85,6 +89,7 @@ def create_app(
     include(graph.beta_router, "/beta")
     include(whip.router)
     include(ext.router)
+    include(network.router)
     include(recordings.router)
     include(web.router)
     install_metrics(app, registry, hub, templates)  # last: its request counter is the outermost middleware
@@ -110,13 +115,14 @@ def document_errors(app: FastAPI) -> None:
         components["ErrorResponse"] = schemas.ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in components["ErrorResponse"].pop("$defs", {}).items():
             components[name] = definition
+        components.update(network.COMPONENTS)
         for path, item in document.get("paths", {}).items():
             for method, operation in item.items():
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
                 if operation.get("parameters") or operation.get("requestBody"):
                     responses.setdefault("400", {"description": "Invalid parameters or body (Graph error envelope)"})
-                if method == "post" and path.startswith(JSON_PREFIXES):
+                if method in ("post", "put") and path.startswith(JSON_PREFIXES):
                     responses.setdefault("415", {"description": "A body sent with another Content-Type than application/json"})
                 for status, response in responses.items():
                     if status.startswith("4"):

@@ -12,6 +12,7 @@ from typing import Any
 
 import jwt
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from ..tokens import ALL_CALL_ROLES, GRAPH_AUDIENCE, SigningKey, canonical_role
 from .errors import GraphError
@@ -107,6 +108,17 @@ def roles(*accepted: str) -> Callable[[Request], Principal]:
 
     dependency.__name__ = "requires_" + "_or_".join(r.replace(".", "") for r in accepted)
     return dependency
+
+
+def call_reader(connection: HTTPConnection, call_id: str, allow_query: bool = False) -> Principal:
+    """Who may read a call's live numbers (stats, event stream, networks): apps with any calls role, or a
+    join/session token of this very call."""
+    principal = authenticate(connection, allow_query=allow_query)  # type: ignore[arg-type]
+    if principal.kind == "app":
+        require_app_roles(principal, ALL_CALL_ROLES)
+    else:
+        for_call(principal, call_id)
+    return principal
 
 
 def for_call(principal: Principal, call_id: str, participant_id: str | None = None) -> None:

@@ -16,6 +16,7 @@ from ..calls.errors import (
     CallNotFound,
     CallTerminated,
     MediaConflict,
+    NoNetwork,
     NotSupportedForCall,
     OperationNotFound,
     ParticipantNotFound,
@@ -48,6 +49,7 @@ DOMAIN_ERRORS: dict[type[CallError], tuple[int, str]] = {
     CallNotFound: (404, "9997"),  # what the real service answers for an unknown call id
     ParticipantNotFound: (404, "itemNotFound"),
     OperationNotFound: (404, "itemNotFound"),
+    NoNetwork: (404, "itemNotFound"),  # no such sub-resource: the participant has no media connection
     CallTerminated: (409, "conflict"),
     NotSupportedForCall: (400, "BadRequest"),
     PolicyForbids: (403, "Forbidden"),

@@ -2,7 +2,7 @@
 
 - participant unmute by an application (Graph has no such action), self-unmute and self-mute by a participant's
   own WHIP session token, join tokens for a call;
-- call statistics: gate, mixer, clock and callback counters, and the contributor audit;
+- call statistics: gate, mixer, RTP, network impairment, clock and callback counters, and the contributor audit;
 - the call's event stream (WebSocket): the same commsNotifications the callback gets, plus live levels;
 - the public key (JWKS) that verifies tokens and callback signatures.
 """
@@ -18,16 +18,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from starlette.requests import HTTPConnection
 
 from ..calls.call import Call
 from ..calls.errors import CallError
 from ..calls.stats import DEFAULT_AUDIT_LIMIT, CallStats, ParticipantStats, call_stats
-from ..tokens import ALL_CALL_ROLES, ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
+from ..tokens import ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
 from . import schemas
-from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles, roles
+from .auth import FORBIDDEN, Principal, authenticate, call_reader, for_call, roles
 from .errors import GraphError, error_body
 from .graph import ERRORS, ContextBody, client_context, run_operation
+from .network import network_json
 from .notifications import DeliveryCounters
 from .resources import call_resource, participant_resource
 from .state import app_state
@@ -38,16 +38,6 @@ router = APIRouter(prefix="/ext", tags=["mediamute extensions (not Graph)"])
 UNMUTE_OTHERS = roles(ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 MINT_JOIN = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 STATS_PERIOD = 0.1
-
-
-def call_reader(connection: HTTPConnection, call_id: str, allow_query: bool = False) -> Principal:
-    """Apps with any calls role, or a join/session token of this very call."""
-    principal = authenticate(connection, allow_query=allow_query)  # type: ignore[arg-type]
-    if principal.kind == "app":
-        require_app_roles(principal, ALL_CALL_ROLES)
-    else:
-        for_call(principal, call_id)
-    return principal
 
 
 def participant_self(request: Request, call_id: str, participant_id: str) -> Principal:
@@ -113,7 +103,8 @@ async def keys(request: Request) -> JSONResponse:
 # statistics ---------------------------------------------------------------------------------------------------
 def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     """One participant's numbers on the wire (the `mixer` key only while it has a mixer slot; `rtp`, its sequence
-    validation counters, null without media)."""
+    validation counters, `jitterBuffer`, its receive path's buffer (times in seconds), `network`, its impairment
+    profiles and counters per direction, and `tones`, its DTMF counters; each null without media)."""
     gate = entry.gate
     body: dict[str, Any] = {
         "id": entry.id,
@@ -135,6 +126,20 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     if entry.mixer is not None:
         body["mixer"] = asdict(entry.mixer)
     body["rtp"] = {**asdict(entry.rtp), "dropped": entry.rtp.dropped} if entry.rtp is not None else None
+    body["network"] = network_json(entry.network)
+    body["jitterBuffer"] = entry.jitter.as_dict() if entry.jitter is not None else None
+    talking = entry.talking
+    body["talkingWhileMuted"] = {
+        "talking": talking.talking,
+        "since": talking.since,
+        "episodes": talking.episodes,
+        "talkingSeconds": talking.talking_seconds,
+        "levelsRead": talking.levels,
+    }
+    body["tones"] = (
+        {**asdict(entry.tones), "dropped": entry.tones.dropped, "formats": list(entry.tone_formats)}
+        if entry.tones is not None else None
+    )
     return body
 
 
@@ -149,7 +154,8 @@ def call_stats_json(record: CallStats, callbacks: DeliveryCounters | None) -> di
         "callbacks": asdict(callbacks) if callbacks is not None else None,
         "participants": [participant_stats_json(p) for p in record.participants],
         "audit": [
-            {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels)}
+            {"seq": r.seq, "at": r.at, "mixedAt": r.mixed_at, "contributors": list(r.contributors), "levels": list(r.levels),
+             "concealed": list(r.concealed), "recovered": list(r.recovered)}
             for r in record.audit
         ],
     }

@@ -34,6 +34,7 @@ CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL)
 READ = roles(*ALL_CALL_ROLES)
 PARTICIPANT_MUTE = roles(ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST)
 SELF_MUTE = roles(ROLE_INITIATE, ROLE_ACCESS_MEDIA)
+ACCESS_MEDIA = roles(ROLE_ACCESS_MEDIA)
 
 router = APIRouter(tags=["Graph calls"])
 beta_router = APIRouter(tags=["Graph calls (beta)"])
@@ -198,6 +199,18 @@ async def unmute_self(
     call_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(SELF_MUTE)
 ) -> JSONResponse:
     return run_operation(request, call_id, lambda call: call.unmute(call.app.id, client_context(body)))
+
+
+@router.post(
+    "/communications/calls/{call_id}/subscribeToTone",
+    response_model=schemas.SubscribeToToneOperation,
+    responses=ERRORS,
+    summary="Subscribe to DTMF: each key press a participant sends arrives as a call update with toneInfo",
+)
+async def subscribe_to_tone(
+    call_id: str, request: Request, body: ContextBody = None, _: Principal = Depends(ACCESS_MEDIA)
+) -> JSONResponse:
+    return run_operation(request, call_id, lambda call: call.subscribe_to_tone(client_context(body)))
 
 
 @router.get(

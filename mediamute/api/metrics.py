@@ -3,9 +3,9 @@
 Nothing here runs per packet or per tick. A scrape walks the call registry once, on the event loop (the handler is
 `async`, so every number of one scrape is read between two ticks: a call's tick count and its tick-duration
 histogram's count are equal), through the domain's typed records (`calls.stats`: gate, mixer slot, RTP sequence
-counters, clock and its tick-duration buckets), the call's encoding counters, the notification hub's callback
-counters and aioice's process-wide datagram guard. The only work outside a scrape is one counter increment per HTTP
-request, in an ASGI middleware.
+counters, jitter buffer, each participant's network impairment per direction, clock and its tick-duration buckets),
+the call's encoding counters, the notification hub's callback counters and aioice's process-wide datagram guard. The
+only work outside a scrape is one counter increment per HTTP request, in an ASGI middleware.
 
 Each app has its own `CollectorRegistry` (never prometheus_client's global one), so several servers in one process
 (the tests, the demo) do not collide.
@@ -19,7 +19,7 @@ Cardinality stays bounded by what is live, never by what a client sends:
   never the raw path), the method (the seven standard ones, else "other") and the status. A path no route matches
   is counted as route "unmatched", so garbage URLs cannot grow the series. WebSocket connections (the event
   stream) are not counted here.
-- `reason`, `stream`, `kind` labels take a fixed handful of values.
+- `reason`, `stream`, `kind`, `direction`, `preset` and `parameter` labels take a fixed handful of values.
 
 No authentication: a Prometheus scraper has no Graph token, and the server binds 127.0.0.1 by default. A server
 bound to another address exposes these numbers (call and participant ids, no tokens, no audio) to its network.
@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..calls.call import Call, CallRegistry
 from ..calls.stats import CallStats, ParticipantStats, call_stats
+from ..media.netem import DirectionState
 from ..rtc.ice import DATAGRAM_GUARD
 from .notifications import NotificationHub
 from .routes import RouteTemplates
@@ -48,8 +49,23 @@ router = APIRouter(include_in_schema=False)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CALL = ["call_id"]
 PARTICIPANT = ["call_id", "participant_id"]
-RTP_DROP_REASONS = (("duplicate", "duplicates"), ("late", "late"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
+DIRECTION = [*PARTICIPANT, "direction"]
+NETWORK_DROP_REASONS = (("random", "dropped_random"), ("burst", "dropped_burst"), ("queue", "dropped_queue"))
+"""(label value, NetworkCounters field) for every reason the network impairment drops a datagram."""
+RTP_DROP_REASONS = (("duplicate", "duplicates"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
 """(label value, SequenceCounters field) for every reason sequence validation drops a packet."""
+JITTER_FRAME_KINDS = (
+    ("decoded", "decoded"), ("recovered", "recovered"), ("concealed", "concealed"), ("accelerated", "accelerated"),
+    ("skipped", "skipped"),
+)
+"""(label value, JitterCounters field) for every way the jitter buffer accounts for a frame of the stream."""
+JITTER_DROP_REASONS = (
+    ("late", "late"), ("duplicate", "duplicates"), ("overflow", "overflow"), ("timestamp_jump", "timestamp_jumps"),
+    ("malformed", "malformed"),
+)
+"""(label value, JitterCounters field) for every reason the receive path drops a packet past sequence validation."""
+DTMF_DROP_REASONS = ("empty", "late", "unsupported", "malformed")
+"""ToneCounters fields (and label values) of the telephone-event reports or packets that made no press."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -128,6 +144,25 @@ class CallFamilies:
         self.rtp_dropped = _counter("mediamute_rtp_packets_dropped", "Packets past the gate that RTP sequence validation dropped, by reason.", [*PARTICIPANT, "reason"])
         self.rtp_restarts = _counter("mediamute_rtp_restarts", "Confirmed sequence-number restarts in the same SSRC.", PARTICIPANT)
         self.rtp_ssrc_changes = _counter("mediamute_rtp_ssrc_changes", "Confirmed switches to another SSRC.", PARTICIPANT)
+        self.network = NetworkFamilies()
+        self.rtp_misordered = _counter("mediamute_rtp_packets_misordered", "Accepted packets that came behind a newer one (handed to the jitter buffer).", PARTICIPANT)
+        jb = "Jitter buffer: "
+        self.jb_packets = _counter("mediamute_jitter_packets", jb + "packets accepted into the buffer.", PARTICIPANT)
+        self.jb_dropped = _counter("mediamute_jitter_packets_dropped", jb + "packets dropped, by reason.", [*PARTICIPANT, "reason"])
+        self.jb_reordered = _counter("mediamute_jitter_reordered_packets", jb + "packets that came out of order yet in time: played in order.", PARTICIPANT)
+        self.jb_flushed = _counter("mediamute_jitter_flushed_packets", jb + "packets discarded when the gate closed (mute) or the stream restarted.", PARTICIPANT)
+        self.jb_restarts = _counter("mediamute_jitter_restarts", jb + "new streams (SSRC change, renumbering, timestamp jump): playout re-anchored.", PARTICIPANT)
+        self.jb_frames = _counter("mediamute_jitter_frames", jb + "frames by what became of them: decoded, recovered (FEC), concealed (PLC), accelerated (dropped to catch up), skipped.", [*PARTICIPANT, "kind"])
+        self.jb_depth = _gauge("mediamute_jitter_depth_packets", jb + "packets held now.", PARTICIPANT)
+        self.jb_target = _gauge("mediamute_jitter_target_delay_seconds", jb + "the target delay now.", PARTICIPANT)
+        self.jb_delay = _gauge("mediamute_jitter_delay_seconds", jb + "arrival to playout of the last 250 played packets, by quantile.", [*PARTICIPANT, "quantile"])
+        self.jb_jitter = _gauge("mediamute_jitter_interarrival_seconds", jb + "RFC 3550 interarrival jitter estimate.", PARTICIPANT)
+        self.talking = _gauge("mediamute_participant_talking_while_muted", "1 while a server-muted participant's packet levels say it is talking.", PARTICIPANT)
+        self.talking_episodes = _counter("mediamute_talking_while_muted_episodes", "Times a server-muted participant started talking.", PARTICIPANT)
+        self.dtmf_packets = _counter("mediamute_dtmf_packets", "Telephone-event (DTMF) packets received; never decoded nor mixed.", PARTICIPANT)
+        self.dtmf_presses = _counter("mediamute_dtmf_presses", "Key presses read from telephone-event packets.", PARTICIPANT)
+        self.dtmf_repeats = _counter("mediamute_dtmf_repeats", "Event reports of a press already read (updates, redundant ends, retransmissions).", PARTICIPANT)
+        self.dtmf_dropped = _counter("mediamute_dtmf_dropped", "Telephone-event reports or packets dropped, by reason.", [*PARTICIPANT, "reason"])
 
     def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
         labels = [call.id]
@@ -193,8 +228,84 @@ class CallFamilies:
                 self.rtp_dropped.add_metric([*labels, reason], getattr(rtp, field))
             self.rtp_restarts.add_metric(labels, rtp.restarts)
             self.rtp_ssrc_changes.add_metric(labels, rtp.ssrc_changes)
+            self.rtp_misordered.add_metric(labels, rtp.misordered)
+        if entry.network is not None:
+            self.network.add(labels, entry.network.uplink)
+            self.network.add(labels, entry.network.downlink)
+        jitter = entry.jitter
+        if jitter is not None:
+            counters = jitter.counters
+            self.jb_packets.add_metric(labels, counters.packets)
+            for reason, field in JITTER_DROP_REASONS:
+                self.jb_dropped.add_metric([*labels, reason], getattr(counters, field))
+            self.jb_reordered.add_metric(labels, counters.reordered)
+            self.jb_flushed.add_metric(labels, counters.flushed)
+            self.jb_restarts.add_metric(labels, counters.restarts)
+            for kind, field in JITTER_FRAME_KINDS:
+                self.jb_frames.add_metric([*labels, kind], getattr(counters, field))
+            self.jb_depth.add_metric(labels, jitter.depth)
+            self.jb_target.add_metric(labels, jitter.target_delay)
+            for quantile, value in (("0.5", jitter.delay_p50), ("0.95", jitter.delay_p95)):
+                if value is not None:
+                    self.jb_delay.add_metric([*labels, quantile], value)
+            self.jb_jitter.add_metric(labels, jitter.jitter)
+        self.talking.add_metric(labels, 1 if entry.talking.talking else 0)
+        self.talking_episodes.add_metric(labels, entry.talking.episodes)
+        tones = entry.tones
+        if tones is not None:
+            self.dtmf_packets.add_metric(labels, tones.packets)
+            self.dtmf_presses.add_metric(labels, tones.presses)
+            self.dtmf_repeats.add_metric(labels, tones.repeats)
+            for reason in DTMF_DROP_REASONS:
+                self.dtmf_dropped.add_metric([*labels, reason], getattr(tones, reason))
 
     def all(self) -> Iterable[Metric]:
+        return [value for value in vars(self).values() if isinstance(value, Metric)] + self.network.all()
+
+
+class NetworkFamilies:
+    """Per participant and direction: the network impairment's profile and what it did (`direction` is uplink or
+    downlink, `reason` one of three, `parameter` one of the profile table's fields: all bounded)."""
+
+    def __init__(self) -> None:
+        media = "Media datagrams (SRTP/SRTCP) of the participant's network impairment: "
+        self.engaged = _gauge("mediamute_network_engaged", "1 while the impairment is on the direction's packet path.", DIRECTION)
+        self.preset = _gauge("mediamute_network_profile_info", "The direction's profile: its preset ('custom' without one).", [*DIRECTION, "preset"])
+        self.parameter = _gauge("mediamute_network_profile", "The direction's profile, one series per field, in the unit its name says (ms, ratio, kbit/s, packets).", [*DIRECTION, "parameter"])
+        self.datagrams = _counter("mediamute_network_datagrams", media + "that came in.", DIRECTION)
+        self.delivered = _counter("mediamute_network_delivered", media + "handed on (duplicates included).", DIRECTION)
+        self.dropped = _counter("mediamute_network_dropped", media + "dropped, by reason (random, burst, queue).", [*DIRECTION, "reason"])
+        self.duplicated = _counter("mediamute_network_duplicated", media + "copies made.", DIRECTION)
+        self.reordered = _counter("mediamute_network_reordered", media + "delivered after one sent later.", DIRECTION)
+        self.cancelled = _counter("mediamute_network_cancelled", media + "in flight when the participant left.", DIRECTION)
+        self.passed = _counter("mediamute_network_passed", "Datagrams passed on untouched (DTLS: the handshake is never impaired).", DIRECTION)
+        self.pending = _gauge("mediamute_network_pending", media + "in flight now.", DIRECTION)
+        self.jitter = _gauge("mediamute_network_added_jitter_seconds", "RFC 3550's jitter estimate over the delays the impairment added.", DIRECTION)
+        self.delay = HistogramMetricFamily("mediamute_network_added_delay_seconds", "Delay the impairment added to each delivered datagram.", labels=DIRECTION)
+
+    def add(self, labels: list[str], state: DirectionState) -> None:
+        labels = [*labels, state.direction]
+        counters, profile = state.counters, state.profile
+        self.engaged.add_metric(labels, 1 if state.engaged else 0)
+        self.preset.add_metric([*labels, profile.preset or "custom"], 1)
+        for name, value in profile.wire().items():
+            if name not in ("preset", "seed"):
+                self.parameter.add_metric([*labels, name], value)
+        self.datagrams.add_metric(labels, counters.datagrams)
+        self.delivered.add_metric(labels, counters.delivered)
+        for reason, field in NETWORK_DROP_REASONS:
+            self.dropped.add_metric([*labels, reason], getattr(counters, field))
+        self.duplicated.add_metric(labels, counters.duplicated)
+        self.reordered.add_metric(labels, counters.reordered)
+        self.cancelled.add_metric(labels, counters.cancelled)
+        self.passed.add_metric(labels, counters.passed)
+        self.pending.add_metric(labels, counters.pending)
+        self.jitter.add_metric(labels, counters.jitter_ms / 1000.0)
+        histogram = counters.delay_histogram
+        buckets = [(floatToGoString(bound), count) for bound, count in histogram.cumulative()]
+        self.delay.add_metric(labels, buckets, histogram.total)
+
+    def all(self) -> list[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)]
 
 

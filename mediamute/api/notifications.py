@@ -1,5 +1,5 @@
-"""Roster and call-state notifications: commsNotifications POSTed to each call's callbackUri, and the same
-batches fanned out to the call's live event streams (WebSocket).
+"""Roster, call-state and tone notifications: commsNotifications POSTed to each call's callbackUri, and the same
+batches fanned out to the call's live event streams (WebSocket), which also get every key press (`type: tone`).
 
 Domain events only enqueue (O(1), synchronous); delivery runs in its own task per call with a bounded queue,
 batching, retries with exponential backoff, and a signed bearer token on every POST. A receiver that hangs or
@@ -26,7 +26,7 @@ from ..calls.call import Call
 from ..calls.model import Operation, Participant
 from ..tokens import SigningKey
 from . import schemas
-from .resources import call_resource, operation_path, operation_resource, participant_resource
+from .resources import call_resource, operation_path, operation_resource, participant_resource, tone_notification_data
 
 log = logging.getLogger("mediamute.notifications")
 
@@ -160,6 +160,7 @@ class NotificationHub:
         events.on(call_events.PARTICIPANT_UPDATED, self._participants_updated)
         events.on(call_events.PARTICIPANT_LEFT, self._participant_left)
         events.on(call_events.OPERATION_FINISHED, self._operation_finished)
+        events.on(call_events.TONE_RECEIVED, self._tone_received)
 
     # event handlers (synchronous, O(1) per listener) ---------------------------------------------------------
     def _call_updated(self, call: Call) -> None:
@@ -184,7 +185,26 @@ class NotificationHub:
         path = operation_path(call.id, operation.id)
         self._publish(call, "deleted", path, operation_resource(operation, odata_id=path).wire())
 
+    def _tone_received(self, call: Call, participant: Participant, tone: str) -> None:
+        """A key press: under subscribeToTone Graph's call update with toneInfo; on the event stream, always."""
+        info = call.tone_info if call.tone_subscription is not None else None
+        if info is not None:
+            self._publish(call, "updated", f"/communications/calls/{call.id}", tone_notification_data(call, info).wire())
+        self._stream(call.id, {
+            "type": "tone",
+            "at": time.time(),
+            "participantId": participant.id,
+            "tone": tone,
+            "sequenceId": info.sequence_id if info is not None else None,
+            "serverMuted": participant.server_muted,
+        })
+
     # fan-out ------------------------------------------------------------------------------------------------
+    def _stream(self, call_id: str, message: dict[str, Any]) -> None:
+        """To the call's event-stream subscribers only (not the callback, not the history)."""
+        for subscriber in list(self.subscribers.get(call_id, ())):
+            subscriber(message)
+
     def _publish(self, call: Call, change_type: str, resource_url: str, data: Any) -> None:
         notification = schemas.CommsNotification(change_type=change_type, resource_url=resource_url, resource_data=data)
         uri = call.options.callback_uri
@@ -198,8 +218,7 @@ class NotificationHub:
             delivery.enqueue(notification)
         message = {"type": "notification", "at": time.time(), "body": schemas.CommsNotifications(value=[notification]).wire()}
         self.history.setdefault(call.id, deque(maxlen=200)).append(message)
-        for subscriber in list(self.subscribers.get(call.id, ())):
-            subscriber(message)
+        self._stream(call.id, message)
 
     def subscribe(self, call_id: str, subscriber: Subscriber) -> Callable[[], None]:
         self.subscribers.setdefault(call_id, set()).add(subscriber)

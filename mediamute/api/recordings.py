@@ -1,7 +1,8 @@
 """recordResponse's recordings: kept in memory, fetched by the app at the `recordingLocation` its recordOperation
 names, with `Authorization: Bearer {recordingAccessToken}`, as Graph's page shows (`200`, `application/octet-stream`).
 
-- Where: `GET /ext/recordings/{recordingId}` on this server (a path of ours; Graph's is a storage URL).
+- Where: `GET /ext/calls/{callId}/recordings/{recordingId}` (a path of ours; Graph's is a storage URL). Under the
+  call's path so that a cluster relays it to the node that holds the call (and its recordings), as any call path.
 - What: a WAV file, PCM 16-bit mono 16 kHz (Graph's own prompt format; the size of Graph's example download fits
   it), resampled from the 48 kHz mix by libswresample when first fetched.
 - Who: the bearer of that recording's access token, an ES256 JWT bound to the one recording (`sub`), valid
@@ -116,7 +117,7 @@ class RecordingStore:
         self.recordings[recording.id] = recording
         self.counters.kept += 1
         self._bound()
-        location = f"{base_url.rstrip('/')}/ext/recordings/{recording.id}"
+        location = f"{base_url.rstrip('/')}/ext/calls/{call_id}/recordings/{recording.id}"
         return location, self.access_token(recording.id, call_id)
 
     def access_token(self, recording_id: str, call_id: str) -> str:
@@ -170,9 +171,9 @@ class RecordingStore:
         if claims.get("sub") != recording_id:
             raise GraphError(403, "This recording access token is for another recording.", FORBIDDEN)
 
-    async def wav(self, recording_id: str) -> bytes:
+    async def wav(self, call_id: str, recording_id: str) -> bytes:
         recording = self.recordings.get(recording_id)
-        if recording is None:
+        if recording is None or recording.call_id != call_id:
             raise GraphError(404, f"Recording {recording_id} not found (recordings are deleted {self.grace:g} s after their call ends).", "itemNotFound")
         async with recording._encoding:
             if recording.wav is None:
@@ -209,7 +210,7 @@ router = APIRouter(prefix="/ext", tags=["mediamute extensions (not Graph)"])
 
 
 @router.get(
-    "/recordings/{recording_id}",
+    "/calls/{call_id}/recordings/{recording_id}",
     summary="Download a recordResponse recording (its recordingLocation), with its recordingAccessToken",
     response_class=Response,
     responses={
@@ -220,7 +221,7 @@ router = APIRouter(prefix="/ext", tags=["mediamute extensions (not Graph)"])
         404: {"description": "No such recording (or deleted after its call ended)"},
     },
 )
-async def download(recording_id: str, request: Request) -> Response:
+async def download(call_id: str, recording_id: str, request: Request) -> Response:
     store: RecordingStore = request.app.state.recordings
     store.authorize(bearer_token(request) if store.auth else None, recording_id)
-    return Response(await store.wav(recording_id), media_type="application/octet-stream")
+    return Response(await store.wav(call_id, recording_id), media_type="application/octet-stream")

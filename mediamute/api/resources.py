@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..calls.call import Call
-from ..calls.model import Operation, Participant
+from ..calls.model import Operation, Participant, ToneInfo
 from . import schemas
 
 
@@ -38,6 +38,7 @@ def participant_resource(participant: Participant, removed_reason: str | None = 
         metadata=None,
         roster_sequence_number=participant.roster_sequence,
         removed_state=schemas.RemovedState(reason=removed_reason) if removed_reason else None,
+        mediamute=schemas.ParticipantExtension(talking_while_muted=participant.talking.talking),
     )
 
 
@@ -110,4 +111,18 @@ def call_resource(call: Call, context: str | None = None) -> schemas.Call:
         tenant_id=options.tenant_id,
         result_info=schemas.ResultInfo(code=200, subcode=0, message="The call ended.") if call.state == "terminated" else None,
         call_chain_id=call.id,
+        tone_info=tone_info(call.tone_info) if call.tone_info is not None else None,
+    )
+
+
+def tone_info(info: ToneInfo) -> schemas.ToneInfo:
+    return schemas.ToneInfo(sequence_id=info.sequence_id, tone=info.tone)  # type: ignore[arg-type]
+
+
+def tone_notification_data(call: Call, info: ToneInfo) -> schemas.ToneNotificationCall:
+    """A tone notification's resourceData: Graph's (call state and toneInfo), plus who pressed under `mediamute`."""
+    return schemas.ToneNotificationCall(
+        state=call.state,
+        tone_info=tone_info(info),
+        mediamute=schemas.ToneExtension(participant_id=info.participant_id, server_muted=info.server_muted),
     )

@@ -71,6 +71,15 @@ class RemovedState(GraphModel):
     reason: str | None = None
 
 
+class ParticipantExtension(GraphModel):
+    """mediamute's own properties of a participant, under the key `mediamute` (outside Graph's schema)."""
+
+    talking_while_muted: bool = Field(
+        default=False,
+        description="The server has muted this participant and the audio level its packets carry says it is talking.",
+    )
+
+
 class Participant(GraphModel):
     odata_type: str = odata("participant")
     id: str
@@ -83,6 +92,9 @@ class Participant(GraphModel):
     removed_state: RemovedState | None = None
     recording_info: dict[str, Any] | None = None
     restricted_experience: dict[str, Any] | None = None
+    mediamute: ParticipantExtension = Field(
+        default_factory=ParticipantExtension, description="Extension properties (not Graph's): talkingWhileMuted."
+    )
 
 
 class ParticipantCollection(GraphModel):
@@ -165,6 +177,34 @@ class InviteParticipantsOperation(CommsOperation):
     participants: list[dict[str, Any]] | None = None
 
 
+ToneName = Literal[
+    "tone0", "tone1", "tone2", "tone3", "tone4", "tone5", "tone6", "tone7", "tone8", "tone9",
+    "star", "pound", "a", "b", "c", "d", "flash",
+]
+
+
+class ToneInfo(GraphModel):
+    odata_type: str = odata("toneInfo")
+    sequence_id: int = Field(description="Increasing per call: the order of the key presses.")
+    tone: ToneName
+
+
+class ToneExtension(GraphModel):
+    """mediamute's own properties of a tone notification, under the key `mediamute` (outside Graph's schema)."""
+
+    participant_id: str = Field(description="Who pressed the key (Graph's tone notification does not say).")
+    server_muted: bool = Field(description="Whether that participant was server-muted: its tones are still read.")
+
+
+class ToneNotificationCall(GraphModel):
+    """A tone notification's resourceData: the call's state and the key press, as Graph's example has it."""
+
+    odata_type: str = odata("call")
+    state: str
+    tone_info: ToneInfo
+    mediamute: ToneExtension
+
+
 class Call(GraphModel):
     odata_type: str = odata("call")
     odata_context: str | None = Field(default=None, alias="@odata.context", exclude_if=lambda v: v is None)
@@ -184,6 +224,9 @@ class Call(GraphModel):
     tenant_id: str | None = None
     result_info: ResultInfo | None = None
     call_chain_id: str | None = None
+    tone_info: ToneInfo | None = Field(
+        default=None, description="The latest key press since subscribeToTone (null before any, or without one)."
+    )
 
 
 class CommsNotification(GraphModel):

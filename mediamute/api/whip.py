@@ -2,7 +2,8 @@
 
 Joining needs an application token with a calls role, or a join token for that call. The answer carries a
 session token (header `Mediamute-Session-Token`) that acts for the new participant only: leave, self-mute,
-self-unmute, watch the call's events.
+self-unmute, watch the call's events, change its own network. `?network=<preset or JSON>` (or a
+`Mediamute-Network` header) impairs the participant's network from its first media packet (api/network.py).
 
 Trickle ICE and ICE restarts (PATCH on the session) are not supported: like every method a resource does not
 serve, PATCH gets 405 with `Allow: DELETE` (RFC 9725 lets a server without trickle answer so); send a complete offer.
@@ -17,8 +18,9 @@ from fastapi import APIRouter, Request, Response
 from ..calls.model import Participant
 from ..rtc.peer import OfferError, ParticipantPeer
 from ..tokens import ALL_CALL_ROLES, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
-from .auth import FORBIDDEN, authenticate, for_call, require_app_roles
+from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles
 from .errors import GraphError
+from .network import WHIP_PARAMETER, whip_network
 from .state import app_state
 
 log = logging.getLogger("mediamute.whip")
@@ -44,6 +46,20 @@ def _short_param(request: Request, name: str) -> str | None:
     return value
 
 
+def authorise_join(request: Request, call_id: str) -> Principal:
+    """Who may join this call: an application with a calls role, or a join token of this call (in `Authorization`,
+    or in `access_token`, which the join redirect of a cluster carries because clients drop `Authorization` on a
+    redirect to another origin)."""
+    principal = authenticate(request, allow_query=True)
+    if principal.kind == "app":
+        require_app_roles(principal, ALL_CALL_ROLES)
+    elif principal.kind == "session":
+        raise GraphError(403, "A session token cannot join again; use an application or join token.", FORBIDDEN)
+    else:
+        for_call(principal, call_id)
+    return principal
+
+
 @router.post(
     "/whip/{call_id}",
     status_code=201,
@@ -52,12 +68,14 @@ def _short_param(request: Request, name: str) -> str | None:
         "requestBody": {
             "content": {"application/sdp": {"schema": {"type": "string", "format": "sdp", "pattern": "^v=0\r?\n"}}},
             "required": True,
-        }
+        },
+        "parameters": [WHIP_PARAMETER],
     },
     responses={
         201: {"description": "Joined: the SDP answer, `Location` of the session and its session token",
               "content": {"application/sdp": {"schema": {"type": "string"}}}},
-        400: {"description": "The offer is not valid SDP, has no audio section, or a query parameter is invalid"},
+        400: {"description": "The offer is not valid SDP, has no audio section, or a query parameter (or the network "
+                            "profile) is invalid"},
         401: {"description": "No, malformed or expired token"},
         403: {"description": "The token may not join this call"},
         404: {"description": "Unknown call"},
@@ -66,13 +84,7 @@ def _short_param(request: Request, name: str) -> str | None:
     },
 )
 async def whip_join(call_id: str, request: Request) -> Response:
-    principal = authenticate(request)
-    if principal.kind == "app":
-        require_app_roles(principal, ALL_CALL_ROLES)
-    elif principal.kind == "session":
-        raise GraphError(403, "A session token cannot join again; use an application or join token.", FORBIDDEN)
-    else:
-        for_call(principal, call_id)
+    authorise_join(request, call_id)
     state = app_state(request)
     call = state.registry.live(call_id)
     if call.encoding is None:  # a registry made without rtc's encoding factory: nobody would hear the mix
@@ -86,6 +98,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
     except UnicodeDecodeError:
         raise GraphError(400, "The SDP offer is not valid UTF-8.") from None
     display_name = _display_name(request)
+    network = whip_network(request)  # a bad profile is refused before anything is made
     participant = Participant(
         display_name=display_name,
         region=_short_param(request, "region"),
@@ -94,12 +107,14 @@ async def whip_join(call_id: str, request: Request) -> Response:
     peer = ParticipantPeer(
         participant.id,
         participant.gate,
-        call.mixer,
         ice_servers=state.settings.ice_servers,
         on_gone=lambda pid: state.participant_gone(call.id, pid),
+        jitter=state.settings.jitter,
+        on_tone=lambda tone: call.receive_tone(participant.id, tone),
+        on_muted_level=lambda level: call.heard_while_muted(participant.id, -float(level)),
     )
     try:
-        answer = await peer.accept(offer)
+        answer = await peer.accept(offer, network)
     except OfferError as exc:
         await peer.close()
         raise GraphError(400, str(exc)) from None

@@ -1,12 +1,17 @@
 """The benchmark's participants, all in one process: cheap senders and a few decoding probes.
 
-    python -m mediamute.benchmark.clients --base-url URL --call-id ID --participants 8
+    python -m mediamute.benchmark.clients --base-url URL --call-id ID --participants 8 [--network wifi --network-roles probe]
 
-Every participant replays pre-encoded Opus packets (aiortc's sender only packetises an `av.Packet`), so the
-process encodes nothing while it runs. Roles: `marker` sends 1 kHz bursts every 500 ms (mouth-to-ear onsets),
-`target` sends a steady tone (the one the benchmark mutes and unmutes), `probe` decodes what it hears at RTP
-arrival; every other participant sends a quiet tone of its own and drops what it receives before decoding.
-Talks JSON lines: prints `{"event": "ready", ...}` once all are connected, answers `report` on stdin.
+Every participant replays pre-encoded Opus packets with in-band FEC (aiortc's sender only packetises an
+`av.Packet`), so the process encodes nothing while it runs. Roles: `marker` sends 1 kHz bursts every 500 ms
+(mouth-to-ear onsets), `target` sends a steady tone (the one the benchmark mutes and unmutes), `probe` hears like a
+real listener (the receive path with the default jitter buffer, pulled by a 20 ms playout clock) and notes for each
+frame its packet's arrival and its playout time; every other participant sends a quiet tone of its own and drops
+what it receives before decoding (a receive path behind a closed gate).
+With `--network`, the chosen roles (all by default) join with WHIP's `network` parameter, so the server impairs
+their datagrams both ways; `report` then carries what each client's RTCP knows (its downlink as received, its
+uplink as the server's receiver reports told it). Talks JSON lines: prints `{"event": "ready", ...}` once all are
+connected, answers `report` on stdin.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import av
 import httpx
@@ -27,11 +32,16 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ..analysis import tone_basis
 from ..client import whip_join
-from ..media.audio import FRAME_SAMPLES, Frame
+from ..media.audio import FRAME_SAMPLES
+from ..media.clock import MixClock
 from ..media.gate import MuteGate
+from ..media.netem import ReceptionReport
+from ..media.mixer import PulledFrame
 from ..rtc.codec import TIME_BASE, encode_loop
-from ..rtc.gate_adapter import install_inline_decoder
+from ..rtc.gate_adapter import install_receive_path
 from ..rtc.ice import configure_ice, rtc_configuration
+from ..rtc.reception import reception_reports
+from ..rtc.receive import ReceivePath
 from ..rtc.tracks import FramePacer
 from ..sources import MarkerSource, ToneSource
 
@@ -40,6 +50,7 @@ TARGET_HZ = 700.0
 LOUD = 6000
 QUIET = 1000
 """Background talkers are quiet (quieter still in big calls) so their sum never clips the probes' tones."""
+ROLES = ("marker", "target", "probe", "talker")
 BACKGROUND_HZ = [float(f) for f in range(250, 7000, 170) if abs(f - MARKER_HZ) > 160 and abs(f - TARGET_HZ) > 160]
 
 
@@ -69,25 +80,30 @@ class PacketLoopTrack(MediaStreamTrack):
 
 @dataclass
 class Probe:
-    """Decoded audio, summarised per frame at RTP arrival: the tone amplitudes the benchmark cares about."""
+    """What a listener heard, summarised per played frame: its packet's arrival (NaN for a concealed frame), its
+    playout time, and the tone amplitudes the benchmark cares about."""
 
     frequencies: tuple[float, ...] = (MARKER_HZ, TARGET_HZ)
     times: list[float] = field(default_factory=list)
+    """Arrival of each frame's packet at the probe (NaN: concealed, no packet)."""
+    playout: list[float] = field(default_factory=list)
     amplitudes: list[np.ndarray] = field(default_factory=list)
     _basis: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self._basis = tone_basis(self.frequencies)
 
-    def on_frame(self, mono: Frame, arrived: float) -> None:
-        self.times.append(arrived)
-        self.amplitudes.append(np.abs(mono.astype(np.float64) @ self._basis))
+    def on_frame(self, pulled: PulledFrame, played: float) -> None:
+        self.times.append(pulled.arrived)
+        self.playout.append(played)
+        self.amplitudes.append(np.abs(pulled.frame.astype(np.float64) @ self._basis))
 
     def since(self, start: float) -> dict[str, list[float]]:
-        picked = [i for i, t in enumerate(self.times) if t >= start]
+        picked = [i for i, t in enumerate(self.playout) if t >= start]
         amps = np.array([self.amplitudes[i] for i in picked]).reshape(-1, len(self.frequencies))
         return {
-            "times": [self.times[i] for i in picked],
+            "times": [self.times[i] for i in picked],  # NaN goes out as JSON NaN, which json.loads reads back
+            "playout": [self.playout[i] for i in picked],
             **{f"amp_{int(f)}": amps[:, k].round(1).tolist() for k, f in enumerate(self.frequencies)},
         }
 
@@ -106,21 +122,40 @@ class BenchParticipant:
         self.track = PacketLoopTrack(packets, marker_period)
         self.pc = RTCPeerConnection(rtc_configuration())
         self.probe = Probe() if role == "probe" else None
+        gate = MuteGate()
+        if self.probe is None:
+            gate.close()  # count and drop what this participant hears, before buffering: only probes decode
+        self.receive_path = ReceivePath(gate)
+        self.playout = MixClock(self._play) if self.probe is not None else None
         self.participant_id = ""
 
-    async def join(self, http: httpx.AsyncClient, timeout: float = 20.0) -> None:
+    def _play(self, deadline: float) -> None:
+        pulled = self.receive_path.pull(deadline)
+        if pulled is not None and self.probe is not None:
+            self.probe.on_frame(pulled, deadline)
+
+    async def join(self, http: httpx.AsyncClient, network: str | None = None, timeout: float = 20.0) -> None:
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
-        if self.probe is not None:
-            install_inline_decoder(transceiver.receiver, MuteGate(), self.probe.on_frame)
-        else:
-            deaf = MuteGate()
-            deaf.close()  # count and drop what this participant hears, before decoding: only probes decode
-            install_inline_decoder(transceiver.receiver, deaf, lambda _mono, _arrived: None)
-        session = await whip_join(self.pc, http, self.call_id, f"bench-{self.role}", timeout=timeout)
+        install_receive_path(transceiver.receiver, self.receive_path)
+        if self.playout is not None:
+            self.playout.start()
+        params = {"network": network} if network is not None else None
+        session = await whip_join(self.pc, http, self.call_id, f"bench-{self.role}", params=params, timeout=timeout)
         self.participant_id = session.participant_id
 
+    async def reception(self) -> dict:
+        """This client's RTCP view: its downlink as received, its uplink as the server's reports told it."""
+        downlink, uplink = await reception_reports(self.pc)
+        return {"id": self.participant_id, "role": self.role, "downlink": _report(downlink), "uplink": _report(uplink)}
+
     async def close(self) -> None:
+        if self.playout is not None:
+            await self.playout.stop()
         await self.pc.close()
+
+
+def _report(report: ReceptionReport | None) -> dict | None:
+    return None if report is None else {**asdict(report), "loss_ratio": report.loss_ratio}
 
 
 def roles(count: int) -> list[str]:
@@ -147,9 +182,14 @@ async def main(args: argparse.Namespace) -> None:
             hz = BACKGROUND_HZ[i % len(BACKGROUND_HZ)]
             quiet = max(100, min(QUIET, 18_000 // max(1, args.participants - 3)))
             participants.append(BenchParticipant(args.base_url, args.call_id, role, loop_packets(ToneSource(hz, quiet), 50)))
+    impaired = set(args.network_roles or ROLES)
+
+    def network(p: BenchParticipant) -> str | None:
+        return args.network if p.role in impaired else None
+
     async with httpx.AsyncClient(base_url=args.base_url, timeout=30.0) as http:
         for start in range(0, len(participants), 4):  # a few at a time: ICE on a busy 2-core box is slow
-            await asyncio.gather(*(p.join(http) for p in participants[start : start + 4]))
+            await asyncio.gather(*(p.join(http, network(p)) for p in participants[start : start + 4]))
     emit({"event": "ready", "participants": [{"id": p.participant_id, "role": p.role} for p in participants]})
 
     loop = asyncio.get_running_loop()
@@ -161,7 +201,8 @@ async def main(args: argparse.Namespace) -> None:
             since = float(command.get("since", 0.0))
             markers = [t for p in participants for t in p.track.marker_times if t >= since - 1.0]
             probes = [p.probe.since(since) for p in participants if p.probe is not None]
-            emit({"event": "report", "marker_times": markers, "probe": probes[0] if probes else None})
+            reception = await asyncio.gather(*(p.reception() for p in participants)) if args.network else None
+            emit({"event": "report", "marker_times": markers, "probe": probes[0] if probes else None, "reception": reception})
         elif command["cmd"] == "quit":
             break
     await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)
@@ -172,6 +213,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--call-id", required=True)
     parser.add_argument("--participants", type=int, default=8)
+    parser.add_argument("--network", help="the WHIP network spec the impaired roles join with")
+    parser.add_argument("--network-roles", nargs="*", choices=ROLES, help="the roles to impair (default: all)")
     return parser.parse_args(argv)
 
 

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..analysis import marker_latencies, marker_onsets
-from .clients import LOUD, TARGET_HZ
+from .clients import LOUD, ROLES, TARGET_HZ
 from .procstat import CpuWindow, machine_times, rss_bytes
 from .stats import percentiles_ms
 
@@ -39,6 +39,16 @@ class BenchConfig:
     warmup: float = 3.0
     mute_cycles: int = 10
     json_path: Path | None = None
+    calls: int = 1
+    """Calls at once (more than one, or `workers` set: the cluster benchmark, `benchmark/cluster.py`)."""
+    workers: int | None = None
+    """Cluster nodes (`--workers`); None: one server without Redis, as before."""
+    capacity: int = 40
+    """Each node's capacity (placement weighs calls and participants against it)."""
+    network: str | None = None
+    """The network spec (preset or JSON) the impaired clients join with; None: a perfect loopback."""
+    network_roles: tuple[str, ...] = ROLES
+    """Which clients' networks are impaired (by role)."""
 
 
 class Child:
@@ -93,8 +103,10 @@ class Child:
 def probe_action_latencies(probe: dict[str, list[float]], requests: list[tuple[float, str]], hz: int) -> dict[str, list[float]]:
     """Request sent → RTP arrival at the probe of the first frame where the tone falls below (mute) or reaches
     (unmute) half its amplitude — half, because Opus's look-ahead leaves a few ms of the tone in the frame after."""
-    times = np.asarray(probe["times"])
+    times = np.asarray(probe["times"], dtype=np.float64)
     amps = np.asarray(probe[f"amp_{hz}"])
+    arrived = np.isfinite(times)  # a concealed frame had no packet: it has no arrival time
+    times, amps = times[arrived], amps[arrived]
     out: dict[str, list[float]] = {"mute": [], "unmute": []}
     for sent, kind in requests:
         after = np.nonzero(times >= sent)[0]
@@ -124,6 +136,8 @@ class SteadyWindow:
     """(seconds into the window, server RSS bytes), every RSS_SAMPLE_PERIOD and at the end."""
     server: dict[str, Any]
     heard: dict[str, Any]
+    network: dict[str, Any] | None = None
+    """With --network: the server's impairment counters and uplink RTCP per participant, at the window's end."""
 
 
 @dataclass
@@ -197,6 +211,7 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
         rss_samples=rss_samples,
         server=await server.ask(cmd="report"),
         heard=await clients.ask(cmd="report", since=mark["at"]),
+        network=await server.ask(cmd="network") if config.network is not None else None,
     )
 
 
@@ -239,8 +254,10 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
             with bench_progress(console) as progress:
                 n = config.participants
                 join = progress.add_task(f"joining {n} participants", total=1)
+                impairment = ["--network", config.network, "--network-roles", *config.network_roles] if config.network else []
                 clients = await Child.start(
-                    "mediamute.benchmark.clients", "--base-url", base_url, "--call-id", call_id, "--participants", str(n)
+                    "mediamute.benchmark.clients", "--base-url", base_url, "--call-id", call_id, "--participants", str(n),
+                    *impairment,
                 )
                 members = (await clients.read(CLIENT_START_TIMEOUT + 3 * n))["participants"]
                 progress.update(join, completed=1)
@@ -252,6 +269,7 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
                 cycles = None
                 if target is not None and config.mute_cycles > 0:
                     cycles = await mute_cycles(progress, http, call_id, target, config.mute_cycles, server, clients)
+                steady.heard["members"] = members
                 return steady, cycles
     finally:
         if clients is not None:
@@ -289,10 +307,18 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
     }
+    if config.network is not None and steady.network is not None:
+        results["network"] = network_summary(config, steady.heard["members"], steady.network, steady.heard.get("reception") or [])
+    results["jitter_buffer"] = steady.server.get("jitter_buffer")
     probe = steady.heard.get("probe")
     if probe:
-        onsets = marker_onsets(np.asarray(probe["times"]), np.asarray(probe["amp_1000"]), 0.25 * LOUD)
+        arrived = np.asarray(probe["times"], dtype=np.float64)
+        amps = np.asarray(probe["amp_1000"])
+        packets = np.isfinite(arrived)
+        onsets = marker_onsets(arrived[packets], amps[packets], 0.25 * LOUD)
         results["mouth_to_ear_ms"] = percentiles_ms(marker_latencies(steady.heard["marker_times"], onsets))
+        heard = marker_onsets(np.asarray(probe["playout"], dtype=np.float64), amps, 0.25 * LOUD)
+        results["mouth_to_ear_playout_ms"] = percentiles_ms(marker_latencies(steady.heard["marker_times"], heard))
     if cycles is not None:
         for kind in ("mute", "unmute", "mute_after_op", "unmute_after_op"):
             results[f"server_{kind}_ms"] = cycles.server.get(f"server_{kind}_ms")
@@ -305,9 +331,61 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
     return results
 
 
+IMPAIRMENT_SUMS = ("datagrams", "delivered", "dropped", "dropped_random", "dropped_burst", "dropped_queue", "duplicated", "reordered")
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def _direction_summary(impairments: list[dict[str, Any]], reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One direction over the impaired participants: what the impairment did (summed) and what RTCP reported."""
+    done = {key: sum(c[key] for c in impairments) for key in IMPAIRMENT_SUMS}
+    done["loss_ratio"] = done["dropped"] / done["datagrams"] if done["datagrams"] else None
+    done["delay_mean_ms_p50"] = _median([c["delay_mean_ms"] for c in impairments])
+    done["jitter_ms_p50"] = _median([c["jitter_ms"] for c in impairments])
+    lost = sum(r["packets_lost"] for r in reports)
+    received = sum(r["packets_received"] or 0 for r in reports)
+    rtcp = {
+        "reports": len(reports),
+        "packets_lost": lost,
+        "packets_received": received,
+        "loss_ratio": lost / (lost + received) if lost + received > 0 else None,
+        "jitter_ms_p50": _median([r["jitter_ms"] for r in reports]),
+        "jitter_ms_max": max((r["jitter_ms"] for r in reports), default=None),
+    }
+    return {"impairment": done, "rtcp": rtcp}
+
+
+def network_summary(
+    config: BenchConfig, members: list[dict[str, str]], server: dict[str, Any], reception: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The impaired clients' two directions: the server's impairment counters against RTCP's figures (the uplink's
+    from the server's receivers, the downlink's from the clients' own). Counters hold RTP and RTCP datagrams, RTCP's
+    loss RTP packets only; both count from the join on (warm-up included)."""
+    impaired = {m["id"] for m in members if m["role"] in config.network_roles}
+    entries = [e for e in server["participants"] if e["id"] in impaired]
+    clients = [r for r in reception if r["id"] in impaired]
+    return {
+        "profile": config.network,
+        "roles": list(config.network_roles),
+        "participants": len(entries),
+        "uplink": _direction_summary(
+            [e["impairment"]["uplink"] for e in entries], [e["uplink_rtcp"] for e in entries if e["uplink_rtcp"]]
+        ),
+        "downlink": _direction_summary(
+            [e["impairment"]["downlink"] for e in entries], [r["downlink"] for r in clients if r["downlink"]]
+        ),
+    }
+
+
 async def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
     """Run one live benchmark; prints the table, returns the JSON-ready results (written to `config.json_path`)."""
     console = console or Console()
+    if config.workers is not None or config.calls > 1:
+        from .cluster import run_cluster_bench
+
+        return await run_cluster_bench(config, console)
     results = summarise(config, *await measure_call(config, console))
     console.print(results_table(results))
     if config.json_path is not None:
@@ -340,8 +418,16 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server unmute: request → first mix with, p50/p95 ms", _ms(r.get("server_unmute_ms"), "p50", "p95"), "")
     table.add_row("mute request → 200 OK p50/p95 ms", _ms(r.get("mute_answer_ms"), "p50", "p95"), "")
     table.add_row("unmute request → 200 OK p50/p95 ms", _ms(r.get("unmute_answer_ms"), "p50", "p95"), "")
-    table.add_row("mouth-to-ear p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")
+    table.add_row("mouth-to-ear at probe RTP arrival p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")
+    table.add_row("mouth-to-ear at probe playout p50/p95/p99 ms", _ms(r.get("mouth_to_ear_playout_ms"), "p50", "p95", "p99"), "")
     table.add_row("server-added latency p50/p99 ms", _ms(r.get("server_added_latency_ms"), "p50", "p99"), "≤ 30 p50")
+    jb = r.get("jitter_buffer")
+    if jb:
+        table.add_row("server jitter buffer target / actual p50 / p95 ms",
+                      f"{jb['target_delay_ms']:.1f} / {jb['delay_p50_ms']:.1f} / {jb['delay_p95_ms']:.1f}", "")
+        table.add_row("server frames decoded / FEC-recovered / concealed",
+                      f"{jb['decoded']} / {jb['recovered']} / {jb['concealed']}", "")
+        table.add_row("server packets late / reordered (repaired)", f"{jb['late']} / {jb['reordered']}", "")
     table.add_row("tick lateness p99 ms", _ms(r.get("tick_lateness_ms"), "p99"), "")
     table.add_row("late ticks", str(r.get("late_ticks")), "0")
     growth = (r["rss_end_bytes"] - r["rss_start_bytes"]) / 1e6
@@ -355,4 +441,30 @@ def results_table(r: dict[str, Any]) -> Table:
     enc = r.get("encoding")
     if enc:
         table.add_row("encodes per tick (shared + own)", f"{enc['per_tick']:.2f} ({enc['shared']} + {enc['own']})", "")
+    if r.get("network"):
+        add_network_rows(table, r["network"])
     return table
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def _ms1(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def add_network_rows(table: Table, n: dict[str, Any]) -> None:
+    table.add_row(f"network {n['profile']} on {', '.join(n['roles'])}", f"{n['participants']} participants", "")
+    for direction in ("uplink", "downlink"):
+        done, rtcp = n[direction]["impairment"], n[direction]["rtcp"]
+        table.add_row(
+            f"  {direction} loss: impairment / RTCP",
+            f"{_pct(done['loss_ratio'])} / {_pct(rtcp['loss_ratio'])}",
+            f"dropped {done['dropped']} of {done['datagrams']}",
+        )
+        table.add_row(
+            f"  {direction} jitter p50 ms: added / RTCP (max)",
+            f"{_ms1(done['jitter_ms_p50'])} / {_ms1(rtcp['jitter_ms_p50'])} ({_ms1(rtcp['jitter_ms_max'])})",
+            f"mean added delay {_ms1(done['delay_mean_ms_p50'])} ms",
+        )

@@ -1,26 +1,34 @@
 """The benchmark's server process: a `MediamuteServer` (port 0, no auth) plus the measurements only it can take.
 
-    python -m mediamute.benchmark.server
+    python -m mediamute.benchmark.server [--redis URL]
+
+With `--redis` it is a node of a cluster (`mediamute bench --workers W`): it may hold several calls, `calls` lists
+the ones it holds, each is instrumented on its own node, and `report` adds per-call figures (`per_call`).
 
 Prints `{"event": "ready", "base_url": ..., "pid": ...}`, then answers JSON commands on stdin: `instrument`
 (a call's mixer records arrival→mix latency), `mark` (start the steady window: tick lateness and latency samples
 restart), `report` (window figures, RSS, and, for the mute/unmute requests the orchestrator lists with the
-monotonic time it sent them, the latency to the first mix without/with the participant from the contributor audit).
+monotonic time it sent them, the latency to the first mix without/with the participant from the contributor audit),
+`network` (per participant: the impairment's counters both ways and the uplink as the server's receiver measured it).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
 import os
+import statistics
 import sys
 import time
+from dataclasses import asdict
 from typing import Any
 
 from ..calls.call import Call
+from ..media.netem import NetworkCounters
 from ..server import MediamuteServer
-from ..settings import ServerSettings
+from ..settings import ClusterSettings, ServerSettings
 from .procstat import rss_bytes
 from .stats import SampleRing, percentiles_ms
 
@@ -50,58 +58,124 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
     return out
 
 
+def jitter_summary(call: Call) -> dict[str, Any] | None:
+    """Every remote participant's jitter buffer in one: counters summed, delays (ms) as the median participant's."""
+    stats = [s for p in call.participants.values() if p.media is not None and (s := p.media.jitter_stats()) is not None]
+    if not stats:
+        return None
+    out: dict[str, Any] = {name: sum(getattr(s.counters, name) for s in stats)
+                           for name in ("packets", "late", "duplicates", "reordered", "decoded", "recovered",
+                                        "concealed", "accelerated", "skipped", "flushed")}
+    for name in ("target_delay", "delay_p50", "delay_p95", "jitter"):
+        values = [getattr(s, name) for s in stats if getattr(s, name) is not None]
+        out[f"{name}_ms"] = 1000 * statistics.median(values) if values else float("nan")
+    return out
+
+
+def op_after_request(call: Call, requests: list[Request]) -> list[tuple[float, str, str, float]]:
+    """(sent, participant, kind, seconds from the request sent to its operation completed here) for each request
+    whose operation this call completed: the gate closed (mute) or opened (unmute) on the node holding the call."""
+    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    out = []
+    for sent, pid, kind in requests:
+        done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
+        if done is not None:
+            out.append((sent, pid, kind, done - sent))
+    return out
+
+
 class BenchServer:
-    def __init__(self) -> None:
-        # ephemeral_key: never write a signing key for a benchmark
-        settings = ServerSettings(port=0, auth=False, log_level="warning", ephemeral_key=True)
+    def __init__(self, redis_url: str | None = None, capacity: int = 40, key_file: str | None = None) -> None:
+        # ephemeral_key: never write a signing key for a benchmark; a cluster's nodes share the orchestrator's
+        # temporary key file (every node of a cluster must sign with one key)
+        cluster = ClusterSettings(redis_url=redis_url, capacity=capacity) if redis_url else None
+        settings = ServerSettings(
+            port=0, auth=False, log_level="warning", ephemeral_key=key_file is None, key_file=key_file, cluster=cluster
+        )
         self.server = MediamuteServer(settings)
-        self.call_id: str | None = None
+        self.call_ids: list[str] = []
         self.window_start = 0.0
-        self.late_at_mark = 0
+        self.late_at_mark: dict[str, int] = {}
         self.rss_at_mark = 0
 
-    def _call(self) -> Call | None:
-        """The instrumented call (None before `instrument`); the registry raises CallNotFound for a wrong id."""
-        return self.server.registry.get(self.call_id) if self.call_id else None
+    def _calls(self) -> list[Call]:
+        """The instrumented calls (the registry raises CallNotFound for a wrong id)."""
+        return [self.server.registry.get(call_id) for call_id in self.call_ids]
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         cmd = command["cmd"]
+        if cmd == "calls":
+            return {"event": "calls", "calls": sorted(self.server.registry.calls)}
         if cmd == "instrument":
-            self.call_id = command["call_id"]
-            mixer = self.server.registry.get(self.call_id).mixer
+            mixer = self.server.registry.get(command["call_id"]).mixer
+            self.call_ids.append(command["call_id"])
             mixer.record_latency(True)
             mixer.added_latency = SampleRing(LATENCY_SAMPLES)  # type: ignore[assignment]  # same extend/clear/iter
             return {"event": "instrumented"}
-        call = self._call()
+        calls = self._calls()
         if cmd == "mark":
             self.window_start = time.monotonic()
-            if call is not None:
+            for call in calls:
                 call.clock.lateness.clear()
-                self.late_at_mark = call.clock.late_ticks
+                self.late_at_mark[call.id] = call.clock.late_ticks
                 if call.mixer.added_latency is not None:
                     call.mixer.added_latency.clear()
             self.rss_at_mark = rss_bytes(os.getpid())
             return {"event": "marked", "at": self.window_start}
         if cmd == "report":
             requests = [tuple(r) for r in command.get("requests", [])]
-            return {"event": "report", **self.report(call, requests)}
+            return {"event": "report", **self.report(calls, requests)}
         raise ValueError(f"unknown command {cmd!r}")
 
-    def report(self, call: Call | None, requests: list[Request]) -> dict[str, Any]:
+    async def network(self) -> dict[str, Any]:
+        """Every remote participant's impairment counters (both directions) and its uplink's RTCP reception, in the
+        instrumented calls."""
+        out: list[dict[str, Any]] = []
+        for call in self._calls():
+            for participant in list(call.participants.values()):
+                media = participant.media
+                state = media.network if media is not None else None
+                if media is None or state is None:
+                    continue
+                uplink, _ = await media.reception()
+                out.append({
+                    "id": participant.id,
+                    "impairment": {d.direction: {"profile": d.profile.preset, **_counters(d.counters)} for d in (state.uplink, state.downlink)},
+                    "uplink_rtcp": None if uplink is None else {**asdict(uplink), "loss_ratio": uplink.loss_ratio},
+                })
+        return {"event": "network", "participants": out}
+
+    def report(self, calls: list[Call], requests: list[Request]) -> dict[str, Any]:
+        """The first call's figures at the top level (one call: `mediamute bench`), and every call's in `per_call`."""
         out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid())}
-        if call is None:
-            return out
+        per_call = {call.id: self.call_report(call, [r for r in requests if r[1] in call.participants]) for call in calls}
+        if calls:
+            out.update(per_call[calls[0].id])
+        out["per_call"] = per_call
+        return out
+
+    def call_report(self, call: Call, requests: list[Request]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         lateness = list(call.clock.lateness)
         out["tick_lateness_ms"] = percentiles_ms(lateness)
-        out["late_ticks"] = call.clock.late_ticks - self.late_at_mark
+        out["late_ticks"] = call.clock.late_ticks - self.late_at_mark.get(call.id, 0)
+        out["participants"] = len(call.participants) - 1
         added = call.mixer.added_latency
         out["added_latency_ms"] = percentiles_ms(list(added)) if added is not None else None
         if requests:
             actions = action_latencies(call, requests)
             for kind, samples in actions.items():
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
+            out["op_after_request"] = op_after_request(call, requests)
         out["encoding"] = call.encoding_counters()
+        out["jitter_buffer"] = jitter_summary(call)
         return out
+
+
+def _counters(counters: NetworkCounters) -> dict[str, Any]:
+    fields = asdict(counters)
+    fields.pop("delay_histogram")
+    return {**fields, "dropped": counters.dropped, "loss_ratio": counters.loss_ratio}
 
 
 def emit(message: dict[str, Any]) -> None:
@@ -109,10 +183,11 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def main() -> None:
-    bench = BenchServer()
+async def main(args: argparse.Namespace) -> None:
+    bench = BenchServer(args.redis, args.capacity, args.key_file)
     await bench.server.start()
-    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid()})
+    node = bench.server.cluster.node_id if bench.server.cluster is not None else None
+    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "node": node})
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -122,19 +197,28 @@ async def main() -> None:
             if command["cmd"] == "quit":
                 break
             try:
-                emit(bench.handle(command))
+                emit(await bench.network() if command["cmd"] == "network" else bench.handle(command))
             except Exception as exc:  # answer, so the orchestrator never waits forever
                 emit({"event": "error", "error": repr(exc)})
     finally:
         await bench.server.stop()
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis", help="join a cluster through this Redis URL")
+    parser.add_argument("--capacity", type=int, default=40)
+    parser.add_argument("--key-file", help="the signing key file every node of the cluster shares")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    arguments = parse()
     profile_to = os.environ.get("MEDIAMUTE_BENCH_PROFILE")  # a cProfile dump of the server, for steering
     if profile_to:
         import cProfile
 
-        cProfile.run("asyncio.run(main())", profile_to)
+        cProfile.run("asyncio.run(main(arguments))", profile_to)
     else:
-        asyncio.run(main())
+        asyncio.run(main(arguments))

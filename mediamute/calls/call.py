@@ -16,10 +16,12 @@ from pyee import EventEmitter
 
 from ..media.clock import MixClock
 from ..media.mixer import FrameSink, Mixer
+from ..media.netem import NetworkSpec, NetworkState
 from ..sources import AudioSource, SilenceSource
 from .errors import (
     CallNotFound,
     CallTerminated,
+    NoNetwork,
     NotSupportedForCall,
     OperationNotFound,
     ParticipantNotFound,
@@ -27,7 +29,7 @@ from .errors import (
 )
 from .hold import HoldMusic
 from .ivr import IvrQueue
-from .model import MediaSession, Operation, Participant, new_id, utc_now
+from .model import MediaSession, Operation, Participant, ToneInfo, new_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ OPERATION_FINISHED = "operation_finished"
 """An operation answered `running` has completed or failed (payload: the Call, the Operation): Graph notifies it."""
 TONE_RECEIVED = "tone_received"
 """A participant sent a DTMF tone (payload: the Call, the Participant, Graph's tone name: `tone0`..`tone9`, `star`,
-`pound`, `a`..`d`, `flash`). Emitted by the rtc layer's tone reception; read by subscribeToTone and recordResponse."""
+`pound`, `a`..`d`, `flash`). Emitted by `Call.receive_tone` (the rtc layer's tone reception calls it), for every
+press, subscribed or not; under a subscribeToTone, `call.tone_info` is already this press's when it is emitted.
+Read by subscribeToTone's notifications and recordResponse's stopTones."""
 CALL_UPDATED = "call_updated"
 CALL_ENDED = "call_ended"
 
@@ -100,6 +104,13 @@ class Call:
         self.participants: dict[str, Participant] = {}
         self.operations: dict[str, Operation] = {}
         self.tick_listeners: list[Callable[[float], None]] = []
+        self.tone_subscription: Operation | None = None
+        """The first subscribeToTone's operation: from then on each key press is numbered and notified."""
+        self.tone_info: ToneInfo | None = None
+        """The latest key press under the subscription (Graph's call `toneInfo`)."""
+        self._tone_sequence = 0
+        self._talkers: set[Participant] = set()
+        """Participants whose talking-while-muted detector says they are talking (polled each tick)."""
         self.ivr = IvrQueue(self, options.app_source or SilenceSource())
         """The IVR queue (playPrompt, recordResponse, sendDtmfTones, cancelMediaProcessing): the app's voice."""
         self.hold = HoldMusic(self)
@@ -147,6 +158,10 @@ class Call:
         self.mixer.tick(deadline)
         for listener in self.tick_listeners:
             listener(deadline)
+        if self._talkers:  # a muted talker whose packets stopped coming stops talking too
+            for participant in list(self._talkers):
+                if participant.talking.poll(deadline):
+                    self._talking_changed(participant)
 
     # roster -------------------------------------------------------------------------------------------------
     def _bump(self, participant: Participant) -> None:
@@ -155,12 +170,16 @@ class Call:
 
     def _add(self, participant: Participant, sink: FrameSink | None, media: MediaSession | None) -> None:
         participant.media = media
-        self.mixer.add(participant.id, participant.gate, sink)
+        # a mute starts a fresh detection; an unmute (or a leave) ends any episode, in the update it sends
+        participant.gate.on_close(lambda _gate: self._stop_talking(participant))
+        participant.gate.on_open(lambda _gate: self._stop_talking(participant))
+        source = media.frame_source if media is not None else None
+        self.mixer.add(participant.id, participant.gate, sink, source)
         self.participants[participant.id] = participant
         self._bump(participant)
 
     def join(self, participant: Participant, sink: FrameSink | None, media: MediaSession | None) -> Participant:
-        """Add a connected participant to the roster and the mix."""
+        """Add a connected participant to the roster and the mix (pulled through `media.frame_source` per tick)."""
         if self.terminated:
             raise CallTerminated(self.id)
         self._add(participant, sink, media)
@@ -177,6 +196,7 @@ class Call:
         self.participants.pop(participant.id, None)
         self.mixer.remove(participant.id)
         participant.gate.close()  # nothing of a removed participant may be mixed, even if packets still arrive
+        self._stop_talking(participant)  # (its gate may have been closed already: a muted participant leaving)
 
     async def remove(self, participant_id: str) -> Participant:
         """Remove a participant: its media is dropped at once, then its connection closed."""
@@ -281,6 +301,76 @@ class Call:
             self._bump(participant)
             self.events.emit(PARTICIPANT_UPDATED, self, participant)
         return participant
+
+    # network ------------------------------------------------------------------------------------------------
+    def network(self, participant_id: str) -> NetworkState:
+        """A participant's network now: both directions' profiles and impairment counters."""
+        state = self._media(participant_id).network
+        assert state is not None  # _media checked it
+        return state
+
+    def set_network(self, participant_id: str, spec: NetworkSpec) -> NetworkState:
+        """Impair a participant's network (per direction, from its next datagram on); no roster change."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        state = self._media(participant_id).set_network(spec)
+        log.info("call %s: participant %s network set", self.id, participant_id)
+        return state
+
+    def _media(self, participant_id: str) -> MediaSession:
+        participant = self.participant(participant_id)
+        if participant.media is None or participant.media.network is None:
+            if participant.kind == "application":
+                raise NoNetwork("The application's own participant runs inside the server: it has no network.")
+            raise NoNetwork(f"Participant {participant_id} has no media connection, so no network.")
+        return participant.media
+
+    # tones and talking while muted ---------------------------------------------------------------------------
+    def subscribe_to_tone(self, client_context: str | None = None) -> Operation:
+        """Graph's subscribeToTone: answered `completed`; from now on every key press is numbered (`tone_info`)
+        and notified. Subscribing again changes nothing but records another operation (Graph has no unsubscribe)."""
+        if self.terminated:
+            raise CallTerminated(self.id)
+        operation = self._record(Operation("subscribeToTone", "", client_context))
+        if self.tone_subscription is None:
+            self.tone_subscription = operation
+        return operation
+
+    def receive_tone(self, participant_id: str, tone: str) -> ToneInfo | None:
+        """A participant pressed a key (its RFC 4733 event arrived), muted or not: emits TONE_RECEIVED. Under a
+        subscription the press gets the call's next sequence id and becomes `tone_info` (returned); else None."""
+        participant = self.participants.get(participant_id)
+        if participant is None or self.terminated:
+            return None
+        info = None
+        if self.tone_subscription is not None:
+            self._tone_sequence += 1
+            info = self.tone_info = ToneInfo(self._tone_sequence, tone, participant.id, participant.server_muted)
+        self.events.emit(TONE_RECEIVED, self, participant, tone)
+        return info
+
+    def heard_while_muted(self, participant_id: str, level_dbov: float) -> None:
+        """The RFC 6464 level of a packet a participant's closed gate dropped: its talking-while-muted detector
+        reads it, and a change (started or stopped talking) is a roster update."""
+        participant = self.participants.get(participant_id)
+        if participant is None or participant.gate.is_open:
+            return
+        if participant.talking.feed(level_dbov, self._now()):
+            self._talking_changed(participant)
+
+    def _talking_changed(self, participant: Participant) -> None:
+        if participant.talking.talking:
+            self._talkers.add(participant)
+        else:
+            self._talkers.discard(participant)
+        if participant.id in self.participants and not self.terminated:
+            self._bump(participant)  # the participant resource changed (its extension): a roster update like any
+            self.events.emit(PARTICIPANT_UPDATED, self, participant)
+
+    def _stop_talking(self, participant: Participant) -> None:
+        """End a talking-while-muted episode without an update of its own: the mute change that ends it sends one."""
+        participant.talking.reset(self._now())
+        self._talkers.discard(participant)
 
     def operation(self, operation_id: str) -> Operation:
         try:

@@ -35,6 +35,11 @@ class OperationNotFound(CallError):
         super().__init__(f"Operation {operation_id} not found in this call.")
 
 
+class NoNetwork(CallError):
+    """The participant has no media connection, hence no network resource (the application's own participant runs
+    inside the server; a participant may also be in the roster without media)."""
+
+
 class CallTerminated(CallError):
     """The call has ended (or is ending): it takes no more changes."""
 

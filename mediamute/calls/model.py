@@ -8,7 +8,12 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from ..media.gate import MuteGate
+from ..media.jitter import JitterStats
+from ..media.mixer import FrameSource
+from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
+from ..media.talking import TalkingDetector
+from ..media.telephone_event import ToneCounters
 from ..sources import AudioSource
 
 ParticipantKind = Literal["remote", "application"]
@@ -51,8 +56,49 @@ class MediaSession(Protocol):
         before the media path is set up. The live counters: readers copy what they keep."""
         ...
 
+    @property
+    def network(self) -> NetworkState | None:
+        """Both directions of the participant's network: profiles (perfect unless set) and impairment counters;
+        None before the media path is set up."""
+        ...
+
+    def set_network(self, spec: NetworkSpec) -> NetworkState:
+        """Impair the participant's network as `spec` says (a direction it leaves out is unchanged), from the next
+        datagram on."""
+        ...
+
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """What RTCP says: (the uplink as the server's receiver measured it, the downlink as the participant's
+        receiver reports told the server); None where nothing is known yet."""
+        ...
+
+    @property
+    def frame_source(self) -> FrameSource | None:
+        """The receive path the call's mixer pulls one frame from per tick (None: the session pushes, or no audio)."""
+        ...
+
+    def jitter_stats(self) -> JitterStats | None:
+        """The jitter buffer's counters, depth, delays and jitter now (a copy); None before the media path is set up."""
+        ...
+
     async def close(self) -> None:
         """End the connection (the call has dropped the participant's media already)."""
+        ...
+
+
+class ToneSession(MediaSession, Protocol):
+    """A media session that reads the participant's DTMF (the rtc layer's peer). Optional: a session without these
+    members (a simulated participant, a test double) is one that sends no tones."""
+
+    @property
+    def tone_counters(self) -> ToneCounters | None:
+        """The participant's telephone-event (DTMF) packets and what they were (presses, repeats, drops); None
+        before the media path is set up. The live counters: readers copy what they keep."""
+        ...
+
+    @property
+    def tone_formats(self) -> list[int]:
+        """Clock rates of the telephone-event formats negotiated with the participant (empty: it cannot send DTMF)."""
         ...
 
 
@@ -73,6 +119,8 @@ class Participant:
     """For the application's own participant: what it plays into the mix (the call's IVR queue)."""
     region: str | None = None
     language_id: str | None = None
+    talking: TalkingDetector = field(default_factory=TalkingDetector)
+    """Talking while muted: fed the levels of the packets its closed gate drops (`Call.heard_while_muted`)."""
     on_hold: bool = False
     """Held by startHoldMusic: out of everyone's mix, hearing only its music (its gate is untouched)."""
 
@@ -84,6 +132,18 @@ class Participant:
     def is_muted(self) -> bool:
         """Graph's isMuted: true if muted by the client or by the server."""
         return self.self_muted or self.server_muted
+
+
+@dataclass(frozen=True, slots=True)
+class ToneInfo:
+    """A key press as Graph's `toneInfo` tells it (sequence id, tone name), and who pressed it (mediamute's own)."""
+
+    sequence_id: int
+    """Increasing per call, from 1: the order of the presses under a subscribeToTone."""
+    tone: str
+    participant_id: str
+    server_muted: bool
+    """Whether the participant was server-muted when it pressed (its tones are still read: README, DTMF)."""
 
 
 @dataclass

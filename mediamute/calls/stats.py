@@ -10,8 +10,12 @@ from ..media.audio import dbfs
 from ..media.audit import TickRecord
 from ..media.clock import ClockCounters, HistogramSnapshot
 from ..media.gate import GateCounters
+from ..media.jitter import JitterStats
 from ..media.mixer import SlotCounters
+from ..media.netem import NetworkState
 from ..media.sequence import SequenceCounters
+from ..media.talking import TalkingCounters
+from ..media.telephone_event import ToneCounters
 from .call import Call, CallState
 from .model import Participant, ParticipantKind
 
@@ -37,6 +41,16 @@ class ParticipantStats:
     """Its mixer slot's counters; None once it has no slot."""
     rtp: SequenceCounters | None
     """A copy of its media session's RTP sequence validation counters; None without media (or before it is set up)."""
+    network: NetworkState | None
+    """Its network's profiles and impairment counters, per direction; None without media (or before it is set up)."""
+    talking: TalkingCounters
+    """Talking while muted: its detector's state and what it has seen of the levels its closed gate dropped."""
+    tones: ToneCounters | None
+    """A copy of its DTMF (telephone-event) counters; None without media (or before it is set up)."""
+    tone_formats: tuple[int, ...] = ()
+    """Clock rates of the telephone-event formats negotiated with it (empty: it cannot send DTMF)."""
+    jitter: JitterStats | None = None
+    """Its jitter buffer now (counters, depth, target and actual delay, RFC 3550 jitter); None without media."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +74,8 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
     media = participant.media
     slot = call.mixer.slot(participant.id) if participant.id in call.mixer else None
     sequence = media.sequence_counters if media is not None else None
+    # a session that is no `ToneSession` (a simulated participant, a test double) sends no tones
+    tones = getattr(media, "tone_counters", None)
     return ParticipantStats(
         id=participant.id,
         display_name=participant.display_name,
@@ -72,6 +88,11 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         mixed_level_dbfs=dbfs(slot.last_level) if slot is not None else None,
         mixer=slot.counters() if slot is not None else None,
         rtp=replace(sequence) if sequence is not None else None,
+        network=media.network if media is not None else None,
+        jitter=media.jitter_stats() if media is not None else None,
+        talking=participant.talking.counters(),
+        tones=replace(tones) if tones is not None else None,
+        tone_formats=tuple(getattr(media, "tone_formats", ())),
     )
 
 

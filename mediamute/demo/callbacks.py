@@ -30,8 +30,8 @@ class ReceivedNotification:
 
 
 def summarize(notification: dict[str, Any]) -> str:
-    """What one commsNotification says, in one line: each participant's name and mute state, an operation's end,
-    or the call's state."""
+    """What one commsNotification says, in one line: each participant's name and mute state (and whether it talks
+    while muted), an operation's end, a key press, or the call's state."""
     data = notification.get("resourceData")
     parts: list[str] = []
     if isinstance(data, dict) and str(data.get("@odata.type", "")).endswith("Operation"):
@@ -44,9 +44,13 @@ def summarize(notification: dict[str, Any]) -> str:
             identity = participant.get("info", {}).get("identity", {})
             person = identity.get("user") or identity.get("application") or {}
             stream = (participant.get("mediaStreams") or [{}])[0]
+            talking = " talking while muted" if (participant.get("mediamute") or {}).get("talkingWhileMuted") else ""
             parts.append(
-                f"{person.get('displayName')} isMuted={participant.get('isMuted')} serverMuted={stream.get('serverMuted')}"
+                f"{person.get('displayName')} isMuted={participant.get('isMuted')} serverMuted={stream.get('serverMuted')}{talking}"
             )
+    elif isinstance(data, dict) and data.get("toneInfo") and "id" not in data:
+        tone = data["toneInfo"]
+        parts.append(f"tone {tone.get('tone')} #{tone.get('sequenceId')}")
     elif isinstance(data, dict):
         parts.append(f"call state={data.get('state')}")
     return "; ".join(parts)

@@ -1,5 +1,5 @@
-"""The demo's live terminal view (rich): roster with mute state, level meters of what the server receives and
-what it mixes, gate drop counters, and the notifications as the callback receives them."""
+"""The demo's live terminal view (rich): roster with mute state (and who talks while muted), level meters of what
+the server receives and what it mixes, gate drop counters, and the notifications as the callback receives them."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def meter(db: float | None, color: str) -> Text:
 
 
 def state_badge(entry: ParticipantStats) -> Text:
+    if entry.server_muted and entry.talking.talking:
+        return Text(" MUTED BY SERVER ", style="bold white on red3") + Text(" talking ", style="bold black on orange1")
     if entry.server_muted:
         return Text(" MUTED BY SERVER ", style="bold white on red3")
     if entry.self_muted:
@@ -67,7 +69,7 @@ def _script(runner: DemoRunner) -> Table:
 def _roster(runner: DemoRunner) -> Table:
     roster = Table(expand=True, box=None, pad_edge=False)
     roster.add_column("participant", style="bold", min_width=12)
-    roster.add_column("state", min_width=18)
+    roster.add_column("state", min_width=27)
     roster.add_column("server receives", min_width=METER_WIDTH)
     roster.add_column("server mixes", min_width=METER_WIDTH)
     roster.add_column("gate dropped", justify="right")

@@ -1,6 +1,6 @@
 """What a demo run proves: mute-to-silence as each listener heard it (per-speaker pilot filter on the received
 audio), frames of a muted participant found in any mix (contributor audit; must be 0), gate drops, late ticks,
-the notifications, and a one-line verdict. Written as report.json and report.md.
+who talked while muted (and when), the notifications, and a one-line verdict. Written as report.json and report.md.
 
 Every server-side figure is a question put to the run's `ContributorAudit`, which judges a tick by when its mix
 was made: a tick that runs late across a mute or an unmute is filed on the side of the edge where it took its
@@ -267,6 +267,34 @@ def mutes_section(run: DemoRun, windows: list[MuteWindow]) -> list[dict[str, Any
     ]
 
 
+def talking_while_muted_section(run: DemoRun) -> list[dict[str, Any]]:
+    """Every talking-while-muted episode, as the callback's participant updates tell it (mediamute's extension
+    property): who, from when (s after the start) to when, and what ended it (unmuted, left, quiet, call ended)."""
+    episodes: list[dict[str, Any]] = []
+    open_by_id: dict[str, dict[str, Any]] = {}
+    for entry in run.sink.received:
+        note = entry.notification
+        data = note.get("resourceData")
+        if not (note.get("resourceUrl", "").endswith("/participants") and isinstance(data, list)):
+            continue
+        at = round(entry.at - run.t0, 3)
+        for participant in data:
+            pid = participant.get("id", "")
+            talking = bool((participant.get("mediamute") or {}).get("talkingWhileMuted")) and note.get("changeType") != "deleted"
+            episode = open_by_id.get(pid)
+            if talking and episode is None:
+                open_by_id[pid] = episode = {"participant": run.name_of(pid), "from": at, "to": None, "ended": None}
+                episodes.append(episode)
+            elif not talking and episode is not None:
+                stream = (participant.get("mediaStreams") or [{}])[0]
+                episode["to"] = at
+                episode["ended"] = "left" if note.get("changeType") == "deleted" else "quiet" if stream.get("serverMuted") else "unmuted"
+                del open_by_id[pid]
+    for episode in open_by_id.values():
+        episode["ended"] = "call ended"
+    return episodes
+
+
 def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) -> dict[str, Any]:
     """The report as JSON-ready data: the sections, the totals and the verdict."""
     found = problems(run, windows, max_mute_ms)
@@ -279,6 +307,7 @@ def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) ->
         "participants": participants_section(run),
         "actions": actions_section(run),
         "mutes": mutes_section(run, windows),
+        "talkingWhileMuted": talking_while_muted_section(run),
         "leakedFramesTotal": sum(w.leaked_frames for w in windows),
         "maxHeardMuteToSilenceMs": round(max(heard), 1) if heard else None,
         "lateTicks": run.late_ticks,
@@ -310,6 +339,20 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         lines.append(
             f"| {m['speaker']} | {m['mutedAt']:.2f} s | {server} | {m['leakedFrames']} | {heard} | {server_back} | {back} |"
         )
+    lines += ["", "## Talking while muted", ""]
+    if report["talkingWhileMuted"]:
+        lines += [
+            "Read from the audio level (RFC 6464) in the headers of the packets the closed gate dropped: nothing was "
+            "decoded. Sent as participant updates with `\"mediamute\": {\"talkingWhileMuted\": true}`.",
+            "",
+            "| participant | from | to | ended by |",
+            "|---|---|---|---|",
+        ]
+        for episode in report["talkingWhileMuted"]:
+            until = f"{episode['to']:.2f} s" if episode["to"] is not None else "—"
+            lines.append(f"| {episode['participant']} | {episode['from']:.2f} s | {until} | {episode['ended']} |")
+    else:
+        lines.append("Nobody talked while muted.")
     lines += ["", "## Gates", "", "| participant | packets passed | packets dropped |", "|---|---|---|"]
     for p in report["participants"]:
         lines.append(f"| {p['name']} | {p['gatePassedPackets']} | {p['gateDroppedPackets']} |")

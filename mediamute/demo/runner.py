@@ -17,6 +17,7 @@ import numpy as np
 from ..calls.call import Call
 from ..calls.stats import ParticipantStats, participant_stats
 from ..client import CallParticipant
+from ..media.jitter import JitterBufferSettings
 from ..media.audit import TickRecord
 from ..server import MediamuteServer
 from ..settings import ServerSettings
@@ -32,6 +33,11 @@ G = "/v1.0/communications/calls"
 JOIN_TIMEOUT = 15.0
 UPDATE_PERIOD = 0.25
 """The live view redraws 4 times a second: enough to watch, cheap enough not to cost the mixer its ticks."""
+
+LISTENER_JITTER = JitterBufferSettings(max_delay=0.1)
+"""The demo's voices hear through a jitter buffer of at most 100 ms, a usual WebRTC listener's. They run in the
+server's own process, whose loop stalls (a join's handshakes) would otherwise deepen their buffers as if the
+network had jittered, and the report's heard mute-to-silence would measure the simulator's own pauses."""
 
 
 def prompt_with_pilot(path: str, pilot_hz: float) -> bytes:
@@ -182,7 +188,8 @@ class DemoRunner:
         for spec in self.scenario.participants:
             voice = PilotSource(source_from_spec(spec.source), spec.pilot_hz or 9000.0)
             self.participants[spec.name] = CallParticipant(
-                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token
+                self.server.base_url, self.call_id, voice, display_name=spec.name, token=token, network=spec.network,
+                jitter=LISTENER_JITTER,
             )
 
     async def _join_first(self) -> None:
@@ -273,6 +280,10 @@ class DemoRunner:
     async def _leave(self, action: ActionSpec) -> None:
         await self._participant(action).leave()
 
+    async def _network(self, action: ActionSpec) -> httpx.Response:
+        pid = self.ids.get(action.participant or "", "")
+        return await self.http.put(f"/ext/calls/{self.call_id}/participants/{pid}/network", json=action.network_body())
+
     async def _join(self, action: ActionSpec) -> None:
         participant = self._participant(action)
         await participant.join(timeout=JOIN_TIMEOUT)
@@ -289,6 +300,7 @@ ACTIONS: dict[ActionName, ActionHandler] = {
     "app-play": DemoRunner._app_play,
     "leave": DemoRunner._leave,
     "join": DemoRunner._join,
+    "network": DemoRunner._network,
 }
 """How each scenario action is performed: a request answered with an HTTP response, or None for one that is not."""
 

@@ -8,18 +8,21 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..media.netem import ProfileError, parse_network
 from ..sources import SAMPLES_DIR
 
 DEFAULT_SCENARIO = SAMPLES_DIR / "default-scenario.toml"
 PILOT_BASE_HZ = 9000.0
 PILOT_STEP_HZ = 500.0
 
-ActionName = Literal["mute", "unmute", "self-unmute", "app-mute", "app-unmute", "app-play", "leave", "join"]
-NEEDS_PARTICIPANT = {"mute", "unmute", "self-unmute", "leave", "join"}
+ActionName = Literal["mute", "unmute", "self-unmute", "app-mute", "app-unmute", "app-play", "leave", "join", "network"]
+NEEDS_PARTICIPANT = {"mute", "unmute", "self-unmute", "leave", "join", "network"}
+NetworkValue = str | dict[str, Any]
+"""A network profile in a scenario: a preset's name or a table of profile fields (README: Network impairment)."""
 
 
 class ScenarioError(ValueError):
@@ -34,6 +37,7 @@ class ParticipantSpec(Strict):
     name: str = Field(min_length=1, max_length=32)
     source: str = Field(description="a WAV in samples/ (or a path), 'tone:HZ', or 'silence'")
     pilot_hz: float | None = Field(default=None, gt=8000, lt=20000, description="per-speaker tag above speech")
+    network: NetworkValue | None = Field(default=None, description="the network it joins with (both directions)")
 
 
 class ActionSpec(Strict):
@@ -43,6 +47,15 @@ class ActionSpec(Strict):
     client_context: str | None = Field(default=None, max_length=256)
     source: str | None = None
     label: str | None = None
+    profile: NetworkValue | None = Field(default=None, description="'network': both directions' new profile")
+    uplink: NetworkValue | None = Field(default=None, description="'network': the participant → server profile")
+    downlink: NetworkValue | None = Field(default=None, description="'network': the server → participant profile")
+
+    def network_body(self) -> dict[str, NetworkValue]:
+        """The body of the network PUT this action sends."""
+        if self.profile is not None:
+            return {"uplink": self.profile, "downlink": self.profile}
+        return {d: v for d, v in (("uplink", self.uplink), ("downlink", self.downlink)) if v is not None}
 
 
 class CallSpec(Strict):
@@ -80,11 +93,14 @@ class Scenario(Strict):
                 raise _field_error(f"{where}.participant", f"'{action.action}' acts on the application, not a participant")
             if action.action == "app-play" and not action.source:
                 raise _field_error(f"{where}.source", "'app-play' needs a source")
+            _check_network_action(action, where)
             if action.action == "join":
                 joined_late.add(action.participant or "")
             if index and action.at < self.actions[index - 1].at:
                 raise _field_error(f"{where}.at", "actions must be listed in time order")
         for index, spec in enumerate(self.participants):
+            if spec.network is not None:
+                _check_network(spec.network, f"participants[{index}].network")
             if spec.pilot_hz is None:
                 spec.pilot_hz = PILOT_BASE_HZ + PILOT_STEP_HZ * index
         pilots = [p.pilot_hz for p in self.participants] + [self.call.app_pilot_hz]
@@ -103,6 +119,29 @@ class _FieldError(ValueError):
 
 def _field_error(field: str, message: str) -> _FieldError:
     return _FieldError(field, message)
+
+
+def _check_network(value: NetworkValue, where: str) -> None:
+    try:
+        parse_network(value, where)
+    except ProfileError as exc:
+        raise _FieldError(exc.field, exc.message) from None
+
+
+def _check_network_action(action: ActionSpec, where: str) -> None:
+    """'network' takes `profile` (both directions) or `uplink`/`downlink`; no other action takes any of them."""
+    given = {k: v for k, v in (("profile", action.profile), ("uplink", action.uplink), ("downlink", action.downlink)) if v is not None}
+    if action.action != "network":
+        if given:
+            raise _field_error(f"{where}.{next(iter(given))}", f"only a 'network' action takes a profile, not '{action.action}'")
+        return
+    if not given:
+        raise _field_error(f"{where}.profile", "'network' needs a profile (or uplink / downlink)")
+    if "profile" in given and len(given) > 1:
+        raise _field_error(f"{where}.profile", "give either profile (both directions) or uplink / downlink")
+    for key, value in given.items():
+        _check_network({"uplink": value} if key == "uplink" else {"downlink": value} if key == "downlink" else value,
+                       f"{where}" if key != "profile" else f"{where}.profile")
 
 
 def resolve_source(spec: str, base: Path) -> str:

@@ -26,6 +26,10 @@ class TickRecord:
     contributors: tuple[str, ...]
     levels: tuple[float, ...]
     """RMS (int16 sample units) of each contributor's frame, in the order of `contributors`."""
+    concealed: tuple[str, ...] = ()
+    """Contributors whose frame in this tick was invented by packet-loss concealment (their packet was lost or late)."""
+    recovered: tuple[str, ...] = ()
+    """Contributors whose frame in this tick was rebuilt from the next packet's in-band FEC."""
 
     def heard_by(self, listener: str) -> tuple[str, ...]:
         """Who is in the N-1 mix sent to `listener`: every contributor but the listener."""

@@ -5,9 +5,14 @@ listener `saturate_int16(total - own)`: O(N) work for N outputs of one frame eac
 contributed nothing this tick all hear the same frame (the saturated total), computed once and handed to each of
 them as one array with `shared=True`, so the rtc layer can encode it once.
 
-A participant on hold (`hold`) leaves every mix without being muted: its gate stays as it is, its frames are
-refused at the inbox (counted as `held_frames`), and its own sink is handed the hold music instead of its N-1 mix.
-That costs one attribute test per frame pushed and per listener per tick: the tick stays O(N).
+Participants with a receive path (`FrameSource`: the rtc layer's gate → jitter buffer → decoder) are pulled at the
+start of each tick, one 20 ms frame each while their gate is open; the frame goes through the inbox like any pushed
+frame and is mixed in the same tick, and the audit records which of those frames were concealed or rebuilt by FEC.
+Frames pushed (`push`, e.g. the application's own source) wait in the inbox for the next tick.
+
+A participant on hold (`hold`) leaves every mix without being muted: its gate stays as it is, its frames (pulled or
+pushed) are refused at the inbox (counted as `held_frames`), and its own sink is handed the hold music instead of
+its N-1 mix. That costs one attribute test per frame queued and per listener per tick: the tick stays O(N).
 
 The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames is at most 2**24 in
 magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1 differences
@@ -22,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -38,6 +43,26 @@ class MixTick(NamedTuple):
     """The tick's number (the `TickRecord.seq` of its audit record): counts ticks, skipped periods not included."""
     position: int
     """The tick's place on the 20 ms grid since the first tick, skipped periods included (media time)."""
+
+
+class PulledFrame(NamedTuple):
+    """One 20 ms frame a receive path hands the mixer at a tick."""
+
+    frame: Frame
+    arrived: float
+    """Monotonic arrival of its packet (NaN when it has none: concealed), for the added-latency record."""
+    recovered: bool = False
+    """Rebuilt from the next packet's in-band FEC."""
+    concealed: bool = False
+    """Invented by packet-loss concealment."""
+
+
+class FrameSource(Protocol):
+    """A participant's receive path as the mixer sees it: pulled once per tick while the participant's gate is open."""
+
+    def pull(self, at: float, now: float | None = None) -> PulledFrame | None:
+        """The frame to mix at the tick due at `at`, run at `now`; None when there is nothing to play."""
+        ...
 
 
 FrameSink = Callable[[MixTick, Frame, bool], None]
@@ -81,15 +106,21 @@ class MixSlot:
         "trimmed",
         "backlog_ticks",
         "arrivals",
+        "source",
         "hold",
         "held_frames",
     )
 
-    def __init__(self, participant_id: str, gate: MuteGate, inbox_frames: int, sink: FrameSink | None) -> None:
+    def __init__(
+        self, participant_id: str, gate: MuteGate, inbox_frames: int, sink: FrameSink | None,
+        source: FrameSource | None = None,
+    ) -> None:
         self.participant_id = participant_id
         self.gate = gate
         self.inbox: deque[Frame] = deque(maxlen=inbox_frames)
         self.sink = sink
+        self.source = source
+        """The participant's receive path, pulled at each tick while its gate is open (None: frames are pushed)."""
         self.frames_in = 0
         self.frames_mixed = 0
         self.inbox_overflow = 0
@@ -175,10 +206,12 @@ class Mixer:
             slot.arrivals = deque([math.nan] * len(slot.inbox), maxlen=self.inbox_frames)
 
     # membership -------------------------------------------------------------------------------------------
-    def add(self, participant_id: str, gate: MuteGate, sink: FrameSink | None = None) -> MixSlot:
+    def add(
+        self, participant_id: str, gate: MuteGate, sink: FrameSink | None = None, source: FrameSource | None = None
+    ) -> MixSlot:
         if participant_id in self._slots:
             raise ValueError(f"participant {participant_id!r} is already in the mixer")
-        slot = MixSlot(participant_id, gate, self.inbox_frames, sink)
+        slot = MixSlot(participant_id, gate, self.inbox_frames, sink, source)
         gate.on_close(lambda _gate: slot.flush())
         self._slots[participant_id] = slot
         self._order = list(self._slots.values())
@@ -238,6 +271,9 @@ class Mixer:
         slot = self._slots.get(participant_id)
         if slot is None:
             return False
+        return self._queue(slot, frame, arrived)
+
+    def _queue(self, slot: MixSlot, frame: Frame, arrived: float) -> bool:
         if not slot.gate.is_open:
             slot.discarded_closed += 1
             return False
@@ -265,6 +301,7 @@ class Mixer:
             at = mixed_at
         position = self._advance_position(at)
         slots = self._order
+        concealed, recovered = self._pull(slots, at, mixed_at)
         arrivals: list[float] | None = [] if self.added_latency is not None else None
         contributors, taken = self._take_frames(slots, arrivals)
         shared, own, levels = self._mix(taken)
@@ -289,12 +326,31 @@ class Mixer:
             mixed_at=mixed_at,
             contributors=tuple([s.participant_id for s in contributors]),
             levels=levels,
+            concealed=concealed,
+            recovered=recovered,
         )
         self.ticks += 1
         self.audit.append(record)
         if arrivals is not None:
             self._record_latency(arrivals)
         return record
+
+    def _pull(self, slots: list[MixSlot], at: float, now: float) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Pull one frame from every open participant's receive path into its inbox; who was concealed / recovered."""
+        concealed: list[str] = []
+        recovered: list[str] = []
+        for slot in slots:
+            source = slot.source
+            if source is None or not slot.gate.is_open:
+                continue
+            pulled = source.pull(at, now)
+            if pulled is None or not self._queue(slot, pulled.frame, pulled.arrived):  # (refused while on hold)
+                continue
+            if pulled.concealed:
+                concealed.append(slot.participant_id)
+            elif pulled.recovered:
+                recovered.append(slot.participant_id)
+        return tuple(concealed), tuple(recovered)
 
     def _advance_position(self, at: float) -> int:
         """The tick's grid position from its deadline: one more than the last, or more if periods were skipped."""

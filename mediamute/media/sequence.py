@@ -1,12 +1,13 @@
-"""RTP sequence-number validation (RFC 3550 appendix A.1) for a decoder that has no jitter buffer.
+"""RTP sequence-number validation (RFC 3550 appendix A.1) in front of the jitter buffer.
 
-The inline decoder decodes each packet at arrival, so it must refuse what would play out of order (duplicates
-and late, misordered packets) without ever letting one odd packet define "newest": before this validator a
+It decides which stream a packet belongs to, never letting one odd packet define "newest": before this validator a
 single packet whose sequence number jumped far ahead made every following real packet "late" until the 16-bit
 sequence wrapped (up to 11 minutes of unrequested silence). As in A.1:
 
 - a step of 1..MAX_DROPOUT-1 ahead is the stream going on (a gap is loss, not an error);
-- up to MAX_MISORDER behind, or the same number, is a late or duplicate packet: dropped;
+- up to MAX_MISORDER behind is a misordered packet: it goes on to the jitter buffer, which plays it if its playout
+  time has not passed (reordering repaired) and counts it late otherwise; a number already accepted (the newest
+  or, exactly, any of the last RECENT behind it) is a duplicate: dropped;
 - anything else is a bad jump: dropped, unless the last bad jump was to exactly one less, i.e. two consecutive
   numbers confirm it; then the sender restarted its numbering and the stream re-syncs to it.
 
@@ -23,18 +24,22 @@ from enum import Enum
 RTP_SEQ_MOD = 1 << 16
 MAX_DROPOUT = 3000
 MAX_MISORDER = 100
+RECENT = 128
+"""How many accepted numbers are remembered (a ring indexed by extended number, >= MAX_MISORDER + 1): what makes
+duplicate detection exact for every misordered packet."""
 
 
 class Verdict(Enum):
-    """What the validator decided about one packet; only the first two let it be decoded."""
+    """What the validator decided about one packet; the first three let it go on to the jitter buffer."""
 
     NEXT = "next"
-    """In order (possibly after a gap): decode it."""
+    """In order (possibly after a gap)."""
+    MISORDERED = "misordered"
+    """Behind the newest packet by at most MAX_MISORDER and not seen before: the jitter buffer decides if it is late."""
     RESYNC = "resync"
     """The second of two consecutive packets confirming a restart or a new SSRC: a new stream starts here."""
     DUPLICATE = "duplicate"
-    LATE = "late"
-    """Behind the newest packet by at most MAX_MISORDER: misordered, too late to play."""
+    """A number accepted before (the newest, or one of the last RECENT)."""
     JUMP_PENDING = "jump_pending"
     """A bad jump not (yet) confirmed by the next packet."""
     SSRC_PENDING = "ssrc_pending"
@@ -42,32 +47,34 @@ class Verdict(Enum):
 
     @property
     def accepted(self) -> bool:
-        return self is Verdict.NEXT or self is Verdict.RESYNC
+        return self is Verdict.NEXT or self is Verdict.MISORDERED or self is Verdict.RESYNC
 
 
 @dataclass(slots=True)
 class SequenceCounters:
-    """Packets by verdict since the stream began; every packet lands in exactly one of the first five."""
+    """Packets by verdict since the stream began; every packet lands in exactly one of the first four."""
 
     accepted: int = 0
     duplicates: int = 0
-    late: int = 0
     jumps_pending: int = 0
     ssrcs_pending: int = 0
     restarts: int = 0
     """Confirmed jumps in the same SSRC (counted in `accepted` too)."""
     ssrc_changes: int = 0
     """Confirmed switches to another SSRC (counted in `accepted` too)."""
+    misordered: int = 0
+    """Accepted packets that came behind a newer one (counted in `accepted` too): the jitter buffer repairs the
+    order of those that still arrive before their playout time."""
 
     @property
     def dropped(self) -> int:
-        return self.duplicates + self.late + self.jumps_pending + self.ssrcs_pending
+        return self.duplicates + self.jumps_pending + self.ssrcs_pending
 
 
 class SequenceValidator:
     """Decides per packet (SSRC, sequence number) whether it continues the stream; counts every drop by reason."""
 
-    __slots__ = ("ssrc", "max_seq", "cycles", "counters", "_bad_seq", "_candidate_ssrc", "_candidate_next")
+    __slots__ = ("ssrc", "max_seq", "cycles", "counters", "_bad_seq", "_candidate_ssrc", "_candidate_next", "_recent")
 
     def __init__(self) -> None:
         self.ssrc: int | None = None
@@ -80,6 +87,8 @@ class SequenceValidator:
         self._bad_seq: int | None = None
         self._candidate_ssrc: int | None = None
         self._candidate_next = 0
+        self._recent: list[int | None] = [None] * RECENT
+        """Extended numbers of accepted packets, at index (extended number % RECENT)."""
 
     @property
     def extended_max_seq(self) -> int:
@@ -87,7 +96,7 @@ class SequenceValidator:
         return self.cycles + self.max_seq
 
     def check(self, ssrc: int, seq: int) -> Verdict:
-        """Classify one packet and update the stream state; the caller decodes it only if `verdict.accepted`."""
+        """Classify one packet and update the stream state; the caller buffers it only if `verdict.accepted`."""
         counters = self.counters
         if ssrc != self.ssrc:
             if self.ssrc is not None:
@@ -108,14 +117,21 @@ class SequenceValidator:
             if seq < self.max_seq:
                 self.cycles += RTP_SEQ_MOD
             self.max_seq = seq
+            self._remember(self.cycles + seq)
             counters.accepted += 1
             return Verdict.NEXT
         if delta == 0:
             counters.duplicates += 1
             return Verdict.DUPLICATE
         if delta >= RTP_SEQ_MOD - MAX_MISORDER:
-            counters.late += 1
-            return Verdict.LATE
+            extended = self.cycles + self.max_seq - (RTP_SEQ_MOD - delta)
+            if self._recent[extended % RECENT] == extended:
+                counters.duplicates += 1
+                return Verdict.DUPLICATE
+            self._remember(extended)
+            counters.accepted += 1
+            counters.misordered += 1
+            return Verdict.MISORDERED
         if seq == self._bad_seq:
             counters.restarts += 1
             self._restart(ssrc, seq)
@@ -125,9 +141,14 @@ class SequenceValidator:
         counters.jumps_pending += 1
         return Verdict.JUMP_PENDING
 
+    def _remember(self, extended: int) -> None:
+        self._recent[extended % RECENT] = extended
+
     def _restart(self, ssrc: int, seq: int) -> None:
         self.ssrc = ssrc
         self.max_seq = seq
         self.cycles = 0
         self._bad_seq = None
         self._candidate_ssrc = None
+        self._recent = [None] * RECENT
+        self._remember(seq)

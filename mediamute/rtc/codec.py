@@ -1,9 +1,14 @@
-"""Opus for the server's own media path, through PyAV's public API (no aiortc internals).
+"""Opus encoding for every sender mediamute owns, through PyAV's public API (no aiortc internals).
 
-aiortc encodes every frame as stereo at 96 kbps after computing its audio level in pure Python, on a thread hop.
-A mix of speech needs none of that: one mono VoIP encoder at 32 kbps, called on the loop, handing aiortc a
-ready `av.Packet` (its sender then only packetises it). Mono Opus is valid under `opus/48000/2` (RFC 7587), and a
-stereo decoder plays it on both channels at unity gain. Decoding to mono likewise skips a stereo down-mix.
+aiortc encodes every frame as stereo at 96 kbps after computing its audio level in pure Python, on a thread hop,
+and without in-band FEC. A mix of speech needs none of that: one mono VoIP encoder at 32 kbps, called on the loop,
+handing aiortc a ready `av.Packet` (its sender then only packetises it). Mono Opus is valid under `opus/48000/2`
+(RFC 7587), and a stereo decoder plays it on both channels at unity gain.
+
+In-band FEC is on, with an expected loss of `EXPECTED_LOSS_PERCENT`: without an expected loss libopus sends no LBRR
+data, and a receiver could only conceal a lost packet. (libopus adds LBRR data to SILK and hybrid frames while its
+voice-activity detector hears voice: speech, not a steady tone.) Decoding, which needs FEC and concealment, is in
+`opus.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,17 @@ MIX_BITRATE = 32_000
 MIX_COMPLEXITY = 10
 """libopus complexity (0-10). Lower is cheaper (speech: ≈ 300 µs a 20 ms frame at 10, ≈ 100 µs at 0 on the benchmark
 machine) but not transparent: at 0 a 660 + 880 Hz mix comes back with the 660 Hz tone 13 % low, at 5 3 % low,
-at 10 exact. Unity gain end to end is a promise, so 10."""
+at 10 exact (with FEC on, 3 % low: FEC steers libopus to hybrid frames). Unity gain end to end is a promise, so 10."""
+EXPECTED_LOSS_PERCENT = 10
+"""What the encoders expect to lose: libopus sizes its in-band FEC (LBRR) data for it, and sends none at 0. At 10 %
+libopus codes speech and voice-like tones (`SyllableToneSource`) as SILK/hybrid with LBRR in 70-90 % of packets, and
+a steady-tone mix as hybrid too (3 % low, ~2.5x the encode time of CELT). At 5 % speech keeps its LBRR and a tone mix
+stays CELT (exact, no dearer than without FEC), but no synthetic tone we tried carries LBRR: nothing but speech could
+test FEC end to end. Measured in bench/RESULTS.md."""
+MIX_EXPECTED_LOSS_PERCENT = 0
+"""The server's mix encoders (`encoding.py`) send no FEC: it costs +40 % of the server's CPU (a tone mix goes hybrid,
+≈ 2.5x the encode time of CELT), and SILK wideband frames drop everything above 8 kHz, the demo's pilot tones
+included. The senders into the server (clients, bench clients) keep FEC on: the server's receive path uses it."""
 
 
 class MonoOpusEncoder:
@@ -30,14 +45,25 @@ class MonoOpusEncoder:
 
     __slots__ = ("_codec", "encoded")
 
-    def __init__(self, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
+    def __init__(
+        self,
+        bitrate: int = MIX_BITRATE,
+        complexity: int = MIX_COMPLEXITY,
+        expected_loss_percent: int = EXPECTED_LOSS_PERCENT,
+    ) -> None:
+        """`expected_loss_percent` sizes the in-band FEC (LBRR) data; 0 turns FEC off."""
         codec = CodecContext.create("libopus", "w")
         codec.bit_rate = bitrate
         codec.format = "s16"
         codec.layout = "mono"
         codec.sample_rate = SAMPLE_RATE
         codec.time_base = TIME_BASE
-        codec.options = {"application": "voip", "compression_level": str(complexity)}
+        codec.options = {
+            "application": "voip",
+            "compression_level": str(complexity),
+            "fec": "1" if expected_loss_percent > 0 else "0",
+            "packet_loss": str(expected_loss_percent),
+        }
         self._codec = codec
         self.encoded = 0
 
@@ -55,28 +81,6 @@ class MonoOpusEncoder:
         packet.pts = pts
         packet.time_base = TIME_BASE
         return packet
-
-
-class MonoOpusDecoder:
-    """Opus packets (mono or stereo streams) to mono int16 frames; a stereo stream is averaged by libopus."""
-
-    __slots__ = ("_codec", "errors")
-
-    def __init__(self) -> None:
-        codec = CodecContext.create("libopus", "r")
-        codec.format = "s16"
-        codec.layout = "mono"
-        codec.sample_rate = SAMPLE_RATE
-        self._codec = codec
-        self.errors = 0
-
-    def decode(self, payload: bytes) -> list[Frame]:
-        try:
-            frames = self._codec.decode(av.Packet(payload))
-        except av.FFmpegError:
-            self.errors += 1
-            return []
-        return [f.to_ndarray().reshape(-1) for f in frames]
 
 
 def encode_loop(frames: list[np.ndarray], warmup_cycles: int = 1) -> list[bytes]:

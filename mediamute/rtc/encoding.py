@@ -21,7 +21,7 @@ import av
 
 from ..media.audio import FRAME_SAMPLES, Frame
 from ..media.mixer import MixTick
-from .codec import MonoOpusEncoder
+from .codec import MIX_EXPECTED_LOSS_PERCENT, MonoOpusEncoder
 
 HOLD_TICKS = 25
 """Half a second: how long a listener who just stopped contributing keeps its own stream."""
@@ -50,7 +50,7 @@ class ListenerStream:
     __slots__ = ("encoder", "last_own_tick")
 
     def __init__(self) -> None:
-        self.encoder = MonoOpusEncoder()
+        self.encoder = MonoOpusEncoder(expected_loss_percent=MIX_EXPECTED_LOSS_PERCENT)
         self.last_own_tick = -(10**9)
 
 
@@ -58,7 +58,7 @@ class MixEncoding:
     """Encodes one call's mixes, sharing the shared mix's encode across its listeners."""
 
     def __init__(self) -> None:
-        self._shared = MonoOpusEncoder()
+        self._shared = MonoOpusEncoder(expected_loss_percent=MIX_EXPECTED_LOSS_PERCENT)
         self._shared_tick = -1
         self._shared_packet: av.Packet | None = None
         self._seen_tick = -1

@@ -136,7 +136,8 @@ class DatagramGuard:
 DATAGRAM_GUARD = DatagramGuard()
 """The process-wide guard (aioice's protocol class is process-wide too); `DATAGRAM_GUARD.counters()` for metrics."""
 
-_original_datagram_received = aioice.ice.StunProtocol.datagram_received
+AIOICE_DATAGRAM_RECEIVED = aioice.ice.StunProtocol.datagram_received
+"""aioice's own datagram entry, which the guard wraps (the impairment's seam check reads it too)."""
 
 
 def _guarded_datagram_received(self: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
@@ -144,7 +145,7 @@ def _guarded_datagram_received(self: aioice.ice.StunProtocol, data: bytes | str,
         DATAGRAM_GUARD.refuse(addr, "an empty")
         return
     try:
-        _original_datagram_received(self, data, addr)
+        AIOICE_DATAGRAM_RECEIVED(self, data, addr)
     except Exception as exc:  # aioice lets struct.error (and whatever else garbage provokes) escape the callback
         DATAGRAM_GUARD.refuse(addr, "a malformed", exc)
 
@@ -163,7 +164,7 @@ def check_ice_seam() -> None:
         )
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         raise IceSeamError("aioice.ice.get_host_addresses is gone: host candidates cannot be chosen")
-    source = inspect.getsource(_original_datagram_received)
+    source = inspect.getsource(AIOICE_DATAGRAM_RECEIVED)
     parse_at = source.find("message = stun.parse_message(data)")
     except_at = source.find("except ValueError:")
     queue_at = source.find("self.receiver.data_received(data")

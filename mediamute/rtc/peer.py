@@ -1,24 +1,33 @@
-"""One participant's RTCPeerConnection on the server: offer/answer, the gate in its receiver, the inbound reader
-that always drains the remote track into the mixer, and the outbound MixTrack carrying its N-1 mix (its packets
-come from the call's `MixEncoding`, through the mixer sink `MixEncoding.listener(peer.mix_track.push)`).
+"""One participant's RTCPeerConnection on the server: offer/answer (Opus with in-band FEC asked for), its receive
+path in the receiver (gate → sequence validation → jitter buffer → decoder, pulled by the call's mixer through
+`frame_source`), the reader that notices the remote track end, and the outbound MixTrack carrying its N-1 mix (its
+packets come from the call's `MixEncoding`, through the mixer sink `MixEncoding.listener(peer.mix_track.push)`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from ..media.audio import Reframer
 from ..media.gate import MuteGate
-from ..media.mixer import Mixer
+from ..media.jitter import JitterBufferSettings, JitterStats
+from ..media.mixer import FrameSource
+from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
 from ..media.sequence import SequenceCounters
-from .gate_adapter import InlineDecoder, install_inline_decoder
+from ..media.telephone_event import KeyPress, ToneCounters
+from .dtmf import ToneTap, install_tone_tap, prefer_voice_codec, register_telephone_event
+from .gate_adapter import install_receive_path
 from .ice import rtc_configuration
+from .impairment import ParticipantNetwork, attach_network
+from .receive import ReceivePath
+from .reception import reception_reports
+from .sdp import with_opus_fec
 from .tracks import MixTrack
 
 log = logging.getLogger(__name__)
@@ -65,28 +74,40 @@ class ParticipantPeer:
         self,
         participant_id: str,
         gate: MuteGate,
-        mixer: Mixer,
         ice_servers: Sequence[str] = (),
         on_gone: Callable[[str], Awaitable[None] | None] | None = None,
+        jitter: JitterBufferSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_tone: Callable[[str], None] | None = None,
+        on_muted_level: Callable[[int], None] | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.gate = gate
-        self.mixer = mixer
         self.mix_track = MixTrack()
+        register_telephone_event()  # so the answer accepts the participant's DTMF
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.inline_decoder: InlineDecoder | None = None
-        """What sits in place of aiortc's jitter buffer: the gate, sequence validation and the Opus decode."""
+        self.receive_path: ReceivePath | None = None
+        """What sits in place of aiortc's jitter buffer: the gate, sequence validation, the jitter buffer, the decoder."""
+        self._jitter = jitter
+        self._clock = clock
+        """Monotonic seconds for packet arrivals: the call's clock (tests and simulations inject theirs)."""
+        self.tone_tap: ToneTap | None = None
+        """In front of the receive path: reads the participant's DTMF (telephone-event) packets, keeps them out."""
+        self._on_tone = on_tone
+        """Called with Graph's tone name of each key press (whether the gate is open or not)."""
+        self._on_muted_level = on_muted_level
+        """Called with the RFC 6464 level (-dBov) of each packet the closed gate drops: talking while muted."""
         self._reader: asyncio.Task[None] | None = None
-        self._reframer = Reframer()
         self._on_gone = on_gone
         self._closed = False
-        self.frames_received = 0
-        gate.on_close(lambda _gate: self._reframer.clear())
+        self.impairment: ParticipantNetwork | None = None
+        """This participant's network impairment, both directions (set up in `accept`; perfect unless asked)."""
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
-    async def accept(self, offer_sdp: str) -> str:
-        """Apply the participant's offer and return the server's answer (ICE gathering complete)."""
+    async def accept(self, offer_sdp: str, network: NetworkSpec | None = None) -> str:
+        """Apply the participant's offer and return the server's answer (ICE gathering complete); `network`
+        impairs its datagrams (see rtc/impairment.py) from the first media packet on."""
         check_offer(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
@@ -97,36 +118,73 @@ class ParticipantPeer:
         if transceiver is None:
             await self.close()
             raise OfferError("the SDP offer has no audio section (m=audio)")
-        self.inline_decoder = install_inline_decoder(transceiver.receiver, self.gate, self._on_frame)
+        self.receive_path = install_receive_path(transceiver.receiver, ReceivePath(self.gate, self._jitter, self._clock))
+        self.receive_path.on_dropped_level = self._on_muted_level
+        self.tone_tap = install_tone_tap(transceiver, self._on_press, self.participant_id)
+        prefer_voice_codec(transceiver)
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.mix_track)
         answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=with_opus_fec(answer.sdp), type="answer"))
+        self.impairment = attach_network(self.pc, network, f"participant {self.participant_id}")
         return self.pc.localDescription.sdp
 
     @property
     def received_audio_level_dbov(self) -> float | None:
         """`calls.model.MediaSession`: the sender's RFC 6464 level on its latest packet (dropped or not), in dBov."""
-        decoder = self.inline_decoder
-        if decoder is None or decoder.last_audio_level is None:
+        path = self.receive_path
+        if path is None or path.last_audio_level is None:
             return None
-        return -float(decoder.last_audio_level)
+        return -float(path.last_audio_level)
 
     @property
     def sequence_counters(self) -> SequenceCounters | None:
-        """`calls.model.MediaSession`: the inline decoder's RTP sequence validation counters (None before accept)."""
-        decoder = self.inline_decoder
-        return decoder.sequence_counters if decoder is not None else None
+        """`calls.model.MediaSession`: the receive path's RTP sequence validation counters (None before accept)."""
+        path = self.receive_path
+        return path.sequence_counters if path is not None else None
+
+    @property
+    def frame_source(self) -> FrameSource | None:
+        """`calls.model.MediaSession`: the receive path the call's mixer pulls each tick (None before accept)."""
+        return self.receive_path
+
+    def jitter_stats(self) -> JitterStats | None:
+        """`calls.model.MediaSession`: the jitter buffer's numbers now (None before accept)."""
+        path = self.receive_path
+        return path.jitter_stats() if path is not None else None
+
+    # network impairment (calls.model.MediaSession) ---------------------------------------------------------------
+    @property
+    def network(self) -> NetworkState | None:
+        """`calls.model.MediaSession`: both directions' profiles and counters (None before accept)."""
+        return self.impairment.state() if self.impairment is not None else None
+
+    def set_network(self, spec: NetworkSpec) -> NetworkState:
+        """`calls.model.MediaSession`: new profile(s), from the next datagram on."""
+        if self.impairment is None:
+            raise RuntimeError("the participant's transport is not set up yet")
+        return self.impairment.apply(spec)
+
+    async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
+        """`calls.model.MediaSession`: (uplink as this server's receiver measured it, downlink as the participant's
+        RTCP receiver reports told it)."""
+        return await reception_reports(self.pc)
+    @property
+    def tone_counters(self) -> ToneCounters | None:
+        """`calls.model.MediaSession`: the participant's telephone-event packets and presses (None before accept)."""
+        return self.tone_tap.counters if self.tone_tap is not None else None
+
+    @property
+    def tone_formats(self) -> list[int]:
+        """`calls.model.MediaSession`: the clock rates of the telephone-event formats negotiated (empty: no DTMF)."""
+        return sorted(set(self.tone_tap.event_types.values()), reverse=True) if self.tone_tap is not None else []
+
+    def _on_press(self, press: KeyPress) -> None:
+        if self._on_tone is not None and not self._closed:
+            self._on_tone(press.tone)
 
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
-
-    def _on_frame(self, mono, arrived: float) -> None:
-        """A decoded frame, at its packet's arrival (the gate was open): into the mixer, in 20 ms pieces."""
-        self.frames_received += 1
-        push = self.mixer.push
-        for piece in self._reframer.push(mono):
-            push(self.participant_id, piece, arrived)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio" or self._reader is not None:
@@ -138,8 +196,8 @@ class ParticipantPeer:
     async def _read(self, track: MediaStreamTrack) -> None:
         """Wait for the remote track to end (RTCP BYE, transport gone): the participant left.
 
-        Audio does not come this way: the inline decoder hands it to the mixer at packet arrival, so aiortc's
-        decoder thread and track queue stay empty. Anything that still arrives is drained, never mixed.
+        Audio does not come this way: the mixer pulls the receive path at each tick, so aiortc's decoder thread and
+        track queue stay empty. Anything that still arrives is drained, never mixed.
         """
         pid = self.participant_id
         while True:
@@ -169,6 +227,8 @@ class ParticipantPeer:
             return
         self._closed = True
         self.mix_track.stop()
+        if self.impairment is not None:
+            await self.impairment.close()  # nothing in flight is delivered after the participant left
         await self.pc.close()
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()

@@ -1,5 +1,5 @@
-"""Test support: make a real aiortc RTCRtpSender misbehave the way real senders do (jump its sequence numbers,
-change its SSRC) without touching aiortc's files.
+"""Test support: make a real aiortc RTCRtpSender misbehave the way real senders and networks do (jump its sequence
+numbers, change its SSRC, lose or reorder packets) without touching aiortc's files.
 
 aiortc keeps a sender's sequence number in a local variable of `RTCRtpSender._run_rtp`, so there is no attribute
 to bump. The packet still passes through one place before SRTP: `await self.transport._send_rtp(packet_bytes)`,
@@ -49,6 +49,13 @@ class SenderFaults:
         """The sequence number on the wire of this sender's latest RTP packet."""
         self._odd_packets = 0
         self._odd_offset = 0
+        self._lose: tuple[int, int] | None = None
+        self._reorder: tuple[int, int] | None = None
+        self._held: bytes | None = None
+        self.packets = 0
+        """RTP packets of this sender seen so far (lost ones included)."""
+        self.lost = 0
+        self.reordered = 0
         transport = sender.transport
         self._send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
         transport._send_rtp = self._send_rtp  # type: ignore[method-assign]  # an instance attribute shadows it
@@ -60,6 +67,14 @@ class SenderFaults:
     def odd_packet(self, by: int, count: int = 1) -> None:
         """Number only the next `count` packets `by` further; the packets after them are numbered as before."""
         self._odd_packets, self._odd_offset = count, by
+
+    def lose_every(self, every: int, offset: int = 0) -> None:
+        """From now on, do not send packet n (counted from the first seen) when n % every == offset."""
+        self._lose = (every, offset)
+
+    def reorder_every(self, every: int, offset: int = 0) -> None:
+        """From now on, hold packet n when n % every == offset and send it right after the next one (one 20 ms late)."""
+        self._reorder = (every, offset)
 
     def change_ssrc(self, ssrc: int, seq_by: int = 0) -> None:
         """From the next packet on, send as another SSRC (RTCP too), its numbering moved by `seq_by`."""
@@ -77,4 +92,18 @@ class SenderFaults:
                 data = data[:2] + struct.pack("!H", seq) + data[4:]
                 self.rewritten += 1
             self.last_sent_seq = seq
+            index = self.packets
+            self.packets += 1
+            if self._lose is not None and index % self._lose[0] == self._lose[1]:
+                self.lost += 1
+                return
+            if self._reorder is not None and index % self._reorder[0] == self._reorder[1] and self._held is None:
+                self._held = data
+                return
+            held, self._held = self._held, None
+            await self._send(data)
+            if held is not None:
+                self.reordered += 1
+                await self._send(held)
+            return
         await self._send(data)

@@ -1,9 +1,9 @@
 """aiortc media tracks: the outbound N-1 mix of one listener, and a paced source for senders.
 
-The mix goes to aiortc already encoded (mono Opus, see `codec.py` and `encoding.py`): its sender only packetises
-an `av.Packet`, skipping its stereo re-encode, its thread hop and its pure-Python audio level. Frames that do go
-through aiortc's encoder (`SourceTrack`, the Python client's) are interleaved stereo (L == R): aiortc's Opus
-encoder up-mixes mono at -3 dB, so stereo is what keeps a tone's amplitude unchanged end to end.
+Both go to aiortc already encoded (mono Opus with in-band FEC, see `codec.py` and `encoding.py`): its sender only
+packetises an `av.Packet`, skipping its stereo re-encode (which has no FEC), its thread hop and its pure-Python
+audio level. `mono_to_frame` / `frame_to_mono` convert to and from aiortc's frames (interleaved stereo, L == R:
+aiortc's own encoder up-mixes mono at -3 dB, so stereo is what keeps a tone's amplitude unchanged through it).
 """
 
 from __future__ import annotations
@@ -16,9 +16,18 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame
 
-from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, Frame, interleaved_to_mono, mono_to_stereo
+from ..media.audio import (
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
+    SAMPLE_RATE,
+    Frame,
+    dbfs,
+    interleaved_to_mono,
+    mono_to_stereo,
+    rms,
+)
 from ..sources import AudioSource
-from .codec import TIME_BASE
+from .codec import TIME_BASE, MonoOpusEncoder
 
 
 def frame_to_mono(frame: AudioFrame) -> Frame:
@@ -106,9 +115,10 @@ class FramePacer:
 
 
 class SourceTrack(MediaStreamTrack):
-    """Sends an `AudioSource` in real time, one 20 ms frame per period on absolute deadlines.
+    """Sends an `AudioSource` in real time as mono Opus with in-band FEC, one 20 ms packet per period on absolute
+    deadlines (encoded here, packetised by aiortc's sender).
 
-    `sent_at[i]` is the monotonic time frame i was handed to the encoder; `marker_times` those of marker onsets.
+    `marker_times` are the monotonic times marker onsets were handed to the encoder.
     """
 
     kind = "audio"
@@ -118,17 +128,23 @@ class SourceTrack(MediaStreamTrack):
         self.source = source
         self.pacer = FramePacer()
         self.marker_times: list[float] = []
+        self.level_dbov: float | None = None
+        """The level of the latest frame encoded (dBov), for the packet's RFC 6464 header (`audio_level.py`)."""
+        self._encoder = MonoOpusEncoder()
 
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        index = await self.pacer.next()
-        frame = mono_to_frame(self.source.next_frame(), index * FRAME_SAMPLES)
-        if self.source.is_marker(index):
-            self.marker_times.append(time.monotonic())
-        return frame
+    async def recv(self) -> av.Packet:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            index = await self.pacer.next()
+            frame = self.source.next_frame()
+            if self.source.is_marker(index):
+                self.marker_times.append(time.monotonic())
+            packet = self._encoder.encode(frame, index * FRAME_SAMPLES)
+            if packet is not None:  # the encoder may hold the very first frame back
+                self.level_dbov = dbfs(rms(frame))
+                return packet
 
     @property
     def frames_sent(self) -> int:
         return self.pacer.index
-

@@ -3,9 +3,10 @@ name of this file keeps pytest from collecting it otherwise; it also skips when 
 
 One call: two Python participants (440 Hz, 660 Hz) and headless Chromium on the page at `/`, whose fake microphone
 plays a 1000 Hz WAV. The browser hears both tones (an AnalyserNode in the page, read through the test hooks that
-`?testHooks=1` installs); the Python participants hear the
-browser. A Graph mute of the browser makes its tone vanish at the others while the page shows the server-muted
-badge and a growing drop counter; the page's self-unmute button brings the tone back. A second call, created from
+`?testHooks=1` installs); the Python participants hear the browser. Keys pressed on the page's keypad (Chromium's
+RTCDTMFSender) reach the call's callback as Graph's tone notifications. A Graph mute of the browser makes its tone
+vanish at the others while the page shows the server-muted badge, a growing drop counter and, since its microphone
+goes on, the talking-while-muted badge; the page's self-unmute button brings the tone back. A second call, created from
 a page without the test hooks (as a user opens it) with allowSelfUnmute off, shows the Graph error when the page
 tries to unmute itself.
 """
@@ -13,6 +14,7 @@ tries to unmute itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import re
@@ -29,7 +31,7 @@ from mediamute.server import MediamuteServer
 from mediamute.settings import ServerSettings
 from mediamute.sources import ToneSource
 
-from ..helpers import CALLS as G, admin_token, hear_for, wait_until
+from ..helpers import CALLS as G, CallbackReceiver, admin_token, hear_for, wait_until
 from .levels import amplitude_since, recent_amplitude
 
 pytestmark = [
@@ -87,6 +89,11 @@ async def server():
         await srv.stop()
 
 
+def key_notifications(receiver: CallbackReceiver) -> list[dict]:
+    """The tone notifications (subscribeToTone) the call's callback got, in order."""
+    return [n for n in receiver.notifications() if "toneInfo" in (n.get("resourceData") or {}) and "id" not in n["resourceData"]]
+
+
 async def dropped_on_page(row) -> int:
     return int((await row.get_by_test_id("dropped-packets").inner_text()).replace(",", ""))
 
@@ -98,10 +105,14 @@ async def test_browser_participant(server, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     microphone = write_tone_wav(tmp_path / "browser-mic-1000hz.wav", BROWSER_HZ, BROWSER_AMPLITUDE)
     console: list[str] = []
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0, headers={"Authorization": f"Bearer {token}"}) as http:
-        response = await http.post(G, json={})
+    async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(
+        base_url=server.base_url, timeout=10.0, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        receiver = await stack.enter_async_context(CallbackReceiver())
+        response = await http.post(G, json={"callbackUri": receiver.url})
         assert response.status_code == 201, response.text
         call_id = response.json()["id"]
+        assert (await http.post(f"{G}/{call_id}/subscribeToTone", json={"clientContext": "browser-keys"})).status_code == 200
         call = server.registry.get(call_id)
         alice = CallParticipant(server.base_url, call_id, ToneSource(ALICE_HZ), "Alice", token=token, ice_addresses=ICE_ADDRESS)
         bob = CallParticipant(server.base_url, call_id, ToneSource(BOB_HZ), "Bob", token=token, ice_addresses=ICE_ADDRESS)
@@ -169,6 +180,16 @@ async def test_browser_participant(server, tmp_path):
                     claims = server.signing_key.decode(invite.rsplit("token=", 1)[1], audiences=("mediamute:whip",))
                     assert claims["mm:kind"] == "join" and claims["mm:call"] == call_id
 
+                    # --- keys on the page's keypad: Chromium's RTCDTMFSender, read by the server, notified to the app
+                    await expect(page.get_by_test_id("keypad")).to_be_visible()  # telephone-event was negotiated
+                    for key in "1#":
+                        await page.locator(f"#keypad .key[data-key='{key}']").click()
+                        await receiver.wait_for(lambda r, n=len(key_notifications(receiver)): len(key_notifications(r)) == n + 1)
+                    tones = [n["resourceData"] for n in key_notifications(receiver)]
+                    assert [(t["toneInfo"]["sequenceId"], t["toneInfo"]["tone"]) for t in tones] == [(1, "tone1"), (2, "pound")]
+                    assert {t["mediamute"]["participantId"] for t in tones} == {me}
+                    await expect(page.locator("#activity")).to_contain_text("you pressed # · notified to the app as tone #2")
+
                     # --- mute the browser through the Graph API
                     gate = call.participant(me).gate
                     response = await http.post(f"{G}/{call_id}/participants/{me}/mute", json={"clientContext": "browser-test"})
@@ -178,6 +199,8 @@ async def test_browser_participant(server, tmp_path):
                     await expect(row.get_by_test_id("badge-server-muted")).to_be_visible()
                     await expect(row.get_by_test_id("self-unmute")).to_be_visible()
                     await expect(row.get_by_test_id("badge-self-muted")).to_be_hidden()
+                    # its microphone goes on: the levels in the dropped packets' headers say it talks while muted
+                    await expect(row.get_by_test_id("badge-talking-while-muted")).to_be_visible()
                     # the drop counter on the page grows (the browser keeps sending; the gate drops)
                     shown = await dropped_on_page(row)
                     await page.wait_for_function(
@@ -210,6 +233,7 @@ async def test_browser_participant(server, tmp_path):
                     # --- the page's self-unmute button restores the audio
                     await row.get_by_test_id("self-unmute").click()
                     await expect(row.get_by_test_id("badge-server-muted")).to_be_hidden()
+                    await expect(row.get_by_test_id("badge-talking-while-muted")).to_be_hidden()
                     assert gate.is_open
                     unmuted = time.monotonic()
                     for p in (alice, bob):
@@ -267,6 +291,8 @@ async def test_browser_participant(server, tmp_path):
                     # --- leaving from the page removes the participant
                     await page.get_by_test_id("leave").click()
                     await wait_until(lambda: me not in call.participants, timeout=5)
+                    await http.delete(f"{G}/{call_id}")  # its last notification delivered while the receiver is up
+                    await receiver.wait_for(lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"].count("/") == 3 for n in r.notifications()))
                 finally:
                     await browser.close()
         finally:

@@ -66,7 +66,13 @@ steps.stale = model.applyNotification({ resourceUrl: url, changeType: 'updated',
 const aMuted = model.participants.get('a').mediaStreams[0].serverMuted;
 steps.deleted = model.applyNotification({ resourceUrl: url, changeType: 'deleted', resourceData: [person('b', 'Ben', 5)] }, 'c1');
 steps.otherCall = model.applyNotification({ resourceUrl: '/communications/calls/c2', changeType: 'updated', resourceData: { id: 'c2', state: 'terminated' } }, 'c1');
+steps.tone = model.applyNotification({ resourceUrl: '/communications/calls/c1', changeType: 'updated',
+  resourceData: { '@odata.type': '#microsoft.graph.call', state: 'established', toneInfo: { sequenceId: 1, tone: 'pound' } } }, 'c1');
 const terminatedBefore = model.terminated;
+const { keyOf, talkingWhileMuted } = await import(`${js}/model.js`);
+out.keys = ['tone0', 'tone9', 'star', 'pound', 'a', 'd', 'flash'].map(keyOf);
+out.talking = [talkingWhileMuted({ mediamute: { talkingWhileMuted: true } }), talkingWhileMuted(person('x', 'X', 1)),
+               talkingWhileMuted({ mediamute: { talkingWhileMuted: false } })];
 steps.ended = model.applyNotification({ resourceUrl: '/communications/calls/c1', changeType: 'updated', resourceData: { id: 'c1', state: 'terminated' } }, 'c1');
 out.model = { steps, aMuted, terminatedBefore, terminated: model.terminated, people: model.people,
               ids: [...model.participants.keys()], statsIds: [...model.stats.keys()], nameOfA: model.nameOf('a'),
@@ -131,9 +137,11 @@ async def test_the_api_client_and_the_call_model_under_node(server):
     assert out["refusalBare"]["message"] == "The event stream was refused." and out["refusalBare"].get("code") is None  # undefined
 
     # the call model: a newer roster entry wins, a stale one is ignored, a deletion says who left, another call's
-    # resource changes nothing, this call's termination says it ended
+    # resource and a tone notification change nothing, this call's termination says it ended
     model = out["model"]
-    assert model["steps"] == {"newer": [], "stale": [], "deleted": [{"left": "b"}], "otherCall": [], "ended": [{"ended": True}]}
+    assert model["steps"] == {"newer": [], "stale": [], "deleted": [{"left": "b"}], "otherCall": [], "tone": [], "ended": [{"ended": True}]}
+    assert out["keys"] == ["0", "9", "*", "#", "A", "D", "flash"]  # Graph's tone names as the keys pressed
+    assert out["talking"] == [True, False, False]  # mediamute's extension property on a participant
     assert model["aMuted"] is True
     assert model["terminatedBefore"] is False and model["terminated"] is True
     assert model["ids"] == ["app", "a"] and model["statsIds"] == []

@@ -1,7 +1,7 @@
 // The activity log (newest first, at most 100 lines) and what each notification says in it.
 
 import { $ } from './dom.js';
-import { displayName, serverMuted } from './model.js';
+import { displayName, keyOf, serverMuted, talkingWhileMuted } from './model.js';
 
 const MAX_LINES = 100;
 
@@ -24,10 +24,22 @@ export function describeNotification(body, at) {
       for (const p of item.resourceData || []) {
         const name = displayName(p);
         if (item.changeType === 'deleted') logActivity(`${name} left`, '', at);
+        else if (talkingWhileMuted(p)) logActivity(`${name} is talking while muted (roster #${p.rosterSequenceNumber})`, '', at);
         else logActivity(`${name}: ${serverMuted(p) ? 'muted by server' : p.isMuted ? 'self-muted' : 'live'} (roster #${p.rosterSequenceNumber})`, '', at);
       }
+    } else if (item.resourceData && item.resourceData.toneInfo && !item.resourceData.id) {
+      // a tone notification: the key press itself is logged from the stream's `tone` message, with who pressed it
     } else if (item.resourceData) {
       logActivity(`call ${item.changeType === 'deleted' ? 'ended' : item.resourceData.state}`, '', at);
     }
   }
 }
+
+// A key press on the event stream: who pressed what, and whether the app (subscribeToTone) was told.
+export function describeTone(message, nameOf) {
+  const who = nameOf(message.participantId);
+  const told = message.sequenceId ? `notified to the app as tone #${message.sequenceId}` : 'not notified: no subscribeToTone';
+  const muted = message.serverMuted ? ' while muted by the server' : '';
+  logActivity(`${who} pressed ${keyOf(message.tone)}${muted} · ${told}`, '', message.at);
+}
+

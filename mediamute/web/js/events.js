@@ -1,4 +1,4 @@
-// The call's event stream: a WebSocket sending a snapshot, then roster notifications and stats every 100 ms.
+// The call's event stream: a WebSocket sending a snapshot, then notifications, key presses and stats every 100 ms.
 // It reconnects with a backoff after a loss, unless the server refused it or the owner says it is no longer wanted.
 
 import { ApiError, eventStreamUrl } from './api.js';
@@ -8,7 +8,7 @@ const RETRY_MAX_MS = 5000;
 
 export class EventStream {
   // target() -> {callId, token} or null: what to watch, asked again at each (re)connection.
-  // onMessage(message): a snapshot, notification or stats message. onRefused(apiError, serverMessage): the server
+  // onMessage(message): a snapshot, notification, tone or stats message. onRefused(apiError, serverMessage): the server
   // refused the stream (no retry). onLost(): the stream dropped and a retry is scheduled. keepTrying() -> false
   // stops the retries (the call has ended).
   constructor({ target, onMessage, onRefused, onLost, keepTrying }) {

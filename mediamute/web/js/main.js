@@ -2,7 +2,7 @@
 // Plain JavaScript modules (no build step, no CDN); standard APIs only, so it runs in Chromium and Firefox.
 // This module wires the parts together and owns the page's flow: choose a call, join, act in it, leave.
 
-import { describeNotification, logActivity } from './activity.js';
+import { describeNotification, describeTone, logActivity } from './activity.js';
 import { inviteLink, readAddress, showAddress } from './address.js';
 import * as api from './api.js';
 import { CallAudio } from './audio.js';
@@ -33,7 +33,7 @@ const model = new CallModel();
 const audio = new CallAudio();
 const session = new WhipSession({
   onTrack: (stream) => audio.hear(stream, (playing) => { $('#play-audio').hidden = playing; }),
-  onConnectionState: setConnection,
+  onConnectionState: (state) => { setConnection(state); renderKeypad(); },
 });
 const events = new EventStream({
   // the session token once joined (it watches the call as this participant), the application token before
@@ -143,6 +143,7 @@ async function join() {
     logActivity(`you joined as ${name} (${source.label})`);
     events.watch(true); // again, as this participant: its session token watches the call too
     roster.render(model, session.participantId);
+    renderKeypad();
   } catch (err) {
     progress('');
     showError(err, 'Joining failed');
@@ -169,6 +170,7 @@ async function leave(reason) {
     events.stop();
     await teardownMedia();
     page.joined = false;
+    renderKeypad();
     session.forget();
     page.leaving = false;
     $('#incall').hidden = true;
@@ -192,6 +194,20 @@ async function toggleMic() {
   } catch (err) {
     showError(err, 'Reporting your microphone state failed');
   }
+}
+
+// A key of the keypad: DTMF on our audio (RFC 4733, the browser's RTCDTMFSender), as a phone's keypad would.
+function pressKey(button) {
+  const dtmf = session.dtmf;
+  if (!dtmf) return;
+  dtmf.insertDTMF(button.dataset.key, 100, 70);
+  button.classList.add('pressed');
+  setTimeout(() => button.classList.remove('pressed'), 150);
+}
+
+// The keypad shows only once telephone-event is negotiated (the sender can insert DTMF).
+function renderKeypad() {
+  $('#keypad').hidden = !(page.joined && session.dtmf);
 }
 
 async function muteParticipant(id, button) {
@@ -231,7 +247,7 @@ async function selfUnmute(button) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// the event stream: snapshot, roster notifications, stats every 100 ms
+// the event stream: snapshot, roster notifications, key presses, stats every 100 ms
 function handleEvent(message) {
   if (message.type === 'snapshot') {
     model.applySnapshot(message);
@@ -246,6 +262,8 @@ function handleEvent(message) {
     }
     describeNotification(message.body, message.at);
     renderAll();
+  } else if (message.type === 'tone') {
+    describeTone(message, (id) => (id === session.participantId ? 'you' : model.nameOf(id)));
   } else if (message.type === 'stats') {
     model.applyStats(message.body);
     roster.updateStats(model);
@@ -321,6 +339,7 @@ function init() {
   $('#join').addEventListener('click', join);
   $('#leave').addEventListener('click', () => leave());
   $('#toggle-mic').addEventListener('click', toggleMic);
+  document.querySelectorAll('#keypad .key').forEach((b) => b.addEventListener('click', () => pressKey(b)));
   $('#play-audio').addEventListener('click', () => {
     const playing = audio.resumePlayback();
     if (playing) playing.then(() => { $('#play-audio').hidden = true; }).catch((err) => showError(err, 'Playing the call'));

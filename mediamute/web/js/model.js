@@ -15,6 +15,18 @@ export function serverMuted(p) {
   return Boolean(p.mediaStreams && p.mediaStreams.some((s) => s.serverMuted));
 }
 
+// mediamute's extension property on a participant: muted by the server, and its packets' audio level says it talks.
+export function talkingWhileMuted(p) {
+  return Boolean(p.mediamute && p.mediamute.talkingWhileMuted);
+}
+
+const KEYS = { star: '*', pound: '#', a: 'A', b: 'B', c: 'C', d: 'D', flash: 'flash' };
+
+// Graph's tone name (`tone5`, `star`, `pound`, `a`..`d`, `flash`) as the key a person pressed.
+export function keyOf(tone) {
+  return tone.startsWith('tone') ? tone.slice(4) : KEYS[tone] || tone;
+}
+
 export class CallModel {
   constructor() {
     this.call = null;

@@ -1,8 +1,9 @@
 // The roster view: one row per participant (you first, then people, then applications; join order within each),
-// with what the server receives and mixes of them, their mute state, their dropped packets and the mute buttons.
+// with what the server receives and mixes of them, their mute state (and whether they talk while muted), their
+// dropped packets and the mute buttons.
 
 import { LevelMeter } from './meters.js';
-import { displayName, isApplication, serverMuted } from './model.js';
+import { displayName, isApplication, serverMuted, talkingWhileMuted } from './model.js';
 
 function hue(id) {
   let h = 0;
@@ -46,6 +47,7 @@ export class RosterView {
       value: li.querySelector('.level-value'),
       serverBadge: li.querySelector('.badge-server'),
       selfBadge: li.querySelector('.badge-self'),
+      talkingBadge: li.querySelector('.badge-talking'),
       liveBadge: li.querySelector('.badge-live'),
       drops: li.querySelector('.drops-value'),
       mute: li.querySelector('.mute'),
@@ -128,9 +130,13 @@ export class RosterView {
     const muted = serverMuted(p);
     const entry = model.stats.get(p.id);
     const selfMuted = entry ? Boolean(entry.selfMuted) : Boolean(p.isMuted) && !muted;
+    // talking while muted: the roster notification says so at once, the live stats keep it current
+    const talking = muted && (talkingWhileMuted(p) || Boolean(entry && entry.talkingWhileMuted && entry.talkingWhileMuted.talking));
     row.serverBadge.hidden = !muted;
     row.selfBadge.hidden = !selfMuted;
+    row.talkingBadge.hidden = !talking;
     row.liveBadge.hidden = muted || selfMuted;
     row.li.classList.toggle('self-muted', selfMuted);
+    row.li.classList.toggle('talking-while-muted', talking);
   }
 }

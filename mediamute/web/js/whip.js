@@ -38,6 +38,13 @@ export class WhipSession {
     return this.pc ? this.pc.connectionState : 'closed';
   }
 
+  // The audio sender's RTCDTMFSender once the server's answer has telephone-event (it does: mediamute reads DTMF);
+  // null before that, or in a browser without DTMF.
+  get dtmf() {
+    const sender = this.pc && this.pc.getSenders().find((s) => s.track && s.track.kind === 'audio');
+    return sender && sender.dtmf && sender.dtmf.canInsertDTMF ? sender.dtmf : null;
+  }
+
   // Offer `stream`'s audio track to the call as `displayName`, with the application token; `progress(text)` says
   // what it is waiting for.
   async join(callId, displayName, appToken, stream, progress) {
@@ -50,6 +57,10 @@ export class WhipSession {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, ICE_GATHERING_TIMEOUT_MS);
     progress('joining…');
+    // On a cluster the node this page came from may answer 307 to the node that holds the call: fetch follows it
+    // (the redirect carries its own short token, since Authorization is not sent to another origin, and that node
+    // answers CORS). The session's Location is a path: used from this page it goes to this page's node, which
+    // relays it to the owner.
     const response = await request('POST', `/whip/${encodeURIComponent(callId)}?displayName=${encodeURIComponent(displayName)}`, {
       token: appToken,
       sdp: pc.localDescription.sdp,
