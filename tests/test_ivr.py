@@ -252,6 +252,28 @@ def test_a_clip_pads_its_end_once_and_loops_seamlessly(samples):
     assert np.array_equal(np.concatenate([looping.looping_frame() for _ in range(7)]), np.resize(audio, 7 * FRAME_SAMPLES))
 
 
+def test_a_recording_keeps_wall_time_when_the_clock_skips_periods():
+    call, clock, finished = setup()
+    alice, _ = listening(call, "Alice")
+    store = Store()
+    operation = call.ivr.record_response(RecordSettings(play_beep=False, max_record_duration=1), store, None)
+    tone = ToneSource(440, amplitude=3000)
+    for _ in range(10):
+        call.mixer.push(alice.id, tone.next_frame())
+        call._tick(clock.advance())
+    call.mixer.push(alice.id, tone.next_frame())
+    call._tick(clock.advance(31 * FRAME_SECONDS))  # the loop stalled: 30 periods skipped, heard by nobody
+    run(call, clock, 8)
+    assert not finished
+    run(call, clock, 1)
+    assert finished == [operation] and operation.completion_reason == "maxRecordDurationReached"  # 1 s of wall time
+    (audio,) = store.kept
+    frames = audio.reshape(-1, FRAME_SAMPLES)
+    assert len(frames) == 50 and frames[:10].any(axis=1).all()  # Alice before the stall ...
+    assert not frames[10:40].any()  # ... the 30 skipped periods as silence ...
+    assert frames[40].any() and not frames[41:].any()  # ... then her frame of the tick after it (then she stopped)
+
+
 def test_speech_detection_has_hysteresis():
     detector = SpeechDetector()
     loud, between = np.full(FRAME_SAMPLES, 400, np.int16), np.full(FRAME_SAMPLES, 150, np.int16)  # -38 / -46.8 dBFS

@@ -142,7 +142,7 @@ async def test_a_recording_holds_the_talker_and_not_the_server_muted_one(media_s
             assert (stopped["status"], stopped["completionReason"]) == ("completed", "stopToneDetected")
             assert "pound" in stopped["resultInfo"]["message"]
             short = await bot.get(stopped["recordingLocation"], headers={"Authorization": f"Bearer {stopped['recordingAccessToken']}"})
-            assert 0.1 < wav_audio(short.content)[1].size / 16_000 < 3.0  # the time the keys took, not 30 s
+            assert 0 < wav_audio(short.content)[1].size / 16_000 < 3.0  # until the key, not 30 s
         finally:
             await leave_all([talker, muted])
         await end_call(bot, receiver, call_id)

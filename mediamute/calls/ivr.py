@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, SILENCE_DBFS, Frame
+from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, SILENCE_DBFS, SILENT_FRAME, Frame
 from ..media.mixer import MixTick
 from ..sources import AudioSource
 from .errors import CallTerminated, MediaConflict
@@ -301,6 +301,8 @@ class RecordItem(QueueItem):
         self.recorded: list[Frame] = []
         """The frames heard so far (copies): memory grows with what is recorded, not with the maximum asked for."""
         self._listening = False
+        self._position: int | None = None
+        """The mix grid position of the last frame recorded: a jump means the clock skipped periods."""
 
     # the application's side: prompt and beep, then nothing of its own while it listens
     def next_frame(self) -> Frame | None:
@@ -346,21 +348,31 @@ class RecordItem(QueueItem):
             self.call.events.on(TONE_RECEIVED, self._tone)
 
     def _heard(self, tick: MixTick, frame: Frame, shared: bool) -> None:
+        """The application's mix of this tick. Periods the clock skipped since the last one (a stalled loop: nobody
+        heard anything then) are recorded as silence, so the recording and its timers keep wall time."""
+        last, self._position = self._position, tick.position
+        if last is not None:
+            for _ in range(min(tick.position - last - 1, MAX_SKIPPED_FRAMES)):
+                if self._record(SILENT_FRAME):
+                    return
+        self._record(frame.copy())
+
+    def _record(self, frame: Frame) -> bool:
+        """Add one frame and apply the timers; True once the recording has ended."""
         if self.finished:
-            return
-        self.recorded.append(frame.copy())
+            return True
+        self.recorded.append(frame)
         frames = len(self.recorded)
         self.detector.push(frame)
         settings = self.settings
         if not self.detector.speech_started:
             if frames >= settings.initial_silence_timeout * FRAMES_PER_SECOND:
                 self._fail("initialSilenceTimeout", 400, 0, "Action failed, no speech before the initial silence timeout.")
-                return
         elif self.detector.pause_frames >= settings.max_silence_timeout * FRAMES_PER_SECOND:
             self._complete("maxSilenceTimeout", 0, "Action completed, max silence timeout reached.")
-            return
-        if frames >= settings.max_record_duration * FRAMES_PER_SECOND:
+        if not self.finished and frames >= settings.max_record_duration * FRAMES_PER_SECOND:
             self._complete("maxRecordDurationReached", MAX_DURATION_SUBCODE, "Action completed, max record duration reached.")
+        return self.finished
 
     def _tone(self, call: Call, participant: object, tone: str) -> None:
         if call is self.call and not self.finished and tone in self.settings.stop_tones:
@@ -441,7 +453,7 @@ class IvrQueue(AudioSource):
     def _keep_time(self, deadline: float) -> None:
         """After each tick: when the clock skipped periods (it resynchronises when late rather than bursting), skip
         as many frames of what is playing, so a prompt keeps its duration in wall time; the part that fell in the
-        stall is lost, as it would be from any real-time player. (Recordings count the frames actually mixed.)"""
+        stall is lost, as it would be from any real-time player. (A recording fills such a gap with silence.)"""
         last, self._last_deadline = self._last_deadline, deadline
         if last is None:
             return
