@@ -118,6 +118,14 @@ def serve(
             '"statuses": [429, 503], "retryAfterSeconds": 1}}\' (see the README). Off by default.',
         ),
     ] = None,
+    media_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--media-dir", exists=True, file_okay=False, dir_okay=True, resolve_path=True,
+            help="A directory whose WAV files playPrompt, recordResponse and startHoldMusic may play (mediaInfo.uri: "
+            "a path relative to it, or a file: URL). Default: none (package samples and local http(s) URLs only).",
+        ),
+    ] = None,
     redis: Annotated[
         Optional[str],
         typer.Option("--redis", metavar="URL", help="Join a cluster of nodes through this Redis (redis://HOST:PORT/DB)."),
@@ -155,7 +163,8 @@ def serve(
              "--log-level", log_level, "--capacity", str(capacity), "--node-ttl", str(node_ttl),
              "--relay-timeout", str(relay_timeout),
              *(["--accept-foreign-tokens"] if accept_foreign_tokens else []),
-             *(["--faults", json.dumps(fault_spec)] if fault_spec is not None else [])],
+             *(["--faults", json.dumps(fault_spec)] if fault_spec is not None else []),
+             *(["--media-dir", str(media_dir)] if media_dir else [])],
         ))
     if node_url is not None and redis is None:
         raise typer.BadParameter("--node-url needs --redis", param_hint="--node-url")
@@ -179,6 +188,7 @@ def serve(
         accept_foreign_tokens=accept_foreign_tokens,
         faults=fault_spec,
         cluster=cluster,
+        media_dir=str(media_dir) if media_dir else None,
     )
     server = MediamuteServer(settings)
 
@@ -214,6 +224,8 @@ def serve(
         console.print(f"  join (WHIP):    POST {base}/whip/<callId>?displayName=NAME  (Content-Type: application/sdp)", soft_wrap=True)
         if server.cluster is not None:
             console.print(f"  cluster node:   {server.cluster.node_id} at {server.cluster.url}, through {redis}", soft_wrap=True)
+        where = f", files under {media_dir}" if media_dir else ""
+        console.print(f"  prompt media:   package samples (prompt.wav, hold-music.wav, ...){where}, http(s) URLs on 127.0.0.1", soft_wrap=True)
         if settings.auth:
             console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
         else:

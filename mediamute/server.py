@@ -15,7 +15,6 @@ from .loopback import LoopbackServer
 from .rtc.encoding import MixEncoding
 from .rtc.ice import configure_ice
 from .settings import ServerSettings
-from .sources import AudioSource
 from .tokens import SigningKey
 
 if TYPE_CHECKING:
@@ -28,8 +27,9 @@ log = logging.getLogger(__name__)
 class MediamuteServer:
     """A running mediamute: start it, use `base_url`, stop it. The port may be 0 (any free port).
 
-    Clients use the HTTP API. A program that runs the server in its own process and event loop (the demo, the
-    tests) also has `subscribe_audit` and `play_as_app`: the in-process interface for embedding.
+    Clients use the HTTP API (the application's participant speaks through Graph's playPrompt, as a bot does). A
+    program that runs the server in its own process and event loop (the demo, the tests) also has `subscribe_audit`:
+    the in-process interface for embedding.
     """
 
     def __init__(self, settings: ServerSettings | None = None, signing_key: SigningKey | None = None) -> None:
@@ -125,14 +125,6 @@ class MediamuteServer:
                 call.tick_listeners.remove(on_tick)
 
         return unsubscribe
-
-    def play_as_app(self, call_id: str, source: AudioSource) -> None:
-        """Make the call's application participant play `source` from the next tick (a prompt, a tone).
-
-        In-process interface for embedding: Graph's playPrompt is not served yet (a later issue adds it, and the
-        demo will then play through it). Raises CallNotFound / CallTerminated for a call that is not live.
-        """
-        self.registry.live(call_id).play(source)
 
     async def __aenter__(self) -> "MediamuteServer":
         await self.start()

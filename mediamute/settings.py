@@ -24,6 +24,9 @@ class ServerSettings:
     """The signing key's PEM file (default: $MEDIAMUTE_KEY_FILE or ~/.local/state/mediamute/signing-key.pem)."""
     ephemeral_key: bool = False
     """Sign with a key made at start and never written (tests, benchmarks)."""
+    media_dir: str | None = None
+    """A directory whose files playPrompt, recordResponse and startHoldMusic may play (`mediaInfo.uri`); None: only
+    the package samples and http(s) URLs on this machine."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
     accept_foreign_tokens: bool = False

@@ -166,16 +166,17 @@ def load_wav(path: str | Path) -> np.ndarray:
         samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels).mean(axis=1)
     mono = np.asarray(samples, dtype=np.int16)
     if rate != SAMPLE_RATE:
-        mono = _resample(mono, rate)
+        mono = resample_mono(mono, rate)
     return mono
 
 
-def _resample(mono: np.ndarray, rate: int) -> np.ndarray:
+def resample_mono(mono: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono int16 audio at `rate` Hz, resampled to `target` Hz (48 kHz by default) by libswresample."""
     import av  # the resampler is libswresample's; av is a dependency of aiortc anyway
 
-    frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="s16", layout="mono")
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(mono).reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = rate
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=target)
     out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
     out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     return np.concatenate(out).astype(np.int16) if out else np.zeros(0, dtype=np.int16)

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
+import re
+import wave
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from pyee import EventEmitter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,9 +27,10 @@ from starlette.routing import Route
 from mediamute.analysis import first_time_above, last_time_above, tone_amplitudes
 from mediamute.api.app import create_app
 from mediamute.api.notifications import NotificationHub
-from mediamute.calls import Call, CallRegistry, Participant
+from mediamute.calls import Call, CallOptions, CallRegistry, Participant
 from mediamute.client import CallParticipant
 from mediamute.loopback import LoopbackServer
+from mediamute.media.audio import FRAME_SECONDS
 from mediamute.rtc.encoding import MixEncoding
 from mediamute.settings import ServerSettings
 from mediamute.sources import AudioSource, ToneSource
@@ -91,6 +96,20 @@ class InProcessMediamute:
         await self.stop()
 
 
+class InjectedClock:
+    """A call's monotonic clock, moved only by the test: mix times and operation times come from it."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float = FRAME_SECONDS) -> float:
+        self.now += seconds
+        return self.now
+
+
 # calls and participants -----------------------------------------------------------------------------------------
 async def create_call(http: httpx.AsyncClient, **body: object) -> str:
     response = await http.post(CALLS, json=body)
@@ -118,6 +137,42 @@ async def leave_all(participants: Sequence[CallParticipant]) -> None:
 
 def tones(*frequencies: float) -> list[tuple[str, AudioSource]]:
     return [(f"tone-{f:g}", ToneSource(f)) for f in frequencies]
+
+
+def domain_call(clock: InjectedClock | None = None, **options: Any) -> Call:
+    """A call on its own (no HTTP, no rtc) on an injected clock, its MixClock not started: the test ticks it with
+    `call._tick(clock.advance())`, so every 20 ms of media is one step the test takes."""
+    return Call(CallOptions(**options), EventEmitter(), clock=clock or InjectedClock())
+
+
+def listening(call: Call, display_name: str) -> tuple[Participant, list[np.ndarray]]:
+    """A participant without media whose mixer sink keeps every frame it is handed (its N-1 mix, or its music)."""
+    heard: list[np.ndarray] = []
+    participant = call.join(Participant(display_name=display_name), sink=lambda tick, frame, shared: heard.append(frame.copy()), media=None)
+    return participant, heard
+
+
+class ArrivingMedia:
+    """A prompt's media on its way (calls.ivr.PendingMedia): the test says when it arrives (`audio`) or why it
+    cannot (`error`), and sees whether the call gave up on it (`cancelled`)."""
+
+    def __init__(self) -> None:
+        self.audio: np.ndarray | None = None
+        self.error: Exception | None = None
+        self.cancelled = False
+
+    def done(self) -> bool:
+        return self.audio is not None or self.error is not None
+
+    def result(self) -> np.ndarray:
+        if self.error is not None:
+            raise self.error
+        assert self.audio is not None
+        return self.audio
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
 
 
 def join_without_media(call: Call, display_name: str, **fields: Any) -> Participant:
@@ -204,6 +259,29 @@ def assert_graph_error(response: httpx.Response, status: int, code: str | None =
         assert message_part.lower() in error["message"].lower(), error["message"]
     assert "Traceback" not in response.text
     return error
+
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def assert_contains(seed, ours, path="$", ids_at=("id",), placeholders=()):
+    """Every property of a documentation example is in ours with the same value, except ids (any UUID) and the
+    declared placeholders (paths like "$.resultInfo.message")."""
+    if isinstance(seed, dict):
+        assert isinstance(ours, dict), f"{path}: expected an object, got {ours!r}"
+        for key, value in seed.items():
+            assert key in ours, f"{path}.{key} missing from {sorted(ours)}"
+            assert_contains(value, ours[key], f"{path}.{key}", ids_at, placeholders)
+    elif isinstance(seed, list):
+        assert isinstance(ours, list) and len(ours) == len(seed), f"{path}: {ours!r}"
+        for i, (a, b) in enumerate(zip(seed, ours)):
+            assert_contains(a, b, f"{path}[{i}]", ids_at, placeholders)
+    elif path in placeholders:
+        return
+    elif path.rsplit(".", 1)[-1] in ids_at:
+        assert isinstance(ours, str) and UUID.match(ours), f"{path}: {ours!r} is not an id"
+    else:
+        assert ours == seed, f"{path}: {ours!r} != seed {seed!r}"
 
 
 # a callback receiver --------------------------------------------------------------------------------------------
@@ -294,3 +372,51 @@ async def call_with_callback(
                 lambda r: any(n["changeType"] == "deleted" and n["resourceUrl"] == f"/communications/calls/{call_id}" for n in r.notifications())
             )
 
+
+
+# audio files and a host that serves them ------------------------------------------------------------------------
+def tone_wav(frequency: float, seconds: float, rate: int = 16_000, amplitude: int = A, channels: int = 1) -> bytes:
+    """A WAV file of a steady tone (16-bit PCM): Graph's own prompt format by default (mono, 16 kHz)."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = np.round(amplitude * np.sin(2 * np.pi * frequency * t)).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.repeat(samples, channels).tobytes())
+    return buffer.getvalue()
+
+
+def wav_audio(data: bytes) -> tuple[int, np.ndarray]:
+    """A mono 16-bit WAV file's rate and samples."""
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth()) == (1, 2)
+        return wav.getframerate(), np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+
+
+@dataclass
+class MediaHost:
+    """A tiny real HTTP server playing a bot's media host (not ours to own): GET /media/{name} answers the bytes
+    in `files`, 404 otherwise."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    port: int = 0
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/media/{name}"
+
+    async def _handle(self, request: Request) -> Response:
+        body = self.files.get(request.path_params["name"])
+        if body is None:
+            return Response(status_code=404)
+        return Response(body, media_type="audio/wav")
+
+    async def __aenter__(self) -> "MediaHost":
+        self._http = LoopbackServer(Starlette(routes=[Route("/media/{name}", self._handle, methods=["GET"])]))
+        await self._http.start()
+        self.port = self._http.port
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._http.stop()

@@ -17,7 +17,9 @@ from mediamute.calls import (
     ParticipantNotFound,
     PolicyForbids,
 )
-from mediamute.media.audio import FRAME_SAMPLES, FRAME_SECONDS
+from mediamute.media.audio import FRAME_SAMPLES
+
+from .helpers import InjectedClock
 
 EVENTS = (
     "participant_joined",
@@ -39,20 +41,6 @@ class Recorder:
 
     def names(self) -> list[str]:
         return [name for name, _ in self.seen]
-
-
-class InjectedClock:
-    """The call's monotonic clock, moved only by the test: mix times and operation times come from it."""
-
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float = FRAME_SECONDS) -> float:
-        self.now += seconds
-        return self.now
 
 
 def make_call(clock: InjectedClock | None = None, **options: object) -> tuple[Call, Recorder]:

@@ -79,6 +79,16 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     (episode,) = report["talkingWhileMuted"]
     assert episode["participant"] == "Bob" and episode["ended"] == "unmuted"
     assert bob["mutedAt"] < episode["from"] < episode["to"] and episode["to"] >= bob["unmutedAt"]
+    # the application's prompt: Graph's playPrompt, answered running, completed by its notification once played
+    (prompt,) = report["operations"]
+    assert (prompt["action"], prompt["operation"], prompt["answered"], prompt["status"]) == (
+        "app-play", "playPromptOperation", "running", "completed")
+    assert prompt["resultInfo"] == {"code": 200, "subcode": 0, "message": "Action completed successfully."}
+    assert prompt["completionReason"] == "completedSuccessfully" and 5.0 < prompt["notifiedAt"] < 6.0  # 5.1 s long
+    ended = [n for n in notes if n["resourceUrl"].endswith(f"/operations/{prompt['id']}")]
+    assert len(ended) == 1 and ended[0]["changeType"] == "deleted"
+    assert ended[0]["resourceData"]["@odata.type"] == "#microsoft.graph.playPromptOperation"
+    assert "playPromptOperation" in (out / "report.md").read_text()
     assert notes[0]["resourceData"]["state"] == "established"
     assert notes[-1]["changeType"] == "deleted" and notes[-1]["resourceData"]["state"] == "terminated"
     times = [n["t"] for n in notes]
@@ -119,7 +129,7 @@ def test_a_bad_scenario_is_refused_precisely_before_anything_starts(tmp_path, co
 def test_the_default_scenario_is_valid():
     scenario = load_scenario()
     assert [p.name for p in scenario.participants] == ["Alice", "Bob", "Carol", "Dave"]
-    assert [a.action for a in scenario.actions] == ["mute", "self-unmute", "app-play", "app-mute"]
+    assert [a.action for a in scenario.actions] == ["mute", "app-play", "self-unmute", "app-mute"]
     assert scenario.actions[0].client_context == "d45324c1-fcb5-430a-902c-f20af696537c"
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from mediamute.tokens import verify_callback
 
-from .helpers import CALLS, CallbackReceiver, join_without_media
-
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+from .helpers import CALLS, CallbackReceiver, assert_contains, join_without_media
 
 # seeds/001: participant: mute (v1.0)
 SEED_MUTE_REQUEST = {"clientContext": "d45324c1-fcb5-430a-902c-f20af696537c"}
@@ -56,28 +52,6 @@ SEED_CALL_MUTE_OPERATION = {
     "clientContext": "Client Context value",
     "resultInfo": {"@odata.type": "microsoft.graph.resultInfo"},
 }
-
-IDS = {"id"}
-
-
-def assert_contains(seed, ours, path="$", ids_at=("id",), placeholders=()):
-    """Every property of the seed is in ours with the same value, except ids (any UUID) and declared placeholders."""
-    if isinstance(seed, dict):
-        assert isinstance(ours, dict), f"{path}: expected an object, got {ours!r}"
-        for key, value in seed.items():
-            assert key in ours, f"{path}.{key} missing from {sorted(ours)}"
-            assert_contains(value, ours[key], f"{path}.{key}", ids_at, placeholders)
-    elif isinstance(seed, list):
-        assert isinstance(ours, list) and len(ours) == len(seed), f"{path}: {ours!r}"
-        for i, (a, b) in enumerate(zip(seed, ours)):
-            assert_contains(a, b, f"{path}[{i}]", ids_at, placeholders)
-    elif path.rsplit(".", 1)[-1] in ids_at:
-        assert isinstance(ours, str) and UUID.match(ours), f"{path}: {ours!r} is not an id"
-    elif path in placeholders:
-        return
-    else:
-        assert ours == seed, f"{path}: {ours!r} != seed {seed!r}"
-
 
 async def test_participant_mute_seed(api, api_http):
     http = api_http

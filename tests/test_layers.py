@@ -62,6 +62,7 @@ EXPECTED = {
     "CallTerminated": (409, "conflict"),
     "NotSupportedForCall": (400, "BadRequest"),
     "PolicyForbids": (403, "Forbidden"),
+    "MediaConflict": (400, "BadRequest"),
 }
 
 

@@ -210,3 +210,45 @@ def test_position_counts_periods_on_the_grid_including_skipped_ones():
         positions.append(mixer.position)
     assert positions == [0, 1, 2, 28, 29]  # media time shows the gap (ticks just count 5)
     assert mixer.ticks == 5
+
+
+def test_a_held_participant_leaves_every_mix_and_its_sink_hears_only_the_music():
+    deliveries: list = []
+    mixer, heard, gates = make_mixer(3, deliveries=deliveries)
+    music = np.full(FRAME_SAMPLES, 777, dtype=np.int16)
+    values = {"p0": 100, "p1": 20, "p2": 3}
+
+    def send_all():
+        for pid, value in values.items():
+            mixer.push(pid, np.full(FRAME_SAMPLES, value, dtype=np.int16))
+
+    send_all()
+    mixer.push("p1", np.full(FRAME_SAMPLES, 20, dtype=np.int16))  # one more queued: hold discards it too
+    mixer.hold("p1", lambda: music)
+    for _ in range(3):
+        send_all()
+        deliveries.clear()
+        record = mixer.tick()
+        assert record.contributors == ("p0", "p2")  # the audit: p1 is in no mix while held
+        assert np.all(heard["p0"] == 3) and np.all(heard["p2"] == 100)  # each other's voice, never p1's
+        assert heard["p1"] is music  # only the music, as its own stream (not the shared mix)
+        assert [d for d in deliveries if d[0] == "p1"] == [("p1", record.seq, mixer.position, False)]
+    slot = mixer.slot("p1").counters()
+    assert (slot.held_frames, slot.frames_mixed, slot.underruns, slot.flushed) == (5, 0, 0, 0)
+    assert gates["p1"].is_open  # hold is not a mute
+
+    assert mixer.release("p1") and not mixer.release("p1")
+    send_all()
+    record = mixer.tick()
+    assert record.contributors == ("p0", "p1", "p2")
+    assert np.all(heard["p1"] == 103) and np.all(heard["p0"] == 23)  # back in the mix, and hearing it again
+
+
+def test_a_held_and_muted_participant_is_still_muted_after_release():
+    mixer, heard, gates = make_mixer(2)
+    mixer.hold("p1", lambda: SILENT_FRAME)
+    gates["p1"].close()
+    mixer.release("p1")
+    assert mixer.push("p1", np.full(FRAME_SAMPLES, 9, dtype=np.int16)) is False
+    assert mixer.slot("p1").discarded_closed == 1 and mixer.slot("p1").held_frames == 0  # the gate decides first
+    assert mixer.tick().contributors == ()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
+from mediamute.calls.ivr import ReadyMedia
 from mediamute.rtc.ice import rtc_configuration
 from mediamute.settings import ServerSettings
 from mediamute.tokens import (
@@ -22,11 +24,12 @@ from .helpers import CALLS as G, InProcessMediamute, assert_graph_error, join_wi
 CREATE = [ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL]
 JOIN = [ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST]
 SELF = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]
-MEDIA = [ROLE_ACCESS_MEDIA]
+IVR = [ROLE_INITIATE, ROLE_ACCESS_MEDIA]  # playPrompt, cancelMediaProcessing, sendDtmfTones
+MEDIA = [ROLE_ACCESS_MEDIA]  # recordResponse, subscribeToTone
 # a role each endpoint does not accept (None: every calls role is accepted there)
 OTHER = {
     "create": ROLE_JOIN_GROUP_CALL, "join": ROLE_INITIATE, "self": ROLE_JOIN_GROUP_CALL, "mint": ROLE_ACCESS_MEDIA,
-    "media": ROLE_INITIATE, "invite": ROLE_INITIATE,
+    "ivr": ROLE_JOIN_GROUP_CALL, "media": ROLE_INITIATE, "invite": ROLE_INITIATE,
 }
 INVITE_BODY = {"participants": [{"identity": {"user": {"id": "u-1"}}, "mediamute": {"source": "silence", "ringDelaySeconds": 0}}]}
 
@@ -46,13 +49,19 @@ ENDPOINTS = [
     ("get operation", "GET", G + "/{call}/operations/{operation}", None, "read", 200),
     ("mute all (beta)", "POST", "/beta/communications/calls/{call}/participants/muteAll", {}, "join", 200),
     ("invite participants", "POST", G + "/{call}/participants/invite", INVITE_BODY, "invite", 200),
+    ("play prompt", "POST", G + "/{call}/playPrompt", {"prompts": [{"mediaInfo": {"uri": "prompt.wav"}}]}, "ivr", 200),
+    ("record response", "POST", G + "/{call}/recordResponse", {}, "media", 200),
+    ("cancel media processing", "POST", G + "/{call}/cancelMediaProcessing", {}, "ivr", 200),
+    ("send DTMF tones", "POST", G + "/{call}/sendDtmfTones", {"tones": ["tone1"]}, "ivr", 200),
+    ("start hold music", "POST", G + "/{call}/participants/{participant}/startHoldMusic", {}, "join", 202),
+    ("stop hold music", "POST", G + "/{call}/participants/{held}/stopHoldMusic", {}, "join", 202),
     ("unmute participant (ext)", "POST", "/ext/calls/{call}/participants/{app}/unmute", {}, "join", 200),
     ("stats (ext)", "GET", "/ext/calls/{call}/stats", None, "read", 200),
     ("join token (ext)", "POST", "/ext/calls/{call}/joinTokens", None, "mint", 200),
 ]
 GROUPS = {
     "create": CREATE, "join": JOIN, "self": SELF, "mint": CREATE + JOIN, "read": CREATE + JOIN + [ROLE_ACCESS_MEDIA],
-    "media": MEDIA, "invite": [ROLE_INITIATE_GROUP_CALL],
+    "ivr": IVR, "media": MEDIA, "invite": [ROLE_INITIATE_GROUP_CALL],
 }
 
 
@@ -65,7 +74,12 @@ async def prepare(api: InProcessMediamute, http: httpx.AsyncClient, path: str) -
     operation_id = "none"
     if "{operation}" in path:
         operation_id = (await http.post(f"{G}/{call_id}/mute", json={})).json()["id"]
-    return path.format(call=call_id, app=app_id, participant=participant_id, operation=operation_id)
+    held_id = "none"
+    if "{held}" in path:  # a roster member on hold, to take off it
+        call = api.registry.get(call_id)
+        held_id = join_without_media(call, "on hold").id
+        call.hold.start(held_id, ReadyMedia(np.zeros(960, np.int16)), None)
+    return path.format(call=call_id, app=app_id, participant=participant_id, operation=operation_id, held=held_id)
 
 
 SEED_SPELLING = {documented: seed for seed, documented in SEED_ROLE_SPELLINGS.items()}

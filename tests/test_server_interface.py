@@ -1,20 +1,17 @@
-"""MediamuteServer's in-process interface for embedding (what the demo and tests use besides HTTP):
-an audit subscription that sees every tick until it ends, and playing a source as the application."""
+"""MediamuteServer's in-process interface for embedding (what the demo and tests use besides HTTP): an audit
+subscription that sees every tick until it ends. (The application speaks through Graph's playPrompt:
+tests/test_ivr_integration.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 
 import pytest
 
 from mediamute.calls.errors import CallNotFound, CallTerminated
 from mediamute.media.audit import TickRecord
-from mediamute.sources import ToneSource
 
-from .helpers import join_all, leave_all, tones, wait_until
-from .test_call_integration import A, amplitude, hear_for
+from .helpers import wait_until
 
 pytestmark = pytest.mark.integration
 G = "/v1.0/communications/calls"
@@ -49,30 +46,7 @@ async def test_an_audit_subscription_gets_every_record_once_until_it_ends(server
 async def test_the_interface_refuses_a_call_that_is_not_live(server, http, call_id):
     with pytest.raises(CallNotFound):
         server.subscribe_audit("no-such-call", lambda record: None)
-    with pytest.raises(CallNotFound):
-        server.play_as_app("no-such-call", ToneSource(1250))
     assert (await http.delete(f"{G}/{call_id}")).status_code == 204
     with pytest.raises(CallTerminated):
         server.subscribe_audit(call_id, lambda record: None)
-    with pytest.raises(CallTerminated):
-        server.play_as_app(call_id, ToneSource(1250))
 
-
-async def test_play_as_app_is_heard_by_everyone_and_named_by_the_audit(server, call_id):
-    call = server.registry.get(call_id)
-    a, b = await join_all(server, call_id, tones(440, 660))
-    try:
-        await hear_for([a, b], 0.6)
-        before = time.monotonic()
-        await hear_for([a, b], 0.4)
-        for listener in (a, b):
-            assert amplitude(listener, 1250, before) < 0.03 * A  # the application was silent
-        server.play_as_app(call_id, ToneSource(1250))
-        played = time.monotonic()
-        await hear_for([a, b], 1.0)
-        for listener in (a, b):
-            assert amplitude(listener, 1250, played + 0.4) == pytest.approx(A, rel=0.1), listener.display_name
-        record = call.mixer.audit.last()
-        assert record is not None and record.level_of(call.app.id) == pytest.approx(A / math.sqrt(2), rel=0.02)
-    finally:
-        await leave_all([a, b])

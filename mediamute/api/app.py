@@ -14,7 +14,7 @@ from .. import __version__
 from ..calls.call import CallRegistry
 from ..settings import ServerSettings
 from ..tokens import SigningKey
-from . import ext, graph, network, schemas, web, whip
+from . import ext, graph, media, network, recordings, schemas, web, whip
 from .auth import FOREIGN_WARNING
 from .errors import error_response, install_error_handlers
 from .fault_injection import ApiFaultInjection
@@ -31,13 +31,15 @@ JSON_PREFIXES = ("/v1.0/", "/beta/", "/ext/")
 DESCRIPTION = """A media-plane simulator of server-side mute with a Microsoft Graph-shaped calls API.
 
 * **Graph** (`/v1.0`, `/beta`): calls, participants, `participant: mute`, `call: mute`/`unmute`,
-  `call: subscribeToTone` (DTMF key presses as tone notifications), operations.
+  `call: subscribeToTone` (DTMF key presses as tone notifications), operations; the media actions
+  `call: playPrompt`, `recordResponse`, `cancelMediaProcessing`, `sendDtmfTones` and
+  `participant: startHoldMusic`/`stopHoldMusic`.
   Bearer tokens carry Graph application roles (`mediamute token --role …` mints development tokens).
 * **WHIP** (`/whip/{callId}`): join with an SDP offer; the answer carries a session token for the participant.
 * **Extensions** (`/ext`, not part of Graph): participant unmute, self-unmute/self-mute, join tokens, a
   participant's network impairment (per direction: delay, jitter, loss, bursts, reordering, duplication, a rate
-  cap), stats with the contributor audit, the call's event stream (WebSocket), and the JWKS that verifies
-  callback signatures.
+  cap), stats with the contributor audit, the call's event stream (WebSocket), the JWKS that verifies callback
+  signatures, and the download of recordResponse recordings (with their recordingAccessToken).
   Participants carry `mediamute.talkingWhileMuted`; tone notifications carry who pressed under `mediamute`.
 * **Metrics** (`/metrics`, Prometheus text, not in this document): calls, gates, mixer, clock, encodes, callbacks,
   API requests; no authentication (the server binds 127.0.0.1).
@@ -97,12 +99,15 @@ def create_app(
 
     for prefix in GRAPH_PREFIXES:
         include(graph.router, prefix)
+        include(media.router, prefix)
     include(graph.beta_router, "/beta")
     include(whip.router)
     include(ext.router)
     include(network.router)
+    include(recordings.router)
     include(web.router)
     install_metrics(app, registry, hub, templates)  # last: its request counter is the outermost middleware
+    media.install(app, registry, settings, signing_key)
     return app
 
 

@@ -15,6 +15,7 @@ from ..calls.errors import (
     CallError,
     CallNotFound,
     CallTerminated,
+    MediaConflict,
     NoNetwork,
     NotSupportedForCall,
     OperationNotFound,
@@ -52,6 +53,7 @@ DOMAIN_ERRORS: dict[type[CallError], tuple[int, str]] = {
     CallTerminated: (409, "conflict"),
     NotSupportedForCall: (400, "BadRequest"),
     PolicyForbids: (403, "Forbidden"),
+    MediaConflict: (400, "BadRequest"),
 }
 """Each domain error's HTTP status and Graph error code (a subclass not listed answers as its nearest base)."""
 

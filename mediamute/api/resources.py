@@ -29,7 +29,14 @@ def participant_resource(participant: Participant, removed_reason: str | None = 
         ),
         is_muted=participant.is_muted,
         is_in_lobby=False,
-        media_streams=[schemas.MediaStream(server_muted=participant.server_muted)],
+        # on hold (startHoldMusic) it hears only its music and sends nothing into the call: Graph's participant has
+        # no hold property, so the stream's direction says it
+        media_streams=[
+            schemas.MediaStream(
+                server_muted=participant.server_muted,
+                direction="receiveOnly" if participant.on_hold else "sendReceive",
+            )
+        ],
         metadata=None,
         roster_sequence_number=participant.roster_sequence,
         removed_state=schemas.RemovedState(reason=removed_reason) if removed_reason else None,

@@ -27,6 +27,8 @@ from .errors import (
     ParticipantNotFound,
     PolicyForbids,
 )
+from .hold import HoldMusic
+from .ivr import IvrQueue
 from .model import MediaSession, Operation, Participant, ToneInfo, new_id, utc_now
 
 log = logging.getLogger(__name__)
@@ -109,11 +111,11 @@ class Call:
         self._tone_sequence = 0
         self._talkers: set[Participant] = set()
         """Participants whose talking-while-muted detector says they are talking (polled each tick)."""
-        self.app = Participant(
-            display_name=options.app_display_name,
-            kind="application",
-            source=options.app_source or SilenceSource(),
-        )
+        self.ivr = IvrQueue(self, options.app_source or SilenceSource())
+        """The IVR queue (playPrompt, recordResponse, sendDtmfTones, cancelMediaProcessing): the app's voice."""
+        self.hold = HoldMusic(self)
+        """startHoldMusic / stopHoldMusic: who is on hold, hearing only its music."""
+        self.app = Participant(display_name=options.app_display_name, kind="application", source=self.ivr)
         self._add(self.app, sink=None, media=None)
 
     # lifecycle ----------------------------------------------------------------------------------------------
@@ -133,6 +135,8 @@ class Call:
         if self.terminated:
             return
         self.state = "terminating"
+        self.ivr.stop()
+        self.hold.stop_all()
         for operation in list(self.operations.values()):
             if not operation.finished:
                 self.finish(operation, "failed", 500, 0, "The call ended before the operation completed.")
@@ -275,10 +279,6 @@ class Call:
             self._bump(participant)
             self.events.emit(PARTICIPANT_UPDATED, self, participant)
         return self._record(Operation("unmuteParticipant", participant.id, client_context))
-
-    def play(self, source: AudioSource) -> None:
-        """Make the application's own participant play `source` from the next tick (a prompt, a tone)."""
-        self.app.source = source
 
     def mute_all(self, participant_ids: list[str], client_context: str | None = None) -> Operation:
         """Graph beta's muteAll: server-mute the listed participants (all remote ones if none are listed)."""

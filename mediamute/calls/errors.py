@@ -53,3 +53,8 @@ class NotSupportedForCall(CallError):
 
 class PolicyForbids(CallError):
     """The call's own policy refuses the action (e.g. self-unmute when allowSelfUnmute is false)."""
+
+
+class MediaConflict(CallError):
+    """The media action conflicts with the call's media state: a second participant on hold, stopHoldMusic for one
+    who is not held, a full IVR queue."""

@@ -116,7 +116,7 @@ class Participant:
     roster_sequence: int = 0
     media: MediaSession | None = None
     source: AudioSource | None = None
-    """For the application's own participant: what it plays into the mix."""
+    """For the application's own participant: what it plays into the mix (the call's IVR queue)."""
     region: str | None = None
     language_id: str | None = None
     identity: dict[str, Any] | None = None
@@ -126,6 +126,8 @@ class Participant:
     """Invited with `hidden`: in the mix, addressable by id, but left out of the roster (list, roster updates)."""
     talking: TalkingDetector = field(default_factory=TalkingDetector)
     """Talking while muted: fed the levels of the packets its closed gate drops (`Call.heard_while_muted`)."""
+    on_hold: bool = False
+    """Held by startHoldMusic: out of everyone's mix, hearing only its music (its gate is untouched)."""
 
     @property
     def server_muted(self) -> bool:

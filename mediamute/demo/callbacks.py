@@ -1,5 +1,6 @@
-"""The demo's own callback receiver: a real HTTP server on loopback that collects the call's notifications and
-checks each one's signature, as a bot behind `callbackUri` would."""
+"""The demo's bot-side web server, a real HTTP server on loopback: its callback endpoint collects the call's
+notifications and checks each one's signature, as a bot behind `callbackUri` would; and it serves the bot's
+prompt files (`/media/{name}`), which the demo's playPrompt names by URL, as a bot names its own."""
 
 from __future__ import annotations
 
@@ -30,9 +31,14 @@ class ReceivedNotification:
 
 def summarize(notification: dict[str, Any]) -> str:
     """What one commsNotification says, in one line: each participant's name and mute state (and whether it talks
-    while muted), a key press, or the call's state."""
+    while muted), an operation's end, a key press, or the call's state."""
     data = notification.get("resourceData")
     parts: list[str] = []
+    if isinstance(data, dict) and str(data.get("@odata.type", "")).endswith("Operation"):
+        kind = str(data["@odata.type"]).rsplit(".", 1)[-1]
+        result = data.get("resultInfo") or {}
+        reason = f" ({data['completionReason']})" if data.get("completionReason") else ""
+        return f"{kind} {data.get('status')}: {result.get('code')}/{result.get('subcode')} {result.get('message') or ''}{reason}".rstrip()
     if isinstance(data, list):
         for participant in data:
             identity = participant.get("info", {}).get("identity", {})
@@ -57,10 +63,19 @@ class CallbackSink:
     on_notification: Callable[[ReceivedNotification], None] | None = None
     bad_signatures: int = 0
     port: int = 0
+    media: dict[str, bytes] = field(default_factory=dict)
+    """The bot's prompt files by name, served at `media_url(name)`."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/callbacks"
+
+    def media_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/media/{name}"
+
+    async def _media(self, request: Request) -> Response:
+        body = self.media.get(request.path_params["name"])
+        return Response(status_code=404) if body is None else Response(body, media_type="audio/wav")
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
@@ -97,7 +112,8 @@ class CallbackSink:
 
     async def start(self) -> None:
         self._arrived = asyncio.Event()
-        self._http = LoopbackServer(Starlette(routes=[Route("/callbacks", self._handle, methods=["POST"])]))
+        routes = [Route("/callbacks", self._handle, methods=["POST"]), Route("/media/{name}", self._media, methods=["GET"])]
+        self._http = LoopbackServer(Starlette(routes=routes))
         await self._http.start()
         self.port = self._http.port
 

@@ -27,7 +27,7 @@ class ActionResult:
     answered_at: float
     """Monotonic time the answer came back (or the action finished)."""
     status: int | None
-    """The HTTP status, or None for an action that is not a request (app-play)."""
+    """The HTTP status, or None for an action that is not a request (a participant's join or leave)."""
     body: Any = None
     completed_server: float | None = None
     """Monotonic time the server completed the operation (the gate changed), when there is one."""

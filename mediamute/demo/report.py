@@ -141,6 +141,35 @@ def notification_summary(run: DemoRun) -> list[dict[str, Any]]:
     ]
 
 
+def operations_section(run: DemoRun) -> list[dict[str, Any]]:
+    """Every action answered with a running operation (the app's playPrompt), and how it ended, from the
+    completing notification the callback received (Graph's `deleted` on the operation)."""
+    rows = []
+    for result in run.actions:
+        body = result.body
+        if not (isinstance(body, dict) and body.get("status") == "running" and "id" in body):
+            continue
+        suffix = f"/operations/{body['id']}"
+        note = next((n for n in run.sink.received if str(n.notification.get("resourceUrl", "")).endswith(suffix)), None)
+        data = (note.notification.get("resourceData") or {}) if note is not None else {}
+        info = data.get("resultInfo") or {}
+        rows.append(
+            {
+                "at": result.spec.at,
+                "action": result.spec.action,
+                "label": result.spec.label,
+                "operation": str(body.get("@odata.type", "")).rsplit(".", 1)[-1],
+                "id": body["id"],
+                "answered": body["status"],
+                "status": data.get("status"),
+                "resultInfo": {k: info.get(k) for k in ("code", "subcode", "message")} if info else None,
+                "completionReason": data.get("completionReason"),
+                "notifiedAt": round(note.at - run.t0, 3) if note is not None else None,
+            }
+        )
+    return rows
+
+
 def heard_times(windows: list[MuteWindow]) -> list[float]:
     """Every measured mute-to-silence (ms), over all windows and listeners."""
     return [ms for w in windows for ms in w.heard_ms.values() if ms is not None]
@@ -154,6 +183,11 @@ def problems(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) -> lis
     unmeasured = [f"{w.speaker}→{listener}" for w in windows for listener, ms in w.heard_ms.items() if ms is None]
     unsigned = sum(1 for n in run.sink.received if not n.verified)
     found = []
+    for operation in operations_section(run):
+        if operation["status"] is None:
+            found.append(f"{operation['operation']} of {operation['at']:g} s never completed (no notification)")
+        elif operation["status"] != "completed":
+            found.append(f"{operation['operation']} of {operation['at']:g} s {operation['status']}: {(operation['resultInfo'] or {}).get('message')}")
     if leaks:
         found.append(f"{leaks} frames of a muted participant were mixed")
     if heard and max(heard) > max_mute_ms:
@@ -278,6 +312,7 @@ def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) ->
         "maxHeardMuteToSilenceMs": round(max(heard), 1) if heard else None,
         "lateTicks": run.late_ticks,
         "ticks": run.clock_ticks,
+        "operations": operations_section(run),
         "notifications": notification_summary(run),
         "verdict": verdict(windows, found, max_mute_ms),
         "ok": not found,
@@ -325,6 +360,16 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     for a in report["actions"]:
         status = a["status"] if a["status"] is not None else "—"
         lines.append(f"| {a['at']:.1f} | {a['action']} | {a['target']} | {status} | {a['requestMs']:.1f} |")
+    if report["operations"]:
+        lines += ["", "## Operations answered `running`, and their completing notifications", "",
+                  "| t (s) | action | operation | answered | ended | resultInfo | completionReason | notified at |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for o in report["operations"]:
+            info = o["resultInfo"] or {}
+            result = f"{info.get('code')}/{info.get('subcode')} {info.get('message') or ''}".strip() if info else "—"
+            notified = f"{o['notifiedAt']:.2f} s" if o["notifiedAt"] is not None else "never"
+            lines.append(f"| {o['at']:.1f} | {o['action']} | {o['operation']} | {o['answered']} | {o['status'] or '—'} "
+                         f"| {result} | {o['completionReason'] or '—'} | {notified} |")
     lines += ["", "## Notifications received by the callback", ""]
     for n in report["notifications"]:
         mark = "signed ✓" if n["signatureVerified"] else "UNVERIFIED"

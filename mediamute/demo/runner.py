@@ -4,12 +4,15 @@ API, participants joining by WHIP, actions at their times, and everything record
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
+import wave
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import numpy as np
 
 from ..calls.call import Call
 from ..calls.stats import ParticipantStats, participant_stats
@@ -18,7 +21,8 @@ from ..media.jitter import JitterBufferSettings
 from ..media.audit import TickRecord
 from ..server import MediamuteServer
 from ..settings import ServerSettings
-from ..sources import PilotSource, WavSource, source_from_spec
+from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE
+from ..sources import PilotSource, SilenceSource, load_wav, source_from_spec
 from ..tokens import ALL_CALL_ROLES
 from .callbacks import CallbackSink
 from .model import ActionResult, DemoRun
@@ -30,17 +34,34 @@ JOIN_TIMEOUT = 15.0
 UPDATE_PERIOD = 0.25
 """The live view redraws 4 times a second: enough to watch, cheap enough not to cost the mixer its ticks."""
 
-
-
 LISTENER_JITTER = JitterBufferSettings(max_delay=0.1)
 """The demo's voices hear through a jitter buffer of at most 100 ms, a usual WebRTC listener's. They run in the
 server's own process, whose loop stalls (a join's handshakes) would otherwise deepen their buffers as if the
 network had jittered, and the report's heard mute-to-silence would measure the simulator's own pauses."""
 
+
+def prompt_with_pilot(path: str, pilot_hz: float) -> bytes:
+    """A prompt file as the demo's bot serves it: the WAV's voice plus the application's faint pilot tone (so each
+    listener's audio shows when the application is heard), as a 48 kHz mono 16-bit WAV."""
+    voice = load_wav(path).astype(np.int32)
+    pilot = PilotSource(SilenceSource(), pilot_hz)
+    frames = -(-voice.size // FRAME_SAMPLES)
+    tone = np.concatenate([pilot.next_frame() for _ in range(frames)])[: voice.size]
+    samples = np.clip(voice + tone, -32768, 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
+
+
 class DemoRunner:
-    """Runs one scenario as a client of an in-process server: the call and every mute go through the HTTP API,
-    the audit records and the application's audio through the server's in-process interface
-    (`subscribe_audit`, `play_as_app`). `on_update` (if given) is called every UPDATE_PERIOD with live numbers."""
+    """Runs one scenario as a client of an in-process server: the call, every mute and every prompt go through the
+    HTTP API (a prompt is Graph's playPrompt of a file the demo's bot serves), the audit records through the
+    server's in-process interface (`subscribe_audit`). `on_update` (if given) is called every UPDATE_PERIOD with
+    live numbers."""
 
     def __init__(self, scenario: Scenario, on_update: Callable[["DemoRunner"], None] | None = None) -> None:
         self.scenario = scenario
@@ -158,7 +179,9 @@ class DemoRunner:
         created = response.json()
         self.call_id = created["id"]
         self.call = self.server.registry.get(self.call_id)
-        self.server.play_as_app(self.call_id, PilotSource(source_from_spec("silence"), scenario.call.app_pilot_hz, amplitude=0))
+        for index, action in enumerate(scenario.actions):  # the bot's prompt files, ready before the clock starts
+            if action.action == "app-play" and action.source:
+                self.sink.media[f"prompt-{index}.wav"] = prompt_with_pilot(action.source, scenario.call.app_pilot_hz)
         return created["myParticipantId"]
 
     def _make_participants(self, token: str) -> None:
@@ -241,9 +264,18 @@ class DemoRunner:
     async def _app_unmute(self, action: ActionSpec) -> httpx.Response:
         return await self._post(f"{G}/{self.call_id}/unmute", action)
 
-    async def _app_play(self, action: ActionSpec) -> None:
-        source = PilotSource(WavSource(action.source or "", loop=False), self.scenario.call.app_pilot_hz)
-        self.server.play_as_app(self.call_id, source)
+    async def _app_play(self, action: ActionSpec) -> httpx.Response:
+        """Graph's playPrompt, naming the prompt by its URL on the demo's bot server (answered `running`; the
+        completing notification comes to the callback when it has been played)."""
+        name = f"prompt-{self.scenario.actions.index(action)}.wav"
+        prompt = {
+            "@odata.type": "#microsoft.graph.mediaPrompt",
+            "mediaInfo": {"@odata.type": "#microsoft.graph.mediaInfo", "uri": self.sink.media_url(name)},
+        }
+        body: dict[str, Any] = {"prompts": [prompt]}
+        if action.client_context:
+            body["clientContext"] = action.client_context
+        return await self.http.post(f"{G}/{self.call_id}/playPrompt", json=body)
 
     async def _leave(self, action: ActionSpec) -> None:
         await self._participant(action).leave()

@@ -10,6 +10,10 @@ start of each tick, one 20 ms frame each while their gate is open; the frame goe
 frame and is mixed in the same tick, and the audit records which of those frames were concealed or rebuilt by FEC.
 Frames pushed (`push`, e.g. the application's own source) wait in the inbox for the next tick.
 
+A participant on hold (`hold`) leaves every mix without being muted: its gate stays as it is, its frames (pulled or
+pushed) are refused at the inbox (counted as `held_frames`), and its own sink is handed the hold music instead of
+its N-1 mix. That costs one attribute test per frame queued and per listener per tick: the tick stays O(N).
+
 The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames is at most 2**24 in
 magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1 differences
 and the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
@@ -79,6 +83,8 @@ class SlotCounters:
     discarded_closed: int
     trimmed: int
     inbox_depth: int
+    held_frames: int
+    """Decoded frames refused at the inbox (and queued ones discarded) while the participant was on hold."""
 
 
 class MixSlot:
@@ -101,6 +107,8 @@ class MixSlot:
         "backlog_ticks",
         "arrivals",
         "source",
+        "hold",
+        "held_frames",
     )
 
     def __init__(
@@ -126,6 +134,9 @@ class MixSlot:
         """Index of this slot's frame in the current tick's stack, or -1 if it contributed nothing."""
         self.arrivals: deque[float] = deque(maxlen=inbox_frames)
         """When each queued frame's packet arrived, in step with `inbox` (only while latency is recorded)."""
+        self.hold: Callable[[], Frame] | None = None
+        """While the participant is on hold: what its sink hears each tick instead of its mix (the hold music)."""
+        self.held_frames = 0
 
     def flush(self) -> int:
         """Discard every frame waiting in the inbox (on mute): they must not reach a later mix."""
@@ -146,6 +157,7 @@ class MixSlot:
             discarded_closed=self.discarded_closed,
             trimmed=self.trimmed,
             inbox_depth=len(self.inbox),
+            held_frames=self.held_frames,
         )
 
 
@@ -213,6 +225,30 @@ class Mixer:
             slot.sink = None
         return slot
 
+    def set_sink(self, participant_id: str, sink: FrameSink | None) -> None:
+        """Where the participant's mix goes from the next tick on (None: nowhere), e.g. a recorder of what it hears."""
+        self._slots[participant_id].sink = sink
+
+    def hold(self, participant_id: str, music: Callable[[], Frame]) -> None:
+        """Put a participant on hold: from the next tick its frames enter no mix (its queued ones are discarded, new
+        ones refused, both counted in `held_frames`) and its sink hears `music()` instead of its N-1 mix. Its gate
+        is untouched: hold is not a mute, and on `release` it is mixed again as its gate allows."""
+        slot = self._slots[participant_id]
+        slot.hold = music
+        slot.held_frames += len(slot.inbox)
+        slot.inbox.clear()
+        slot.arrivals.clear()
+        slot.backlog_ticks = 0
+
+    def release(self, participant_id: str) -> bool:
+        """Take a participant off hold (False if it was not held, or is not in the mixer): mixed again from the
+        next frame it sends, and its sink hears its N-1 mix again from the next tick."""
+        slot = self._slots.get(participant_id)
+        if slot is None or slot.hold is None:
+            return False
+        slot.hold = None
+        return True
+
     def slot(self, participant_id: str) -> MixSlot:
         return self._slots[participant_id]
 
@@ -240,6 +276,9 @@ class Mixer:
     def _queue(self, slot: MixSlot, frame: Frame, arrived: float) -> bool:
         if not slot.gate.is_open:
             slot.discarded_closed += 1
+            return False
+        if slot.hold is not None:
+            slot.held_frames += 1
             return False
         if len(slot.inbox) == self.inbox_frames:
             slot.inbox_overflow += 1  # deque(maxlen) drops the oldest on append
@@ -274,7 +313,9 @@ class Mixer:
         for slot in slots:
             sink = slot.sink
             if sink is not None:
-                if slot.row < 0 or own is None:
+                if slot.hold is not None:
+                    sink(mix_tick, slot.hold(), False)
+                elif slot.row < 0 or own is None:
                     sink(mix_tick, shared, True)
                 else:
                     sink(mix_tick, own[slot.row], False)
@@ -303,9 +344,8 @@ class Mixer:
             if source is None or not slot.gate.is_open:
                 continue
             pulled = source.pull(at, now)
-            if pulled is None:
+            if pulled is None or not self._queue(slot, pulled.frame, pulled.arrived):  # (refused while on hold)
                 continue
-            self._queue(slot, pulled.frame, pulled.arrived)
             if pulled.concealed:
                 concealed.append(slot.participant_id)
             elif pulled.recovered:
@@ -341,7 +381,7 @@ class Mixer:
             else:
                 slot.row = -1
                 slot.last_level = 0.0
-                if slot.gate.is_open:
+                if slot.gate.is_open and slot.hold is None:
                     slot.underruns += 1
         return contributors, taken
 
