@@ -222,6 +222,11 @@ def bench(
     ] = "all-talking",
     mute_cycles: Annotated[int, typer.Option(help="Mute/unmute cycles for the mute latency figures.")] = 10,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to this file.")] = None,
+    profile: Annotated[
+        Optional[str],
+        typer.Option(help="Record the server with py-spy over the window into this raw profile "
+                          "(bench/profile_breakdown.py turns it into a table)."),
+    ] = None,
 ) -> None:
     """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
     from .benchmark import BenchConfig, run_bench
@@ -230,7 +235,8 @@ def bench(
         raise typer.BadParameter("scenario must be all-talking or few-talking", param_hint="--scenario")
     config = BenchConfig(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
-        json_path=None if json_file is None else __import__("pathlib").Path(json_file),
+        json_path=None if json_file is None else Path(json_file),
+        profile_path=None if profile is None else Path(profile),
     )
     asyncio.run(run_bench(config, console))
 

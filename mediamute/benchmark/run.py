@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,13 +20,17 @@ from rich.table import Table
 
 from ..analysis import marker_latencies, marker_onsets
 from .clients import LOUD, TARGET_HZ
-from .procstat import CpuWindow, machine_times, rss_bytes
+from .procstat import CpuWindow, ThreadCpu, machine_times, rss_bytes
 from .stats import percentiles_ms
 
 LoadPattern = Literal["all-talking", "few-talking"]
 """Who talks during the window (the CLI's --scenario; unrelated to the demo's scenario files)."""
 CLIENT_START_TIMEOUT = 120.0
 RSS_SAMPLE_PERIOD = 10.0
+BUSY_THREAD_PERCENT = 5.0
+"""A server thread that used at least this much of a core over the window counts as busy (cores in use)."""
+PROFILE_RATE = 250
+"""py-spy samples per second when the server is profiled: five per 20 ms tick."""
 """Seconds between samples of the server's RSS during the window (memory over a long call)."""
 
 
@@ -39,6 +44,18 @@ class BenchConfig:
     warmup: float = 3.0
     mute_cycles: int = 10
     json_path: Path | None = None
+    profile_path: Path | None = None
+    """Record the server with py-spy over the steady window into this file (raw stacks per thread, PROFILE_RATE);
+    `bench/profile_breakdown.py` turns it into the per-participant-per-tick table."""
+
+
+def py_spy_command(pid: int, seconds: float, out: Path) -> list[str]:
+    """py-spy attached to the server without pausing it (--nonblocking): raw stacks per thread, no line numbers."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy)")
+    return [exe, "record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--duration", str(max(1, round(seconds))),
+            "--format", "raw", "--threads", "--nolineno", "--nonblocking", "--output", str(out)]
 
 
 class Child:
@@ -124,6 +141,10 @@ class SteadyWindow:
     """(seconds into the window, server RSS bytes), every RSS_SAMPLE_PERIOD and at the end."""
     server: dict[str, Any]
     heard: dict[str, Any]
+    server_threads: list[ThreadCpu] = field(default_factory=list)
+    """The server's threads over the window, busiest first (% of one core each)."""
+    profiler_cpu_percent: float | None = None
+    """py-spy's own CPU over the window when the server was profiled (it shares the machine)."""
 
 
 @dataclass
@@ -173,10 +194,19 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
     task = progress.add_task(f"measuring {config.scenario}", total=config.duration)
     server_cpu, client_cpu = CpuWindow(server.pid), CpuWindow(clients.pid)
     mark = await server.ask(cmd="mark")
+    profiler: asyncio.subprocess.Process | None = None
+    if config.profile_path is not None:
+        profiler = await asyncio.create_subprocess_exec(
+            *py_spy_command(server.pid, config.duration, config.profile_path),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+    profiler_cpu = CpuWindow(profiler.pid) if profiler is not None else None
     t0 = time.monotonic()
     machine0 = machine_times()
     server_cpu.start(t0)
     client_cpu.start(t0)
+    if profiler_cpu is not None:
+        profiler_cpu.start(t0)
     rss_samples = [(0.0, rss_bytes(server.pid))]
     while (elapsed := time.monotonic() - t0) < config.duration:
         await asyncio.sleep(min(0.2, config.duration - elapsed))
@@ -187,8 +217,12 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
     t1 = time.monotonic()
     server_cpu.stop(t1)
     client_cpu.stop(t1)
+    if profiler_cpu is not None:
+        profiler_cpu.stop(t1)
     machine1 = machine_times()
     rss_samples.append((round(t1 - t0, 1), rss_bytes(server.pid)))
+    if profiler is not None and await asyncio.wait_for(profiler.wait(), 30) != 0:  # it stops after the window
+        raise RuntimeError(f"py-spy could not record the server (exit {profiler.returncode})")
     return SteadyWindow(
         seconds=t1 - t0,
         server_cpu_percent=server_cpu.percent,
@@ -197,6 +231,8 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
         rss_samples=rss_samples,
         server=await server.ask(cmd="report"),
         heard=await clients.ask(cmd="report", since=mark["at"]),
+        server_threads=server_cpu.threads,
+        profiler_cpu_percent=profiler_cpu.percent if profiler_cpu is not None else None,
     )
 
 
@@ -277,6 +313,9 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "server_cpu_percent": steady.server_cpu_percent,
         "server_cpu_percent_per_participant": steady.server_cpu_percent / n,
+        "server_cores_used": steady.server_cpu_percent / 100.0,
+        "server_busy_threads": sum(1 for t in steady.server_threads if t.percent >= BUSY_THREAD_PERCENT),
+        "server_threads": [asdict(t) for t in steady.server_threads if t.percent >= 0.5],
         "client_cpu_percent": steady.client_cpu_percent,
         "machine_busy_percent": steady.machine_busy_percent,
         "rss_start_bytes": steady.rss_samples[0][1],
@@ -289,6 +328,9 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
     }
+    if config.profile_path is not None:
+        results["profile"] = {"path": str(config.profile_path), "rate": PROFILE_RATE,
+                              "profiler_cpu_percent": steady.profiler_cpu_percent}
     probe = steady.heard.get("probe")
     if probe:
         onsets = marker_onsets(np.asarray(probe["times"]), np.asarray(probe["amp_1000"]), 0.25 * LOUD)
@@ -316,6 +358,16 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
     return results
 
 
+def thread_summary(threads: list[dict[str, Any]], shown: int = 4) -> str:
+    """The busiest threads as `name: %`; threads beyond the first few summed per name as `name ×k: %`."""
+    parts = [f"{t['name']}: {t['percent']:.1f}" for t in threads[:shown]]
+    rest: dict[str, list[float]] = {}
+    for t in threads[shown:]:
+        rest.setdefault(t["name"], []).append(t["percent"])
+    parts += [f"{name} ×{len(p)}: {sum(p):.1f}" for name, p in rest.items()]
+    return ", ".join(parts) or "n/a"
+
+
 def _ms(d: dict[str, float] | None, *keys: str) -> str:
     if not d:
         return "n/a"
@@ -331,6 +383,10 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server CPU, % of one core", f"{r['server_cpu_percent']:.1f}", "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
+    if "server_cores_used" in r:
+        table.add_row(f"server cores used (threads ≥ {BUSY_THREAD_PERCENT:.0f} % of a core)",
+                      f"{r['server_cores_used']:.2f} ({r['server_busy_threads']})", "")
+        table.add_row("server CPU by thread, % of a core", thread_summary(r.get("server_threads", [])), "")
     table.add_row("client process CPU, % of one core", f"{r['client_cpu_percent']:.1f}", "")
     table.add_row("machine busy (all cores)", f"{r['machine_busy_percent']:.0f} %", "< 100 %")
     table.add_row("mute at probe RTP arrival p50/p95 ms", _ms(r.get("probe_mute_ms"), "p50", "p95"), "≤ 30 p50")
