@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,6 +13,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from . import eventloop
 from .server import MediamuteServer
 from .settings import ServerSettings
 from .tokens import ALL_CALL_ROLES, SigningKey, default_key_file
@@ -82,7 +84,7 @@ def serve(
         base = server.base_url
         token = server.signing_key.app_token(list(ALL_CALL_ROLES))
         auth = f" -H 'Authorization: Bearer {token}'" if settings.auth else ""
-        console.print(f"[bold green]mediamute[/] listening on [link={base}]{base}[/link]")
+        console.print(f"[bold green]mediamute[/] listening on [link={base}]{base}[/link] ({eventloop.running_loop_kind()} loop)")
         page = f"{base}/?token={token}" if settings.auth else f"{base}/"
         console.print(f"  web page:       {page}", soft_wrap=True)
         console.print(f"  API docs:       {base}/docs")
@@ -95,7 +97,7 @@ def serve(
         await server.serve_forever()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run())
     except KeyboardInterrupt:
         pass
 
@@ -185,7 +187,7 @@ def join(
         return 0
 
     try:
-        code = asyncio.run(run())
+        code = eventloop.run(run())
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
@@ -227,18 +229,27 @@ def bench(
         typer.Option(help="Record the server with py-spy over the window into this raw profile "
                           "(bench/profile_breakdown.py turns it into a table)."),
     ] = None,
+    loop: Annotated[
+        Optional[str], typer.Option(help="Event loop for every process: auto (uvloop if installed), uvloop or asyncio.")
+    ] = None,
 ) -> None:
     """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
     from .benchmark import BenchConfig, run_bench
 
     if scenario not in ("all-talking", "few-talking"):
         raise typer.BadParameter("scenario must be all-talking or few-talking", param_hint="--scenario")
+    if loop is not None:
+        try:
+            eventloop.loop_kind(loop)
+        except (ValueError, RuntimeError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--loop") from None
+        os.environ[eventloop.LOOP_ENV] = loop  # the server and clients processes inherit it
     config = BenchConfig(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
         json_path=None if json_file is None else Path(json_file),
         profile_path=None if profile is None else Path(profile),
     )
-    asyncio.run(run_bench(config, console))
+    eventloop.run(run_bench(config, console))
 
 
 def main() -> None:

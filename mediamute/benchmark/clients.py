@@ -25,6 +25,7 @@ import numpy as np
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .. import eventloop
 from ..analysis import tone_basis
 from ..client import whip_join
 from ..media.audio import FRAME_SAMPLES, Frame
@@ -177,4 +178,4 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(main(parse()))
+    eventloop.run(main(parse()))

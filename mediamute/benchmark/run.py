@@ -327,6 +327,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "tick_lateness_ms": steady.server.get("tick_lateness_ms"),
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
+        "server_loop": steady.server.get("loop"),
     }
     if config.profile_path is not None:
         results["profile"] = {"path": str(config.profile_path), "rate": PROFILE_RATE,
@@ -381,6 +382,8 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
     table.add_row("server CPU, % of one core", f"{r['server_cpu_percent']:.1f}", "")
+    if r.get("server_loop"):
+        table.add_row("server event loop", str(r["server_loop"]), "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
     if "server_cores_used" in r:

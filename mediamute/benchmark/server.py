@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from .. import eventloop
 from ..calls.call import Call
 from ..server import MediamuteServer
 from ..settings import ServerSettings
@@ -88,7 +89,8 @@ class BenchServer:
         raise ValueError(f"unknown command {cmd!r}")
 
     def report(self, call: Call | None, requests: list[Request]) -> dict[str, Any]:
-        out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid())}
+        out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid()),
+                               "loop": eventloop.running_loop_kind()}
         if call is None:
             return out
         lateness = list(call.clock.lateness)
@@ -112,7 +114,7 @@ def emit(message: dict[str, Any]) -> None:
 async def main() -> None:
     bench = BenchServer()
     await bench.server.start()
-    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid()})
+    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "loop": eventloop.running_loop_kind()})
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -135,6 +137,6 @@ if __name__ == "__main__":
     if profile_to:
         import cProfile
 
-        cProfile.run("asyncio.run(main())", profile_to)
+        cProfile.run("eventloop.run(main())", profile_to)
     else:
-        asyncio.run(main())
+        eventloop.run(main())
