@@ -232,12 +232,17 @@ def bench(
     loop: Annotated[
         Optional[str], typer.Option(help="Event loop for every process: auto (uvloop if installed), uvloop or asyncio.")
     ] = None,
+    send_path: Annotated[
+        str, typer.Option(help="How the server sends the mix: lean (its own send path) or aiortc (aiortc's sender).")
+    ] = "lean",
 ) -> None:
     """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
     from .benchmark import BenchConfig, run_bench
 
     if scenario not in ("all-talking", "few-talking"):
         raise typer.BadParameter("scenario must be all-talking or few-talking", param_hint="--scenario")
+    if send_path not in ("lean", "aiortc"):
+        raise typer.BadParameter("send path must be lean or aiortc", param_hint="--send-path")
     if loop is not None:
         try:
             eventloop.loop_kind(loop)
@@ -248,6 +253,7 @@ def bench(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
         json_path=None if json_file is None else Path(json_file),
         profile_path=None if profile is None else Path(profile),
+        send_path=send_path,  # type: ignore[arg-type]  # checked above
     )
     eventloop.run(run_bench(config, console))
 

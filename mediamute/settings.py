@@ -21,3 +21,6 @@ class ServerSettings:
     """Sign with a key made at start and never written (tests, benchmarks)."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
+    lean_send: bool = True
+    """Send each listener's mix through the lean send path (rtc/rtp_send.py); False: through aiortc's own sender
+    (for comparison; the lean path also falls back to it by itself when aiortc's internals are not as verified)."""

@@ -12,6 +12,7 @@ from mediamute.calls.call import Call, CallOptions
 from mediamute.calls.model import MediaSession, Participant
 from mediamute.calls.stats import call_stats, participant_stats
 from mediamute.media.audio import FRAME_SAMPLES
+from mediamute.media.outbound import OutboundCounters
 from mediamute.media.sequence import SequenceCounters
 
 AMPLITUDE = 8000.0
@@ -28,11 +29,15 @@ class ManualClock:
 
 
 class LevelOnlySession:
-    """The smallest MediaSession: a fixed received level, given sequence counters and a close that is remembered."""
+    """The smallest MediaSession: a fixed received level, given sequence and outbound counters and a close that is
+    remembered."""
 
-    def __init__(self, level_dbov: float | None, sequence: SequenceCounters | None = None) -> None:
+    def __init__(
+        self, level_dbov: float | None, sequence: SequenceCounters | None = None, outbound: OutboundCounters | None = None
+    ) -> None:
         self.received_audio_level_dbov = level_dbov
         self.sequence_counters = sequence
+        self.outbound_counters = outbound
         self.closed = False
 
     async def close(self) -> None:
@@ -117,7 +122,8 @@ def test_call_stats_roster_and_audit_windows(call, clock):
 
 def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     sequence = SequenceCounters(accepted=7, duplicates=1, late=2, jumps_pending=3, ssrcs_pending=4, restarts=5, ssrc_changes=6)
-    alice = join(call, "alice", LevelOnlySession(-30.0, sequence))
+    outbound = OutboundCounters("lean", packets=50, payload_bytes=4000, dropped_not_connected=2, dropped_overflow=0, dropped_errors=1)
+    alice = join(call, "alice", LevelOnlySession(-30.0, sequence, outbound))
     call.mixer.push(alice.id, tone())
     tick_at(call, clock, 30.0)
     record = call_stats(call)
@@ -133,13 +139,18 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
-        "mixedLevelDbfs", "mixer", "rtp",
+        "mixedLevelDbfs", "mixer", "rtp", "outbound",
     ]
     assert entry["rtp"] == {
         "accepted": 7, "duplicates": 1, "late": 2, "jumps_pending": 3, "ssrcs_pending": 4, "restarts": 5,
         "ssrc_changes": 6, "dropped": 10,
     }
-    assert next(p for p in body["participants"] if p["id"] == call.app.id)["rtp"] is None  # no media session
+    assert entry["outbound"] == {
+        "path": "lean", "packets": 50, "payload_bytes": 4000, "dropped_not_connected": 2, "dropped_overflow": 0,
+        "dropped_errors": 1, "dropped": 3,
+    }
+    app_entry = next(p for p in body["participants"] if p["id"] == call.app.id)
+    assert app_entry["rtp"] is None and app_entry["outbound"] is None  # no media session
     assert list(entry["gate"]) == ["open", "passedPackets", "droppedPackets", "droppedBytes", "closedSince"]
     assert entry["receivedLevelDbov"] == -30.0
     assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1

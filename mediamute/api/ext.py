@@ -135,6 +135,8 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
     if entry.mixer is not None:
         body["mixer"] = asdict(entry.mixer)
     body["rtp"] = {**asdict(entry.rtp), "dropped": entry.rtp.dropped} if entry.rtp is not None else None
+    out = entry.outbound
+    body["outbound"] = {**asdict(out), "dropped": out.dropped} if out is not None else None
     return body
 
 

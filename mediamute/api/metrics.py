@@ -50,6 +50,8 @@ CALL = ["call_id"]
 PARTICIPANT = ["call_id", "participant_id"]
 RTP_DROP_REASONS = (("duplicate", "duplicates"), ("late", "late"), ("jump_pending", "jumps_pending"), ("ssrc_pending", "ssrcs_pending"))
 """(label value, SequenceCounters field) for every reason sequence validation drops a packet."""
+OUTBOUND_DROP_REASONS = (("not_connected", "dropped_not_connected"), ("overflow", "dropped_overflow"), ("error", "dropped_errors"))
+"""(label value, OutboundCounters field) for every reason a mix packet is not sent."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -127,6 +129,10 @@ class CallFamilies:
         self.rtp_dropped = _counter("mediamute_rtp_packets_dropped", "Packets past the gate that RTP sequence validation dropped, by reason.", [*PARTICIPANT, "reason"])
         self.rtp_restarts = _counter("mediamute_rtp_restarts", "Confirmed sequence-number restarts in the same SSRC.", PARTICIPANT)
         self.rtp_ssrc_changes = _counter("mediamute_rtp_ssrc_changes", "Confirmed switches to another SSRC.", PARTICIPANT)
+        self.out_packets = _counter("mediamute_outbound_packets", "RTP packets of the mix sent to the participant.", PARTICIPANT)
+        self.out_bytes = _counter("mediamute_outbound_payload_bytes", "Opus payload bytes of the mix sent to the participant.", PARTICIPANT)
+        self.out_dropped = _counter("mediamute_outbound_dropped_packets", "Mix packets not sent to the participant, by reason.", [*PARTICIPANT, "reason"])
+        self.out_lean = _gauge("mediamute_outbound_lean_path", "1 while the participant's mix leaves through the lean send path.", PARTICIPANT)
 
     def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
         labels = [call.id]
@@ -191,6 +197,13 @@ class CallFamilies:
                 self.rtp_dropped.add_metric([*labels, reason], getattr(rtp, field))
             self.rtp_restarts.add_metric(labels, rtp.restarts)
             self.rtp_ssrc_changes.add_metric(labels, rtp.ssrc_changes)
+        out = entry.outbound
+        if out is not None:
+            self.out_packets.add_metric(labels, out.packets)
+            self.out_bytes.add_metric(labels, out.payload_bytes)
+            for reason, field in OUTBOUND_DROP_REASONS:
+                self.out_dropped.add_metric([*labels, reason], getattr(out, field))
+            self.out_lean.add_metric(labels, 1 if out.path == "lean" else 0)
 
     def all(self) -> Iterable[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)]

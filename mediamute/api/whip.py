@@ -97,6 +97,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
         call.mixer,
         ice_servers=state.settings.ice_servers,
         on_gone=lambda pid: state.participant_gone(call.id, pid),
+        lean_send=state.settings.lean_send,
     )
     try:
         answer = await peer.accept(offer)
@@ -106,7 +107,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
     if call.terminated:  # the call ended while ICE was gathering
         await peer.close()
         raise GraphError(409, f"Call {call.id} has been terminated.")
-    call.join(participant, sink=call.encoding.listener(peer.mix_track.push), media=peer)
+    call.join(participant, sink=call.encoding.listener(peer.outlet), media=peer)
     location = f"/whip/{call.id}/{participant.id}"
     log.info("call %s: %s joined as %s", call.id, display_name, participant.id)
     return Response(

@@ -44,6 +44,8 @@ class BenchConfig:
     warmup: float = 3.0
     mute_cycles: int = 10
     json_path: Path | None = None
+    send_path: Literal["lean", "aiortc"] = "lean"
+    """How the server sends each listener's mix: its lean send path, or aiortc's own sender (for comparison)."""
     profile_path: Path | None = None
     """Record the server with py-spy over the steady window into this file (raw stacks per thread, PROFILE_RATE);
     `bench/profile_breakdown.py` turns it into the per-participant-per-tick table."""
@@ -266,7 +268,7 @@ async def mute_cycles(
 
 async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWindow, MuteCycles | None]:
     """Start the server and the clients, take the steady window and the mute cycles, stop both (always)."""
-    server = await Child.start("mediamute.benchmark.server")
+    server = await Child.start("mediamute.benchmark.server", "--send-path", config.send_path)
     clients: Child | None = None
     try:
         base_url = (await server.read(30))["base_url"]
@@ -328,6 +330,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
         "server_loop": steady.server.get("loop"),
+        "server_send_paths": steady.server.get("send_paths"),
     }
     if config.profile_path is not None:
         results["profile"] = {"path": str(config.profile_path), "rate": PROFILE_RATE,
@@ -384,6 +387,9 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server CPU, % of one core", f"{r['server_cpu_percent']:.1f}", "")
     if r.get("server_loop"):
         table.add_row("server event loop", str(r["server_loop"]), "")
+    if r.get("server_send_paths"):
+        paths = ", ".join(f"{path}: {count}" for path, count in sorted(r["server_send_paths"].items()))
+        table.add_row("listeners by send path", paths, "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
     if "server_cores_used" in r:

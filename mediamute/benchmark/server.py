@@ -10,6 +10,7 @@ monotonic time it sent them, the latency to the first mix without/with the parti
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -52,9 +53,9 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
 
 
 class BenchServer:
-    def __init__(self) -> None:
+    def __init__(self, lean_send: bool = True) -> None:
         # ephemeral_key: never write a signing key for a benchmark
-        settings = ServerSettings(port=0, auth=False, log_level="warning", ephemeral_key=True)
+        settings = ServerSettings(port=0, auth=False, log_level="warning", ephemeral_key=True, lean_send=lean_send)
         self.server = MediamuteServer(settings)
         self.call_id: str | None = None
         self.window_start = 0.0
@@ -103,6 +104,12 @@ class BenchServer:
             for kind, samples in actions.items():
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
         out["encoding"] = call.encoding_counters()
+        paths: dict[str, int] = {}
+        for participant in call.participants.values():
+            outbound = participant.media.outbound_counters if participant.media is not None else None
+            if outbound is not None:
+                paths[outbound.path] = paths.get(outbound.path, 0) + 1
+        out["send_paths"] = paths
         return out
 
 
@@ -111,8 +118,11 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def main() -> None:
-    bench = BenchServer()
+async def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="mediamute bench's server process")
+    parser.add_argument("--send-path", choices=("lean", "aiortc"), default="lean")
+    args = parser.parse_args(argv)
+    bench = BenchServer(lean_send=args.send_path == "lean")
     await bench.server.start()
     emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "loop": eventloop.running_loop_kind()})
     loop = asyncio.get_running_loop()

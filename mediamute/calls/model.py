@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
 from ..media.gate import MuteGate
+from ..media.outbound import OutboundCounters
 from ..media.sequence import SequenceCounters
 from ..sources import AudioSource
 
@@ -49,6 +50,12 @@ class MediaSession(Protocol):
     def sequence_counters(self) -> SequenceCounters | None:
         """What RTP sequence validation accepted and dropped (by reason) of the packets the gate let through; None
         before the media path is set up. The live counters: readers copy what they keep."""
+        ...
+
+    @property
+    def outbound_counters(self) -> OutboundCounters | None:
+        """How the participant's mix is sent to it (the send path) and what was sent and dropped; None without an
+        outbound stream."""
         ...
 
     async def close(self) -> None:

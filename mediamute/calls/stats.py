@@ -11,6 +11,7 @@ from ..media.audit import TickRecord
 from ..media.clock import ClockCounters, HistogramSnapshot
 from ..media.gate import GateCounters
 from ..media.mixer import SlotCounters
+from ..media.outbound import OutboundCounters
 from ..media.sequence import SequenceCounters
 from .call import Call, CallState
 from .model import Participant, ParticipantKind
@@ -37,6 +38,8 @@ class ParticipantStats:
     """Its mixer slot's counters; None once it has no slot."""
     rtp: SequenceCounters | None
     """A copy of its media session's RTP sequence validation counters; None without media (or before it is set up)."""
+    outbound: OutboundCounters | None = None
+    """How its mix is sent to it and what was sent and dropped; None without media."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         mixed_level_dbfs=dbfs(slot.last_level) if slot is not None else None,
         mixer=slot.counters() if slot is not None else None,
         rtp=replace(sequence) if sequence is not None else None,
+        outbound=media.outbound_counters if media is not None else None,
     )
 
 

@@ -1,6 +1,7 @@
 """One participant's RTCPeerConnection on the server: offer/answer, the gate in its receiver, the inbound reader
-that always drains the remote track into the mixer, and the outbound MixTrack carrying its N-1 mix (its packets
-come from the call's `MixEncoding`, through the mixer sink `MixEncoding.listener(peer.mix_track.push)`).
+that always drains the remote track into the mixer, and the outbound path of its N-1 mix: the call's `MixEncoding`
+hands each packet to `peer.outlet` (the mixer sink is `MixEncoding.listener(peer.outlet)`), which sends it through
+the lean send path (`rtp_send.py`) once connected, or through aiortc's sender and the `MixTrack` if it cannot.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from aiortc.sdp import SessionDescription
 from ..media.audio import Reframer
 from ..media.gate import MuteGate
 from ..media.mixer import Mixer
+from ..media.outbound import OutboundCounters
 from ..media.sequence import SequenceCounters
 from .gate_adapter import InlineDecoder, install_inline_decoder
 from .ice import rtc_configuration
+from .rtp_send import MixOutlet
 from .tracks import MixTrack
 
 log = logging.getLogger(__name__)
@@ -68,12 +71,15 @@ class ParticipantPeer:
         mixer: Mixer,
         ice_servers: Sequence[str] = (),
         on_gone: Callable[[str], Awaitable[None] | None] | None = None,
+        lean_send: bool = True,
     ) -> None:
         self.participant_id = participant_id
         self.gate = gate
         self.mixer = mixer
         self.mix_track = MixTrack()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.outlet = MixOutlet(self._audio_transceiver, self.mix_track, lean=lean_send)
+        """The listener's packet sink: what the call's encoding sends this participant's mix packets to."""
         self.inline_decoder: InlineDecoder | None = None
         """What sits in place of aiortc's jitter buffer: the gate, sequence validation and the Opus decode."""
         self._reader: asyncio.Task[None] | None = None
@@ -117,6 +123,11 @@ class ParticipantPeer:
         """`calls.model.MediaSession`: the inline decoder's RTP sequence validation counters (None before accept)."""
         decoder = self.inline_decoder
         return decoder.sequence_counters if decoder is not None else None
+
+    @property
+    def outbound_counters(self) -> OutboundCounters:
+        """`calls.model.MediaSession`: how the mix is sent to this participant, what was sent and dropped."""
+        return self.outlet.counters()
 
     def _audio_transceiver(self) -> RTCRtpTransceiver | None:
         return next((t for t in self.pc.getTransceivers() if t.kind == "audio"), None)
@@ -168,6 +179,7 @@ class ParticipantPeer:
         if self._closed:
             return
         self._closed = True
+        self.outlet.close()
         self.mix_track.stop()
         await self.pc.close()
         if self._reader is not None and self._reader is not asyncio.current_task():

@@ -54,6 +54,7 @@ class MixTrack(MediaStreamTrack):
         self._queue: deque[av.Packet] = deque(maxlen=depth)
         self._ready = asyncio.Event()
         self.frames_sent = 0
+        self.payload_bytes = 0
         self.dropped = 0
 
     def push(self, packet: av.Packet) -> None:
@@ -71,7 +72,9 @@ class MixTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         self.frames_sent += 1
-        return self._queue.popleft()
+        packet = self._queue.popleft()
+        self.payload_bytes += packet.size
+        return packet
 
     def stop(self) -> None:
         super().stop()
