@@ -37,6 +37,10 @@ KeyFile = Annotated[
     Optional[Path],
     typer.Option("--key-file", help=f"The signing key (PEM; created if missing). Default: {default_key_file()}"),
 ]
+EncodeThreads = Annotated[
+    Optional[int],
+    typer.Option("--encode-threads", min=0, help="Threads encoding the mixes: default one per core; 0: on the event loop."),
+]
 IceServers = Annotated[
     Optional[list[str]],
     typer.Option("--ice-server", help="A STUN/TURN URL (repeatable). None by default: no public STUN."),
@@ -61,6 +65,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
+    encode_threads: EncodeThreads = None,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
@@ -72,6 +77,7 @@ def serve(
         log_level=log_level,
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
+        encode_threads=encode_threads,
     )
     server = MediamuteServer(settings)
 
@@ -235,6 +241,7 @@ def bench(
     send_path: Annotated[
         str, typer.Option(help="How the server sends the mix: lean (its own send path) or aiortc (aiortc's sender).")
     ] = "lean",
+    encode_threads: EncodeThreads = None,
 ) -> None:
     """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
     from .benchmark import BenchConfig, run_bench
@@ -254,6 +261,7 @@ def bench(
         json_path=None if json_file is None else Path(json_file),
         profile_path=None if profile is None else Path(profile),
         send_path=send_path,  # type: ignore[arg-type]  # checked above
+        encode_threads=encode_threads,
     )
     eventloop.run(run_bench(config, console))
 

@@ -21,6 +21,9 @@ class ServerSettings:
     """Sign with a key made at start and never written (tests, benchmarks)."""
     auth: bool = True
     """Check bearer tokens (Graph application roles) on the API and WHIP; False only for local play/benchmarks."""
+    encode_threads: int | None = None
+    """Threads that encode each tick's mixes (rtc/encode_pool.py): None → one per core (none on a one-core
+    machine); 0 → encode on the event loop."""
     lean_send: bool = True
     """Send each listener's mix through the lean send path (rtc/rtp_send.py); False: through aiortc's own sender
     (for comparison; the lean path also falls back to it by itself when aiortc's internals are not as verified)."""

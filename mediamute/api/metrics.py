@@ -104,6 +104,8 @@ class CallFamilies:
         self.encodes = _counter("mediamute_encodes", "Opus encodes of mixes: shared (one per tick for every non-contributor) or own.", [*CALL, "stream"])
         self.shared_deliveries = _counter("mediamute_encode_shared_deliveries", "Packets of the shared encode handed to listeners.", CALL)
         self.encodes_per_tick = _gauge("mediamute_encodes_per_tick", "Encodes per encoded tick, over the call so far.", CALL)
+        self.encode_ticks_by_mode = _counter("mediamute_encode_ticks_by_mode", "Ticks encoded on the encode pool's threads (pool) or on the event loop (inline).", [*CALL, "mode"])
+        self.encode_dropped_ticks = _counter("mediamute_encode_dropped_ticks", "Ticks whose packets were dropped because the encode pool fell behind.", CALL)
         callback = "Callback (callbackUri) deliveries: "
         self.cb_enqueued = _counter("mediamute_callback_notifications_enqueued", callback + "notifications queued.", CALL)
         self.cb_posts = _counter("mediamute_callback_posts", callback + "POST attempts.", CALL)
@@ -160,6 +162,9 @@ class CallFamilies:
         self.encodes.add_metric([*labels, "own"], counters["own"])
         self.shared_deliveries.add_metric(labels, counters["shared_deliveries"])
         self.encodes_per_tick.add_metric(labels, counters["per_tick"])
+        self.encode_ticks_by_mode.add_metric([*labels, "pool"], counters["pooled_ticks"])
+        self.encode_ticks_by_mode.add_metric([*labels, "inline"], counters["inline_ticks"])
+        self.encode_dropped_ticks.add_metric(labels, counters["dropped_ticks"])
 
     def _add_callbacks(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
         counters = hub.delivery_counters(call_id)

@@ -44,6 +44,8 @@ class BenchConfig:
     warmup: float = 3.0
     mute_cycles: int = 10
     json_path: Path | None = None
+    encode_threads: int | None = None
+    """The server's encode threads (None: one per core; 0: encode on the event loop)."""
     send_path: Literal["lean", "aiortc"] = "lean"
     """How the server sends each listener's mix: its lean send path, or aiortc's own sender (for comparison)."""
     profile_path: Path | None = None
@@ -268,7 +270,10 @@ async def mute_cycles(
 
 async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWindow, MuteCycles | None]:
     """Start the server and the clients, take the steady window and the mute cycles, stop both (always)."""
-    server = await Child.start("mediamute.benchmark.server", "--send-path", config.send_path)
+    args = ["--send-path", config.send_path]
+    if config.encode_threads is not None:
+        args += ["--encode-threads", str(config.encode_threads)]
+    server = await Child.start("mediamute.benchmark.server", *args)
     clients: Child | None = None
     try:
         base_url = (await server.read(30))["base_url"]
@@ -331,6 +336,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "encoding": steady.server.get("encoding"),
         "server_loop": steady.server.get("loop"),
         "server_send_paths": steady.server.get("send_paths"),
+        "server_encode_threads": steady.server.get("encode_threads"),
     }
     if config.profile_path is not None:
         results["profile"] = {"path": str(config.profile_path), "rate": PROFILE_RATE,
@@ -390,6 +396,9 @@ def results_table(r: dict[str, Any]) -> Table:
     if r.get("server_send_paths"):
         paths = ", ".join(f"{path}: {count}" for path, count in sorted(r["server_send_paths"].items()))
         table.add_row("listeners by send path", paths, "")
+    if r.get("server_encode_threads") is not None:
+        threads = r["server_encode_threads"]
+        table.add_row("server encode threads", str(threads) if threads else "0 (on the event loop)", "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
     if "server_cores_used" in r:

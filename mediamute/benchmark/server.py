@@ -53,9 +53,10 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
 
 
 class BenchServer:
-    def __init__(self, lean_send: bool = True) -> None:
+    def __init__(self, lean_send: bool = True, encode_threads: int | None = None) -> None:
         # ephemeral_key: never write a signing key for a benchmark
-        settings = ServerSettings(port=0, auth=False, log_level="warning", ephemeral_key=True, lean_send=lean_send)
+        settings = ServerSettings(port=0, auth=False, log_level="warning", ephemeral_key=True, lean_send=lean_send,
+                                  encode_threads=encode_threads)
         self.server = MediamuteServer(settings)
         self.call_id: str | None = None
         self.window_start = 0.0
@@ -110,6 +111,8 @@ class BenchServer:
             if outbound is not None:
                 paths[outbound.path] = paths.get(outbound.path, 0) + 1
         out["send_paths"] = paths
+        pool = self.server.encode_pool
+        out["encode_threads"] = pool.threads if pool is not None else 0
         return out
 
 
@@ -121,8 +124,9 @@ def emit(message: dict[str, Any]) -> None:
 async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="mediamute bench's server process")
     parser.add_argument("--send-path", choices=("lean", "aiortc"), default="lean")
+    parser.add_argument("--encode-threads", type=int, default=None, help="default: one per core; 0: on the loop")
     args = parser.parse_args(argv)
-    bench = BenchServer(lean_send=args.send_path == "lean")
+    bench = BenchServer(lean_send=args.send_path == "lean", encode_threads=args.encode_threads)
     await bench.server.start()
     emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "loop": eventloop.running_loop_kind()})
     loop = asyncio.get_running_loop()

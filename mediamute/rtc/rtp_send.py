@@ -43,8 +43,10 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from ..media.outbound import OutboundCounters, SendPath
+from .codec import TIME_BASE
 from .gate_adapter import SUPPORTED_AIORTC
 from .ice import SUPPORTED_AIOICE
+from .mix_encoder import EncodedMix
 from .tracks import MixTrack
 
 log = logging.getLogger(__name__)
@@ -309,6 +311,14 @@ class LeanRtpSender:
         return True
 
 
+def as_av_packet(mix: EncodedMix) -> av.Packet:
+    """What aiortc's sender packetises (its `OpusEncoder.pack` reads the payload, `pts` and `time_base`)."""
+    packet = av.Packet(mix.payload)
+    packet.pts = mix.pts
+    packet.time_base = TIME_BASE
+    return packet
+
+
 class MixOutlet:
     """Where a listener's encoded mix packets go (the `send` the call's `MixEncoding` is given): the lean sender once
     the connection is up, aiortc's sender (through the `MixTrack`) when the lean path cannot be used.
@@ -326,18 +336,18 @@ class MixOutlet:
         self.dropped_not_connected = 0
         self._closed = False
 
-    def __call__(self, packet: av.Packet) -> None:
+    def __call__(self, mix: EncodedMix) -> None:
         lean = self.lean
         if self._closed:
             self.dropped_not_connected += 1
         elif lean is not None:
-            lean.send(bytes(packet), packet.pts)
+            lean.send(mix.payload, mix.pts)
         elif self.path == "aiortc":
-            self.track.push(packet)
+            self.track.push(as_av_packet(mix))
         elif self._try_attach():
-            self.lean.send(bytes(packet), packet.pts)  # type: ignore[union-attr]
+            self.lean.send(mix.payload, mix.pts)  # type: ignore[union-attr]
         elif self.path == "aiortc":
-            self.track.push(packet)
+            self.track.push(as_av_packet(mix))
         else:
             self.dropped_not_connected += 1
 
