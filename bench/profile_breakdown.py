@@ -88,7 +88,7 @@ def classify(frames: list[Frame]) -> str:
     if leaf.endswith(".select") or leaf in ("Runner.run", "run", "BaseEventLoop.run_until_complete",
                                             "BaseEventLoop.run_forever"):
         return IDLE
-    if leaf_path.startswith(("threading.py", "queue.py", "concurrent/futures/thread.py")) or leaf.endswith("idle_wait"):
+    if leaf_path.startswith(("threading.py", "queue.py", "concurrent/futures/thread.py")) or leaf == "EncodePool._work":
         return IDLE  # a worker thread waiting for work
     if _any(frames, "BenchServer", "SampleRing", "_record_latency", "percentiles_ms"):
         return INSTRUMENTATION
@@ -98,7 +98,8 @@ def classify(frames: list[Frame]) -> str:
         return CONSENT
     if _any(frames, "_run_rtcp", "_send_rtcp", "_handle_rtcp_data", "_handle_rtcp_packet"):
         return RTCP
-    if _any(frames, "MonoOpusEncoder.encode", "OpusEncoder.encode", "encode_job", "EncodeJob.run"):
+    if _any(frames, "MonoOpusEncoder.encode", "OpusEncoder.encode", "LibopusEncoder.encode", "PyAVMixEncoder.encode",
+            "TickBatch.encode"):
         return ENCODE
     if _any(frames, "MonoOpusDecoder.decode"):
         return RX_DECODE
@@ -106,9 +107,8 @@ def classify(frames: list[Frame]) -> str:
         return RX_SRTP
     if _any(frames, "protect"):
         return TX_SRTP
-    if _any(frames, "_SelectorDatagramTransport.sendto", "send_data", "UDPTransport.sendto", "socket.sendto") or (
-        leaf.endswith("sendto") and not _any(frames, "_read_ready")
-    ):
+    if _any(frames, "_SelectorDatagramTransport.sendto", "send_data", "UDPTransport.sendto", "socket.sendto",
+            "LeanRtpSender._write") or (leaf.endswith("sendto") and not _any(frames, "_read_ready")):
         return TX_SENDTO
     if _any(frames, "RtpPacket.parse"):
         return RX_PARSE
@@ -122,11 +122,13 @@ def classify(frames: list[Frame]) -> str:
                                                                                        "_recv_next"):
         return RX_STATS
     if _any(frames, "RtpPacket.serialize", "pack_header_extensions", "RtpPacket.__init__", "current_ntp_time",
-            "datetime_to_ntp", "OpusEncoder.pack", "convert_timebase", "RtpStream.packet", "RtpHeader"):
+            "datetime_to_ntp", "OpusEncoder.pack", "convert_timebase", "LeanRtpSender.send", "MixOutlet.__call__",
+            "as_av_packet"):
         return PACKETIZE
     if _any(frames, "Mixer._mix", "Mixer._take_frames", "saturate_int16", "Mixer.tick", "Call._tick",
-            "MixClock._fire", "ListenerSink.__call__", "MixEncoding.encode", "MixEncoding.deliver"):
-        return MIX if not _any(frames, "LeanRtpSender", "RtpStream") else PACKETIZE
+            "MixClock._fire", "ListenerSink.__call__", "MixEncoding.stage", "MixEncoding.tick_done", "TickEncoder",
+            "TickBatch.deliver", "EncodePool.submit"):
+        return MIX
     if _any(frames, "_run_rtp", "_next_encoded_frame", "MixTrack.recv", "MixTrack.push", "_send_rtp",
             "Connection.send", "Connection.sendto"):
         return TX_CHAIN
