@@ -167,11 +167,12 @@ async def test_lean_and_aiortc_senders_put_the_same_bytes_on_the_wire_and_report
 
 
 async def test_numbering_stays_continuous_across_the_shared_and_own_streams(server, http, call_id):
-    """A talker who is muted moves from its own encoder to the shared one after HOLD_TICKS, and back when unmuted:
+    """A talker who is muted moves from its own encoder to the shared one after HOLD_TICKS, and back when unmuted
+    (with two other talkers, so the tick's encodes run on the encode pool's threads):
     on the wire its sequence numbers go up by one per packet and its timestamps by 960 (more only where the clock
     skipped periods or a tick's encodes were dropped for falling behind), whichever encoder made the packet; and it
     hears the other talker all along."""
-    (other,) = await join_all(server, call_id, [("other", ToneSource(660))])
+    others = await join_all(server, call_id, [("other", ToneSource(660)), ("third", ToneSource(880))])
     listener = await TappedListener("switcher", ToneSource(440)).join(http, call_id)
     call = server.registry.get(call_id)
     try:
@@ -181,6 +182,7 @@ async def test_numbering_stays_continuous_across_the_shared_and_own_streams(serv
         late_before = call.clock.late_ticks + call.encoding.counters().dropped_ticks
         first = len(listener.tap.rtp()) - 1  # the packets from here on are checked against the clock's counters
         own_before = call.encoding.counters().own
+        pooled_before = call.encoding.counters().pooled_ticks
         shared_before = call.encoding.counters().shared_deliveries
         url = f"{CALLS}/{call_id}/participants/{listener.participant_id}/mute"
         assert (await http.post(url, json={})).status_code == 200
@@ -194,6 +196,8 @@ async def test_numbering_stays_continuous_across_the_shared_and_own_streams(serv
         sender = sender_of(peer)
         packets = [parse(d, sender) for d in listener.tap.rtp()[first:]]
         assert call.encoding.counters().own > own_before
+        if server.encode_pool is not None:  # three talkers: three own mixes a tick, encoded on the pool's threads
+            assert call.encoding.counters().pooled_ticks - pooled_before > 50
         steps = [((b.sequence_number - a.sequence_number) % 65536, (b.timestamp - a.timestamp) % 2**32)
                  for a, b in zip(packets, packets[1:])]
         assert all(seq == 1 for seq, _ in steps)
@@ -204,7 +208,7 @@ async def test_numbering_stays_continuous_across_the_shared_and_own_streams(serv
         assert len(heard) > 50
         assert float(np.median(tone_amplitudes(heard, 660))) == pytest.approx(A, rel=0.1)
     finally:
-        await leave_all([other])
+        await leave_all(others)
         await listener.close()
 
 

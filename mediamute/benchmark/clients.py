@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import av
@@ -35,6 +36,7 @@ from ..rtc.gate_adapter import install_inline_decoder
 from ..rtc.ice import configure_ice, rtc_configuration
 from ..rtc.tracks import FramePacer
 from ..sources import MarkerSource, ToneSource
+from .stats import percentiles_ms
 
 MARKER_HZ = 1000.0
 TARGET_HZ = 700.0
@@ -55,11 +57,16 @@ class PacketLoopTrack(MediaStreamTrack):
         self._marker_period = marker_period
         self._pacer = FramePacer()
         self.marker_times: list[float] = []
+        self.handed: deque[tuple[float, float]] = deque(maxlen=30_000)
+        """(when, how late) each packet was handed to the sender against its 20 ms deadline: a busy clients
+        process sends late and in bursts, which the server then receives late."""
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         index = await self._pacer.next()
+        now = time.monotonic()
+        self.handed.append((now, now - self._pacer.deadline(index)))
         packet = av.Packet(self._packets[index % len(self._packets)])
         packet.pts = index * FRAME_SAMPLES
         packet.time_base = TIME_BASE
@@ -162,7 +169,9 @@ async def main(args: argparse.Namespace) -> None:
             since = float(command.get("since", 0.0))
             markers = [t for p in participants for t in p.track.marker_times if t >= since - 1.0]
             probes = [p.probe.since(since) for p in participants if p.probe is not None]
-            emit({"event": "report", "marker_times": markers, "probe": probes[0] if probes else None})
+            lateness = [late for p in participants for at, late in p.track.handed if at >= since]
+            emit({"event": "report", "marker_times": markers, "probe": probes[0] if probes else None,
+                  "send_lateness_ms": percentiles_ms(lateness)})
         elif command["cmd"] == "quit":
             break
     await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)

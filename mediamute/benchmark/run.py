@@ -334,6 +334,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "tick_lateness_ms": steady.server.get("tick_lateness_ms"),
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
+        "client_send_lateness_ms": steady.heard.get("send_lateness_ms"),
         "server_loop": steady.server.get("loop"),
         "server_send_paths": steady.server.get("send_paths"),
         "server_encode_threads": steady.server.get("encode_threads"),
@@ -406,6 +407,8 @@ def results_table(r: dict[str, Any]) -> Table:
                       f"{r['server_cores_used']:.2f} ({r['server_busy_threads']})", "")
         table.add_row("server CPU by thread, % of a core", thread_summary(r.get("server_threads", [])), "")
     table.add_row("client process CPU, % of one core", f"{r['client_cpu_percent']:.1f}", "")
+    table.add_row("clients' packets handed to their senders late p50/p95/p99 ms",
+                  _ms(r.get("client_send_lateness_ms"), "p50", "p95", "p99"), "")
     table.add_row("machine busy (all cores)", f"{r['machine_busy_percent']:.0f} %", "< 100 %")
     table.add_row("mute at probe RTP arrival p50/p95 ms", _ms(r.get("probe_mute_ms"), "p50", "p95"), "≤ 30 p50")
     table.add_row("unmute at probe RTP arrival p50/p95 ms", _ms(r.get("probe_unmute_ms"), "p50", "p95"), "≤ 50 p50")

@@ -107,6 +107,10 @@ class FramePacer:
         self.index += 1
         return index
 
+    def deadline(self, index: int) -> float:
+        """When frame `index` was due on the current schedule (monotonic seconds)."""
+        return (self._start or 0.0) + index * FRAME_SECONDS
+
 
 class SourceTrack(MediaStreamTrack):
     """Sends an `AudioSource` in real time, one 20 ms frame per period on absolute deadlines.
