@@ -335,6 +335,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
         "client_send_lateness_ms": steady.heard.get("send_lateness_ms"),
+        "pool_send_delay_ms": steady.server.get("pool_send_delay_ms"),
         "server_loop": steady.server.get("loop"),
         "server_send_paths": steady.server.get("send_paths"),
         "server_encode_threads": steady.server.get("encode_threads"),
@@ -400,6 +401,8 @@ def results_table(r: dict[str, Any]) -> Table:
     if r.get("server_encode_threads") is not None:
         threads = r["server_encode_threads"]
         table.add_row("server encode threads", str(threads) if threads else "0 (on the event loop)", "")
+    if r.get("pool_send_delay_ms"):
+        table.add_row("tick handed to the pool → sent, p50/p99 ms", _ms(r["pool_send_delay_ms"], "p50", "p99"), "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
     if "server_cores_used" in r:

@@ -113,6 +113,9 @@ class BenchServer:
         out["send_paths"] = paths
         pool = self.server.encode_pool
         out["encode_threads"] = pool.threads if pool is not None else 0
+        delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
+        if delays:
+            out["pool_send_delay_ms"] = percentiles_ms(delays)
         return out
 
 

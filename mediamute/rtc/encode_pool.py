@@ -23,6 +23,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -47,7 +48,7 @@ PacketSend = Callable[[Any], None]
 class TickBatch:
     """One tick's encodes (encoder, frame, pts) and where each listener's packet goes, in listener order."""
 
-    __slots__ = ("jobs", "results", "deliveries", "_parts", "_lock", "done")
+    __slots__ = ("jobs", "results", "deliveries", "_parts", "_lock", "done", "handed_at")
 
     def __init__(self) -> None:
         self.jobs: list[tuple[FrameEncoder, Frame, int]] = []
@@ -57,6 +58,8 @@ class TickBatch:
         self._parts = 0
         self._lock = threading.Lock()
         self.done = False
+        self.handed_at = 0.0
+        """When the tick was handed to the encoder (monotonic), for `TickEncoder.send_delays`."""
 
     def add_job(self, encoder: FrameEncoder, frame: Frame, pts: int) -> int:
         self.jobs.append((encoder, frame, pts))
@@ -165,6 +168,9 @@ class TickEncoder:
         self.inline_ticks = 0
         self.dropped_ticks = 0
         """Ticks whose packets were never sent because the encodes fell more than MAX_WAITING ticks behind."""
+        self.send_delays: deque[float] = deque(maxlen=3000)
+        """Seconds from handing a tick over to sending its packets, for the latest pooled ticks (what the pool
+        adds to a listener's latency; an inline tick sends as it encodes)."""
 
     def run(self, batch: TickBatch) -> None:
         """Encode and send one tick's batch (now, or once the ticks before it are sent)."""
@@ -178,6 +184,7 @@ class TickEncoder:
             return
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        batch.handed_at = time.monotonic()
         if self._running is not None:
             if len(self._waiting) == MAX_WAITING:
                 self._waiting.popleft()
@@ -205,6 +212,7 @@ class TickEncoder:
         batch.done = True
         self._running = None
         batch.deliver()
+        self.send_delays.append(time.monotonic() - batch.handed_at)
         if self._waiting:
             self._start(self._waiting.popleft())
         elif self._idle is not None:

@@ -114,6 +114,11 @@ class MixEncoding:
             self._batch = TickBatch()
             self._runner.run(batch)
 
+    @property
+    def pool_send_delays(self) -> list[float]:
+        """Seconds from tick end to its packets sent, for the latest ticks encoded on the pool."""
+        return list(self._runner.send_delays)
+
     def counters(self) -> EncodingCounters:
         r = self._runner
         return EncodingCounters(self.ticks, self.shared, self.own, self.shared_deliveries,
