@@ -140,9 +140,10 @@ def test_a_small_tick_is_encoded_on_the_loop_when_nothing_waits(pool):
 
 @pytest.mark.integration
 async def test_a_call_encodes_on_the_pool_and_everyone_hears_the_others_at_unity_gain(server, http, call_id):
-    """Four talkers: four own mixes a tick, encoded on the server's pool threads; each hears the other three at the
-    amplitude they sent and not itself."""
+    """Four talkers: four own mixes a tick, encoded on the server's pool threads (from four encodes a tick on, for
+    this test); each hears the other three at the amplitude they sent and not itself."""
     assert server.encode_pool is not None and server.encode_pool.threads >= 1
+    server.encode_pool.min_jobs = 4
     frequencies = (440, 660, 880, 1100)
     participants = await join_all(server, call_id, tones(*frequencies))
     call = server.registry.get(call_id)

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 MAX_WAITING = 2
 """Ticks whose encodes may wait behind the one running before the oldest waiting tick is dropped."""
-INLINE_BELOW = 3
-"""A tick with fewer encodes than this is encoded on the loop when nothing waits (a thread hop costs more)."""
+INLINE_BELOW = 8
+"""A tick with fewer encodes than this is encoded on the loop when nothing waits: the hop to the threads and back
+(waking them, the GIL handed over and back, waking the loop) costs more CPU than a few encodes take (bench/RESULTS.md)."""
 
 
 class FrameEncoder(Protocol):
@@ -105,10 +106,12 @@ def name_native_thread(name: str) -> None:
 class EncodePool:
     """`threads` encoder threads shared by every call of a server; `submit` one tick at a time per call."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, min_jobs: int = INLINE_BELOW) -> None:
         if threads < 1:
             raise ValueError("an encode pool needs at least one thread")
         self.threads = threads
+        self.min_jobs = min_jobs
+        """Ticks with fewer encodes than this stay on the loop when nothing waits (INLINE_BELOW by default)."""
         self._queue: queue.SimpleQueue[tuple[TickBatch, int, int, Callable[[TickBatch], None]] | None] = queue.SimpleQueue()
         self._workers = [
             threading.Thread(target=self._work, args=(k,), name=f"mm-encode-{k}", daemon=True) for k in range(threads)
@@ -176,7 +179,7 @@ class TickEncoder:
         """Encode and send one tick's batch (now, or once the ticks before it are sent)."""
         if not batch.jobs:
             return
-        if self.pool is None or (self._running is None and len(batch.jobs) < INLINE_BELOW):
+        if self.pool is None or (self._running is None and len(batch.jobs) < self.pool.min_jobs):
             self.inline_ticks += 1
             batch.results = [None] * len(batch.jobs)
             batch.encode(0, len(batch.jobs))
