@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -66,9 +67,49 @@ def serve(
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
     encode_threads: EncodeThreads = None,
+    redis: Annotated[
+        Optional[str],
+        typer.Option("--redis", metavar="URL", help="Join a cluster of nodes through this Redis (redis://HOST:PORT/DB)."),
+    ] = None,
+    node_url: Annotated[
+        Optional[str],
+        typer.Option("--node-url", metavar="URL", help="With --redis: where other nodes and redirected clients reach "
+                     "this node (default: http://HOST:PORT of this server)."),
+    ] = None,
+    workers: Annotated[
+        Optional[str],
+        typer.Option("--workers", metavar="N|auto", help="Run N nodes (auto: one per core) behind this one port, "
+                     "through --redis or a redis-server started for them."),
+    ] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="With --redis: participants this node is meant to hold.")] = 40,
+    node_ttl: Annotated[float, typer.Option(min=0.5, help="With --redis: seconds without a heartbeat before a node is "
+                                            "taken for dead and its calls are ended.")] = 5.0,
+    relay_timeout: Annotated[float, typer.Option(min=0.05, help="With --redis: seconds a relayed request may take "
+                                                 "before the answer is 504.")] = 5.0,
+    listen_fd: Annotated[Optional[int], typer.Option("--listen-fd", hidden=True)] = None,
+    worker: Annotated[bool, typer.Option("--worker", hidden=True)] = False,
 ) -> None:
     """Run the Graph-shaped calls API, WHIP and the media server on 127.0.0.1."""
     _logging(log_level)
+    if workers is not None:
+        raise typer.Exit(_serve_workers(
+            workers, host, port, redis, no_auth, key_file,
+            [*(["--no-auth"] if no_auth else []), *(["--key-file", str(key_file)] if key_file else []),
+             *(f"--ice-server={s}" for s in ice_server or []), *(["--ice-addresses", ice_addresses] if ice_addresses else []),
+             "--log-level", log_level, "--capacity", str(capacity), "--node-ttl", str(node_ttl),
+             "--relay-timeout", str(relay_timeout),
+             *(["--encode-threads", str(encode_threads)] if encode_threads is not None else [])],
+        ))
+    if node_url is not None and redis is None:
+        raise typer.BadParameter("--node-url needs --redis", param_hint="--node-url")
+    cluster = None
+    if redis is not None:
+        from .settings import ClusterSettings
+
+        cluster = ClusterSettings(
+            redis_url=redis, node_url=node_url, capacity=capacity, heartbeat=min(1.0, node_ttl / 3),
+            node_ttl=node_ttl, relay_timeout=relay_timeout, listen_fd=listen_fd,
+        )
     settings = ServerSettings(
         host=host,
         port=port,
@@ -78,16 +119,32 @@ def serve(
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
         encode_threads=encode_threads,
+        cluster=cluster,
     )
     server = MediamuteServer(settings)
 
     async def run() -> None:
+        if cluster is not None:
+            # SIGTERM and Ctrl-C stop uvicorn (it catches both while it serves, then raises them again with the
+            # handlers it found): these no-ops let serve_forever return, so the calls end and the node leaves the
+            # cluster cleanly. Installed before uvicorn starts, so it finds them.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: None)
         try:
             await server.start()
         except OSError as exc:
             console.print(f"[bold red]cannot listen on {host}:{port}:[/] {exc.strerror}")
             raise typer.Exit(2) from None
+        except Exception as exc:
+            if type(exc).__name__ != "ClusterError":
+                raise
+            console.print(f"[bold red]{exc}[/]", soft_wrap=True)
+            raise typer.Exit(2) from None
         base = server.base_url
+        if worker and server.cluster is not None:
+            console.print(f"node {server.cluster.node_id} ready at {server.cluster.url} (pid {os.getpid()})", highlight=False, soft_wrap=True)
+            await server.serve_forever()
+            return
         token = server.signing_key.app_token(list(ALL_CALL_ROLES))
         auth = f" -H 'Authorization: Bearer {token}'" if settings.auth else ""
         console.print(f"[bold green]mediamute[/] listening on [link={base}]{base}[/link] ({eventloop.running_loop_kind()} loop)")
@@ -96,6 +153,8 @@ def serve(
         console.print(f"  API docs:       {base}/docs")
         console.print(f"  create a call:  curl -X POST {base}/v1.0/communications/calls{auth} -H 'Content-Type: application/json' -d '{{}}'", soft_wrap=True)
         console.print(f"  join (WHIP):    POST {base}/whip/<callId>?displayName=NAME  (Content-Type: application/sdp)", soft_wrap=True)
+        if server.cluster is not None:
+            console.print(f"  cluster node:   {server.cluster.node_id} at {server.cluster.url}, through {redis}", soft_wrap=True)
         if settings.auth:
             console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
         else:
@@ -106,6 +165,36 @@ def serve(
         eventloop.run(run())
     except KeyboardInterrupt:
         pass
+
+
+def _serve_workers(
+    workers: str, host: str, port: int, redis: str | None, no_auth: bool, key_file: Path | None, worker_args: list[str]
+) -> int:
+    """`serve --workers`: N nodes behind one port (mediamute/cluster/supervisor.py)."""
+    from .cluster.redis_server import RedisServerError
+    from .cluster.supervisor import run_workers, worker_count
+
+    try:
+        count = worker_count(workers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workers") from None
+    key = None if no_auth else SigningKey.load_or_create(key_file)  # made once, before the workers read it
+
+    def banner(public: str, redis_url: str) -> None:
+        console.print(f"[bold green]mediamute[/] {count} workers listening on [link={public}]{public}[/link] (Redis {redis_url})", soft_wrap=True)
+        token = key.app_token(list(ALL_CALL_ROLES)) if key is not None else None
+        console.print(f"  web page:       {public}/?token={token}" if token else f"  web page:       {public}/", soft_wrap=True)
+        console.print(f"  API docs:       {public}/docs")
+        if token:
+            console.print(f"  token (all calls roles, 24 h):\n{token}", soft_wrap=True)
+        else:
+            console.print("  [yellow]auth is off[/]: any request is accepted")
+
+    try:
+        return run_workers(count, host, port, redis, worker_args, lambda text: console.print(text, highlight=False, soft_wrap=True), banner)
+    except RedisServerError as exc:
+        console.print(f"[bold red]--workers needs Redis:[/] {exc}", soft_wrap=True)
+        return 2
 
 
 @app.command()
@@ -242,8 +331,15 @@ def bench(
         str, typer.Option(help="How the server sends the mix: lean (its own send path) or aiortc (aiortc's sender).")
     ] = "lean",
     encode_threads: EncodeThreads = None,
+    calls: Annotated[int, typer.Option("--calls", min=1, help="Calls at once, each of N participants (a cluster bench).")] = 1,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", min=1, help="Cluster nodes sharing the calls through a private "
+                                    "redis-server: per-node and total figures, local and relayed mute times.")
+    ] = None,
+    capacity: Annotated[int, typer.Option(min=1, help="With --workers: each node's capacity.")] = 40,
 ) -> None:
-    """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS."""
+    """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS;
+    with --calls/--workers, C calls on W cluster nodes, per node and in total."""
     from .benchmark import BenchConfig, run_bench
 
     if scenario not in ("all-talking", "few-talking"):
@@ -262,6 +358,7 @@ def bench(
         profile_path=None if profile is None else Path(profile),
         send_path=send_path,  # type: ignore[arg-type]  # checked above
         encode_threads=encode_threads,
+        calls=calls, workers=workers if workers is not None else (1 if calls > 1 else None), capacity=capacity,
     )
     eventloop.run(run_bench(config, console))
 

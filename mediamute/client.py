@@ -41,7 +41,10 @@ class JoinError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class WhipSession:
-    """What the server's WHIP answer names: the session resource and the server's token acting for it."""
+    """What the server's WHIP answer names: the session resource and the server's token acting for it.
+
+    `location` is absolute, resolved against the URL the offer was finally posted to: after a cluster's 307
+    redirect, that is the node that holds the call (RFC 9725), where DELETE ends the session."""
 
     location: str
     session_token: str | None
@@ -64,6 +67,8 @@ async def whip_join(
     """Offer `pc`'s transceivers to the call's WHIP endpoint, apply the answer, and wait until `pc` is connected.
 
     Raises `JoinError` (after closing `pc`) if the server refuses the offer, TimeoutError if ICE never connects.
+    Follows a `307 Temporary Redirect` to the node that holds the call (a cluster's answer for a call held
+    elsewhere: it carries its own short join token, since `Authorization` is not sent to another origin).
     """
     connected = asyncio.Event()
 
@@ -78,11 +83,13 @@ async def whip_join(
         params={"displayName": display_name, **(params or {})},
         content=pc.localDescription.sdp,
         headers={**(headers or {}), "Content-Type": "application/sdp"},
+        follow_redirects=True,
     )
     if response.status_code != 201:
         await pc.close()
         raise JoinError(response.status_code, response.text)
-    session = WhipSession(response.headers["Location"], response.headers.get("Mediamute-Session-Token"))
+    location = str(response.url.join(response.headers["Location"]))
+    session = WhipSession(location, response.headers.get("Mediamute-Session-Token"))
     await pc.setRemoteDescription(RTCSessionDescription(sdp=response.text, type="answer"))
     async with asyncio.timeout(timeout):
         await connected.wait()

@@ -17,8 +17,12 @@ import uvicorn
 
 
 class LoopbackServer:
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning", shared_fd: int | None = None
+    ) -> None:
         self.app = app
+        self.shared_fd = shared_fd
+        """An inherited listening socket served too (the public port that `--workers` nodes share)."""
         self.host = host
         self.port = port
         self.log_level = log_level
@@ -58,7 +62,12 @@ class LoopbackServer:
             timeout_keep_alive=30,  # well beyond a client's pause between requests (uvicorn's default is 5 s)
         )
         self._server = uvicorn.Server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]), name="uvicorn")
+        sockets = [sock]
+        if self.shared_fd is not None:
+            shared = socket.socket(fileno=self.shared_fd)
+            shared.setblocking(False)
+            sockets.append(shared)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=sockets), name="uvicorn")
 
     async def stop(self, timeout: float = 5.0) -> None:
         if self._server is not None:

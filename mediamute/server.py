@@ -20,6 +20,7 @@ from .sources import AudioSource
 from .tokens import SigningKey
 
 if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
     from .media.audit import TickRecord
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,9 @@ class MediamuteServer:
             signing_key = SigningKey.generate() if self.settings.ephemeral_key else SigningKey.load_or_create(key_file)
         self.signing_key = signing_key
         self.hub: NotificationHub | None = None
+        self.cluster: ClusterNode | None = None
+        """This server's node of a cluster (`settings.cluster`, `--redis`); None for the embedded default."""
+        self._stopped = False
         self._app = None
         self._http: LoopbackServer | None = None
         self.port = self.settings.port
@@ -63,12 +67,34 @@ class MediamuteServer:
         # the hub starts delivery tasks, so it is made inside the running loop
         self.hub = NotificationHub(self.registry.events, self.signing_key)
         self._app = create_app(self.registry, self.settings, self.signing_key, self.hub)
-        self._http = LoopbackServer(self._app, self.settings.host, self.settings.port, self.settings.log_level)
+        served = self._app
+        cluster = self.settings.cluster
+        if cluster is not None:  # imported only here: without --redis nothing of the cluster (or redis) is loaded
+            from .cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(cluster, self.registry, self.signing_key, self.hub)
+            served = self.cluster.wrap(self._app)
+        self._http = LoopbackServer(
+            served, self.settings.host, self.settings.port, self.settings.log_level,
+            shared_fd=cluster.listen_fd if cluster is not None else None,
+        )
         await self._http.start()
         self.port = self._http.port
+        if self.cluster is not None:
+            try:
+                await self.cluster.start(self.base_url)  # raises ClusterError (with the reason) if it cannot join
+            except Exception:
+                await self._http.stop()
+                raise
+            self.cluster.install_metrics(self._app)
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         await self.registry.close()
+        if self.cluster is not None:  # after the calls ended (their records say so), leave the cluster
+            await self.cluster.stop()
         if self.hub is not None:
             await self.hub.close()
         if self._http is not None:
@@ -123,4 +149,4 @@ class MediamuteServer:
         try:
             await self._http.task
         finally:
-            await self.registry.close()
+            await self.stop()

@@ -27,3 +27,26 @@ class ServerSettings:
     lean_send: bool = True
     """Send each listener's mix through the lean send path (rtc/rtp_send.py); False: through aiortc's own sender
     (for comparison; the lean path also falls back to it by itself when aiortc's internals are not as verified)."""
+    cluster: ClusterSettings | None = None
+    """Join a cluster of nodes through Redis (`--redis`); None: one process, nothing of the cluster exists."""
+
+
+@dataclass
+class ClusterSettings:
+    """A node of a cluster coordinated through Redis (`mediamute serve --redis URL --node-url URL`)."""
+
+    redis_url: str
+    node_url: str | None = None
+    """The URL other nodes and redirected clients reach this node at; None: this server's own base URL."""
+    capacity: int = 40
+    """Participants this node is meant to hold (one process uses one core): placement weighs load against it."""
+    heartbeat: float = 1.0
+    """Seconds between heartbeats (load report, TTL renewal, the check for dead nodes)."""
+    node_ttl: float = 5.0
+    """Seconds without a heartbeat after which a node counts as dead and its calls are ended by a survivor."""
+    relay_timeout: float = 5.0
+    """Seconds a relayed request may take before the node that relayed it answers 504."""
+    redis_timeout: float = 1.0
+    """Bound on every Redis command: past it, what needs Redis answers 503 and live calls keep mixing."""
+    listen_fd: int | None = None
+    """An inherited listening socket (the public port of `--workers`) served beside this node's own port."""

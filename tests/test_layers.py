@@ -100,3 +100,38 @@ async def test_event_stream_answers_a_domain_error_from_the_table(server):
     assert message["type"] == "error" and message["status"] == 404
     assert message["error"]["code"] == "9997" and message["error"]["message"] == "Call not found."
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+MEDIAMUTE_DIR = CALLS_DIR.parent
+
+
+def package_imports(path: Path) -> set[str]:
+    """Every module a source file of the mediamute package imports, relative ones resolved."""
+    package = path.parent.relative_to(MEDIAMUTE_DIR.parent).parts
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - (node.level - 1)]) if node.level else []
+            found.add(".".join(base + ([node.module] if node.module else [])))
+    return found
+
+
+@pytest.mark.parametrize("layer", ["api", "calls", "rtc", "media"])
+def test_the_layers_below_the_cluster_know_nothing_of_it(layer):
+    """`server` → `cluster` → `api` → `calls`: the cluster is infrastructure the server puts in front of the API, so
+    the API, the domain, rtc and media import neither `mediamute.cluster` nor redis."""
+    found = {path.name: package_imports(path) for path in sorted((MEDIAMUTE_DIR / layer).glob("*.py"))}
+    assert sum(len(modules) for modules in found.values()) > len(found), "the import scan found nothing"
+    bad = {name: sorted(m for m in modules if m.startswith("mediamute.cluster") or m.split(".")[0] == "redis")
+           for name, modules in found.items()}
+    assert not any(bad.values()), {name: modules for name, modules in bad.items() if modules}
+
+
+def test_the_cluster_imports_no_layer_above_it():
+    """The cluster may use the API and the domain, never the server, the CLI, the demo or the benchmark."""
+    for path in sorted((MEDIAMUTE_DIR / "cluster").glob("*.py")):
+        above = {m for m in package_imports(path) if m.split(".")[:2] in (
+            ["mediamute", "server"], ["mediamute", "cli"], ["mediamute", "demo"], ["mediamute", "benchmark"])}
+        assert not above, f"cluster/{path.name} imports {sorted(above)}"

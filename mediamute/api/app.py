@@ -54,7 +54,8 @@ def create_app(
     @app.middleware("http")
     async def graph_conventions(request: Request, call_next):
         """Graph's request-id header on every answer, and 415 for a JSON API body that is not JSON."""
-        request.state.request_id = str(uuid.uuid4())
+        # a request relayed by another node of a cluster keeps the request-id that node gave it
+        request.state.request_id = getattr(request.state, "request_id", None) or str(uuid.uuid4())
         path = request.url.path
         if request.method in ("POST", "PATCH", "PUT") and path.startswith(JSON_PREFIXES):
             has_body = int(request.headers.get("content-length") or 0) > 0 or "transfer-encoding" in request.headers

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from ..calls.model import Participant
 from ..rtc.peer import OfferError, ParticipantPeer
 from ..tokens import ALL_CALL_ROLES, ROLE_JOIN_GROUP_CALL, ROLE_JOIN_GROUP_CALL_AS_GUEST
-from .auth import FORBIDDEN, authenticate, for_call, require_app_roles
+from .auth import FORBIDDEN, Principal, authenticate, for_call, require_app_roles
 from .errors import GraphError
 from .state import app_state
 
@@ -44,6 +44,20 @@ def _short_param(request: Request, name: str) -> str | None:
     return value
 
 
+def authorise_join(request: Request, call_id: str) -> Principal:
+    """Who may join this call: an application with a calls role, or a join token of this call (in `Authorization`,
+    or in `access_token`, which the join redirect of a cluster carries because clients drop `Authorization` on a
+    redirect to another origin)."""
+    principal = authenticate(request, allow_query=True)
+    if principal.kind == "app":
+        require_app_roles(principal, ALL_CALL_ROLES)
+    elif principal.kind == "session":
+        raise GraphError(403, "A session token cannot join again; use an application or join token.", FORBIDDEN)
+    else:
+        for_call(principal, call_id)
+    return principal
+
+
 @router.post(
     "/whip/{call_id}",
     status_code=201,
@@ -66,13 +80,7 @@ def _short_param(request: Request, name: str) -> str | None:
     },
 )
 async def whip_join(call_id: str, request: Request) -> Response:
-    principal = authenticate(request)
-    if principal.kind == "app":
-        require_app_roles(principal, ALL_CALL_ROLES)
-    elif principal.kind == "session":
-        raise GraphError(403, "A session token cannot join again; use an application or join token.", FORBIDDEN)
-    else:
-        for_call(principal, call_id)
+    authorise_join(request, call_id)
     state = app_state(request)
     call = state.registry.live(call_id)
     if call.encoding is None:  # a registry made without rtc's encoding factory: nobody would hear the mix

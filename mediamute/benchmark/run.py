@@ -27,11 +27,11 @@ LoadPattern = Literal["all-talking", "few-talking"]
 """Who talks during the window (the CLI's --scenario; unrelated to the demo's scenario files)."""
 CLIENT_START_TIMEOUT = 120.0
 RSS_SAMPLE_PERIOD = 10.0
+"""Seconds between samples of the server's RSS during the window (memory over a long call)."""
 BUSY_THREAD_PERCENT = 5.0
 """A server thread that used at least this much of a core over the window counts as busy (cores in use)."""
 PROFILE_RATE = 250
 """py-spy samples per second when the server is profiled: five per 20 ms tick."""
-"""Seconds between samples of the server's RSS during the window (memory over a long call)."""
 
 
 @dataclass
@@ -51,6 +51,12 @@ class BenchConfig:
     profile_path: Path | None = None
     """Record the server with py-spy over the steady window into this file (raw stacks per thread, PROFILE_RATE);
     `bench/profile_breakdown.py` turns it into the per-participant-per-tick table."""
+    calls: int = 1
+    """Calls at once (more than one, or `workers` set: the cluster benchmark, `benchmark/cluster.py`)."""
+    workers: int | None = None
+    """Cluster nodes (`--workers`); None: one server without Redis, as before."""
+    capacity: int = 40
+    """Each node's capacity (placement weighs calls and participants against it)."""
 
 
 def py_spy_command(pid: int, seconds: float, out: Path) -> list[str]:
@@ -362,6 +368,10 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
 async def run_bench(config: BenchConfig, console: Console | None = None) -> dict[str, Any]:
     """Run one live benchmark; prints the table, returns the JSON-ready results (written to `config.json_path`)."""
     console = console or Console()
+    if config.workers is not None or config.calls > 1:
+        from .cluster import run_cluster_bench
+
+        return await run_cluster_bench(config, console)
     results = summarise(config, *await measure_call(config, console))
     console.print(results_table(results))
     if config.json_path is not None:

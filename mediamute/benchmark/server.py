@@ -1,6 +1,9 @@
 """The benchmark's server process: a `MediamuteServer` (port 0, no auth) plus the measurements only it can take.
 
-    python -m mediamute.benchmark.server
+    python -m mediamute.benchmark.server [--redis URL]
+
+With `--redis` it is a node of a cluster (`mediamute bench --workers W`): it may hold several calls, `calls` lists
+the ones it holds, each is instrumented on its own node, and `report` adds per-call figures (`per_call`).
 
 Prints `{"event": "ready", "base_url": ..., "pid": ...}`, then answers JSON commands on stdin: `instrument`
 (a call's mixer records arrival→mix latency), `mark` (start the steady window: tick lateness and latency samples
@@ -22,7 +25,7 @@ from typing import Any
 from .. import eventloop
 from ..calls.call import Call
 from ..server import MediamuteServer
-from ..settings import ServerSettings
+from ..settings import ClusterSettings, ServerSettings
 from .procstat import rss_bytes
 from .stats import SampleRing, percentiles_ms
 
@@ -52,70 +55,103 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
     return out
 
 
+def op_after_request(call: Call, requests: list[Request]) -> list[tuple[float, str, str, float]]:
+    """(sent, participant, kind, seconds from the request sent to its operation completed here) for each request
+    whose operation this call completed: the gate closed (mute) or opened (unmute) on the node holding the call."""
+    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    out = []
+    for sent, pid, kind in requests:
+        done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
+        if done is not None:
+            out.append((sent, pid, kind, done - sent))
+    return out
+
+
 class BenchServer:
-    def __init__(self, lean_send: bool = True, encode_threads: int | None = None) -> None:
-        # ephemeral_key: never write a signing key for a benchmark
-        settings = ServerSettings(port=0, auth=False, log_level="warning", ephemeral_key=True, lean_send=lean_send,
-                                  encode_threads=encode_threads)
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        capacity: int = 40,
+        key_file: str | None = None,
+        lean_send: bool = True,
+        encode_threads: int | None = None,
+    ) -> None:
+        # ephemeral_key: never write a signing key for a benchmark; a cluster's nodes share the orchestrator's
+        # temporary key file (every node of a cluster must sign with one key)
+        cluster = ClusterSettings(redis_url=redis_url, capacity=capacity) if redis_url else None
+        settings = ServerSettings(
+            port=0, auth=False, log_level="warning", ephemeral_key=key_file is None, key_file=key_file, cluster=cluster,
+            lean_send=lean_send, encode_threads=encode_threads,
+        )
         self.server = MediamuteServer(settings)
-        self.call_id: str | None = None
+        self.call_ids: list[str] = []
         self.window_start = 0.0
-        self.late_at_mark = 0
+        self.late_at_mark: dict[str, int] = {}
         self.rss_at_mark = 0
 
-    def _call(self) -> Call | None:
-        """The instrumented call (None before `instrument`); the registry raises CallNotFound for a wrong id."""
-        return self.server.registry.get(self.call_id) if self.call_id else None
+    def _calls(self) -> list[Call]:
+        """The instrumented calls (the registry raises CallNotFound for a wrong id)."""
+        return [self.server.registry.get(call_id) for call_id in self.call_ids]
 
     def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         cmd = command["cmd"]
+        if cmd == "calls":
+            return {"event": "calls", "calls": sorted(self.server.registry.calls)}
         if cmd == "instrument":
-            self.call_id = command["call_id"]
-            mixer = self.server.registry.get(self.call_id).mixer
+            mixer = self.server.registry.get(command["call_id"]).mixer
+            self.call_ids.append(command["call_id"])
             mixer.record_latency(True)
             mixer.added_latency = SampleRing(LATENCY_SAMPLES)  # type: ignore[assignment]  # same extend/clear/iter
             return {"event": "instrumented"}
-        call = self._call()
+        calls = self._calls()
         if cmd == "mark":
             self.window_start = time.monotonic()
-            if call is not None:
+            for call in calls:
                 call.clock.lateness.clear()
-                self.late_at_mark = call.clock.late_ticks
+                self.late_at_mark[call.id] = call.clock.late_ticks
                 if call.mixer.added_latency is not None:
                     call.mixer.added_latency.clear()
             self.rss_at_mark = rss_bytes(os.getpid())
             return {"event": "marked", "at": self.window_start}
         if cmd == "report":
             requests = [tuple(r) for r in command.get("requests", [])]
-            return {"event": "report", **self.report(call, requests)}
+            return {"event": "report", **self.report(calls, requests)}
         raise ValueError(f"unknown command {cmd!r}")
 
-    def report(self, call: Call | None, requests: list[Request]) -> dict[str, Any]:
+    def report(self, calls: list[Call], requests: list[Request]) -> dict[str, Any]:
+        """The first call's figures at the top level (one call: `mediamute bench`), and every call's in `per_call`."""
+        pool = self.server.encode_pool
         out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid()),
-                               "loop": eventloop.running_loop_kind()}
-        if call is None:
-            return out
+                               "loop": eventloop.running_loop_kind(), "encode_threads": pool.threads if pool else 0}
+        per_call = {call.id: self.call_report(call, [r for r in requests if r[1] in call.participants]) for call in calls}
+        if calls:
+            out.update(per_call[calls[0].id])
+        out["per_call"] = per_call
+        return out
+
+    def call_report(self, call: Call, requests: list[Request]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         lateness = list(call.clock.lateness)
         out["tick_lateness_ms"] = percentiles_ms(lateness)
-        out["late_ticks"] = call.clock.late_ticks - self.late_at_mark
+        out["late_ticks"] = call.clock.late_ticks - self.late_at_mark.get(call.id, 0)
+        out["participants"] = len(call.participants) - 1
         added = call.mixer.added_latency
         out["added_latency_ms"] = percentiles_ms(list(added)) if added is not None else None
         if requests:
             actions = action_latencies(call, requests)
             for kind, samples in actions.items():
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
+            out["op_after_request"] = op_after_request(call, requests)
         out["encoding"] = call.encoding_counters()
+        delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
+        if delays:
+            out["pool_send_delay_ms"] = percentiles_ms(delays)
         paths: dict[str, int] = {}
         for participant in call.participants.values():
             outbound = participant.media.outbound_counters if participant.media is not None else None
             if outbound is not None:
                 paths[outbound.path] = paths.get(outbound.path, 0) + 1
         out["send_paths"] = paths
-        pool = self.server.encode_pool
-        out["encode_threads"] = pool.threads if pool is not None else 0
-        delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
-        if delays:
-            out["pool_send_delay_ms"] = percentiles_ms(delays)
         return out
 
 
@@ -124,14 +160,12 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="mediamute bench's server process")
-    parser.add_argument("--send-path", choices=("lean", "aiortc"), default="lean")
-    parser.add_argument("--encode-threads", type=int, default=None, help="default: one per core; 0: on the loop")
-    args = parser.parse_args(argv)
-    bench = BenchServer(lean_send=args.send_path == "lean", encode_threads=args.encode_threads)
+async def main(args: argparse.Namespace) -> None:
+    bench = BenchServer(args.redis, args.capacity, args.key_file, args.send_path == "lean", args.encode_threads)
     await bench.server.start()
-    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "loop": eventloop.running_loop_kind()})
+    node = bench.server.cluster.node_id if bench.server.cluster is not None else None
+    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "node": node,
+          "loop": eventloop.running_loop_kind()})
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -148,12 +182,23 @@ async def main(argv: list[str] | None = None) -> None:
         await bench.server.stop()
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis", help="join a cluster through this Redis URL")
+    parser.add_argument("--capacity", type=int, default=40)
+    parser.add_argument("--key-file", help="the signing key file every node of the cluster shares")
+    parser.add_argument("--send-path", choices=("lean", "aiortc"), default="lean", help="how the mixes are sent")
+    parser.add_argument("--encode-threads", type=int, default=None, help="default: one per core; 0: on the loop")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    arguments = parse()
     profile_to = os.environ.get("MEDIAMUTE_BENCH_PROFILE")  # a cProfile dump of the server, for steering
     if profile_to:
         import cProfile
 
-        cProfile.run("eventloop.run(main())", profile_to)
+        cProfile.run("eventloop.run(main(arguments))", profile_to)
     else:
-        eventloop.run(main())
+        eventloop.run(main(arguments))

@@ -50,6 +50,10 @@ export class WhipSession {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, ICE_GATHERING_TIMEOUT_MS);
     progress('joining…');
+    // On a cluster the node this page came from may answer 307 to the node that holds the call: fetch follows it
+    // (the redirect carries its own short token, since Authorization is not sent to another origin, and that node
+    // answers CORS). The session's Location is a path: used from this page it goes to this page's node, which
+    // relays it to the owner.
     const response = await request('POST', `/whip/${encodeURIComponent(callId)}?displayName=${encodeURIComponent(displayName)}`, {
       token: appToken,
       sdp: pc.localDescription.sdp,
