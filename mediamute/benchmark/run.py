@@ -308,6 +308,15 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
         await server.stop()
 
 
+def cpu_per_participant_tick(steady: SteadyWindow, participants: int) -> float | None:
+    """Server CPU µs per participant per tick actually mixed in the window (None without the work counts): on a
+    machine so busy that the server misses ticks, this stays comparable where CPU % per participant does not."""
+    work = steady.server.get("work")
+    if not work or not work.get("ticks"):
+        return None
+    return steady.server_cpu_percent / 100.0 * steady.seconds / (work["ticks"] * participants) * 1e6
+
+
 def rss_growth_after(samples: list[tuple[float, int]], after: float) -> float | None:
     """Bytes the RSS grew from the first sample at or after `after` seconds to the last (None if none is later)."""
     later = [rss for t, rss in samples if t >= after]
@@ -342,6 +351,8 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "encoding": steady.server.get("encoding"),
         "client_send_lateness_ms": steady.heard.get("send_lateness_ms"),
         "pool_send_delay_ms": steady.server.get("pool_send_delay_ms"),
+        "server_work": steady.server.get("work"),
+        "server_cpu_us_per_participant_tick": cpu_per_participant_tick(steady, n),
         "server_loop": steady.server.get("loop"),
         "server_send_paths": steady.server.get("send_paths"),
         "server_encode_threads": steady.server.get("encode_threads"),
@@ -415,6 +426,11 @@ def results_table(r: dict[str, Any]) -> Table:
         table.add_row("tick handed to the pool → sent, p50/p99 ms", _ms(r["pool_send_delay_ms"], "p50", "p99"), "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
+    if r.get("server_cpu_us_per_participant_tick") is not None:
+        work = r.get("server_work") or {}
+        table.add_row("server CPU per participant per tick mixed, µs",
+                      f"{r['server_cpu_us_per_participant_tick']:.0f}  ({work.get('ticks')} ticks, "
+                      f"{work.get('packets_in')} packets in, {work.get('packets_out')} out)", "")
     if "server_cores_used" in r:
         table.add_row(f"server cores used (threads ≥ {BUSY_THREAD_PERCENT:.0f} % of a core)",
                       f"{r['server_cores_used']:.2f} ({r['server_busy_threads']})", "")
