@@ -44,7 +44,7 @@ def tick(encoders: list, frames: list[np.ndarray], position: int, sink: list) ->
 
 def run_ticks(benchmark, loop, runner: TickEncoder, n: int, kind: str) -> None:
     if kind == "libopus" and not libopus_available():
-        pytest.skip("libopus0 is not installed")
+        pytest.skip("opuslib-next or the system's libopus0 is not installed")
     encoders = [ENCODERS[kind]() for _ in range(n)]
     frames = distinct_frames(n)
     sink: list = []

@@ -42,6 +42,10 @@ EncodeThreads = Annotated[
     Optional[int],
     typer.Option("--encode-threads", min=0, help="Threads encoding the mixes: default one per core; 0: on the event loop."),
 ]
+MixEncoderOption = Annotated[
+    str, typer.Option("--mix-encoder", help="Opus encoder of the mixes: pyav (PyAV's libopus) or libopus (the "
+                      "system's, through opuslib-next: pip install 'mediamute[libopus]').")
+]
 IceServers = Annotated[
     Optional[list[str]],
     typer.Option("--ice-server", help="A STUN/TURN URL (repeatable). None by default: no public STUN."),
@@ -67,6 +71,7 @@ def serve(
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without tokens (local play).")] = False,
     key_file: KeyFile = None,
     encode_threads: EncodeThreads = None,
+    mix_encoder: MixEncoderOption = "pyav",
     redis: Annotated[
         Optional[str],
         typer.Option("--redis", metavar="URL", help="Join a cluster of nodes through this Redis (redis://HOST:PORT/DB)."),
@@ -98,7 +103,8 @@ def serve(
              *(f"--ice-server={s}" for s in ice_server or []), *(["--ice-addresses", ice_addresses] if ice_addresses else []),
              "--log-level", log_level, "--capacity", str(capacity), "--node-ttl", str(node_ttl),
              "--relay-timeout", str(relay_timeout),
-             *(["--encode-threads", str(encode_threads)] if encode_threads is not None else [])],
+             *(["--encode-threads", str(encode_threads)] if encode_threads is not None else []),
+             "--mix-encoder", mix_encoder],
         ))
     if node_url is not None and redis is None:
         raise typer.BadParameter("--node-url needs --redis", param_hint="--node-url")
@@ -119,9 +125,13 @@ def serve(
         auth=not no_auth,
         key_file=str(key_file) if key_file else None,
         encode_threads=encode_threads,
+        mix_encoder=mix_encoder,
         cluster=cluster,
     )
-    server = MediamuteServer(settings)
+    try:
+        server = MediamuteServer(settings)
+    except (ValueError, RuntimeError) as exc:  # an unknown mix encoder, or libopus missing
+        raise typer.BadParameter(str(exc), param_hint="--mix-encoder") from None
 
     async def run() -> None:
         if cluster is not None:
@@ -331,6 +341,7 @@ def bench(
         str, typer.Option(help="How the server sends the mix: lean (its own send path) or aiortc (aiortc's sender).")
     ] = "lean",
     encode_threads: EncodeThreads = None,
+    mix_encoder: MixEncoderOption = "pyav",
     calls: Annotated[int, typer.Option("--calls", min=1, help="Calls at once, each of N participants (a cluster bench).")] = 1,
     workers: Annotated[
         Optional[int], typer.Option("--workers", min=1, help="Cluster nodes sharing the calls through a private "
@@ -358,6 +369,7 @@ def bench(
         profile_path=None if profile is None else Path(profile),
         send_path=send_path,  # type: ignore[arg-type]  # checked above
         encode_threads=encode_threads,
+        mix_encoder=mix_encoder,
         calls=calls, workers=workers if workers is not None else (1 if calls > 1 else None), capacity=capacity,
     )
     eventloop.run(run_bench(config, console))

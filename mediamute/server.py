@@ -14,6 +14,7 @@ from .calls.call import CallRegistry
 from .loopback import LoopbackServer
 from .rtc.encode_pool import EncodePool
 from .rtc.encoding import MixEncoding
+from .rtc.mix_encoder import mix_encoder_factory
 from .rtc.ice import configure_ice
 from .settings import ServerSettings
 from .sources import AudioSource
@@ -37,7 +38,8 @@ class MediamuteServer:
         self.settings = settings or ServerSettings()
         self.encode_pool: EncodePool | None = None
         """The threads that encode every call's mixes (one per core), started with the server."""
-        self.registry = CallRegistry(encoding_factory=lambda: MixEncoding(self.encode_pool))
+        new_encoder = mix_encoder_factory(self.settings.mix_encoder)  # refuses an unknown or missing encoder now
+        self.registry = CallRegistry(encoding_factory=lambda: MixEncoding(self.encode_pool, new_encoder))
         if signing_key is None:
             key_file = Path(self.settings.key_file) if self.settings.key_file else None
             signing_key = SigningKey.generate() if self.settings.ephemeral_key else SigningKey.load_or_create(key_file)

@@ -24,6 +24,9 @@ class ServerSettings:
     encode_threads: int | None = None
     """Threads that encode each tick's mixes (rtc/encode_pool.py): None → one per core (none on a one-core
     machine); 0 → encode on the event loop."""
+    mix_encoder: str = "pyav"
+    """Which Opus encoder encodes the mixes (rtc/mix_encoder.py): "pyav" (PyAV's libopus), or "libopus" (the
+    system's, through opuslib-next: `pip install 'mediamute[libopus]'`)."""
     lean_send: bool = True
     """Send each listener's mix through the lean send path (rtc/rtp_send.py); False: through aiortc's own sender
     (for comparison; the lean path also falls back to it by itself when aiortc's internals are not as verified)."""

@@ -1,5 +1,5 @@
-"""The mixes' encoder (libopus through opuslib-next) keeps unity gain; the encode pool runs a tick's encodes on
-other threads and still sends every listener its packets in tick order, the exact audio, one tick at a time."""
+"""The mixes' encoders keep unity gain; the encode pool runs a tick's encodes on other threads and still sends every
+listener its packets in tick order, the exact audio, one tick at a time."""
 
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ from mediamute.media.mixer import Mixer
 from mediamute.rtc.codec import MonoOpusDecoder
 from mediamute.rtc.encode_pool import INLINE_BELOW, MAX_WAITING, EncodePool, TickBatch, TickEncoder
 from mediamute.rtc.encoding import MixEncoding
-from mediamute.rtc.mix_encoder import EncodedMix, LibopusEncoder, PyAVMixEncoder, libopus_available
+from mediamute.rtc.mix_encoder import (
+    MIX_ENCODER_KINDS,
+    EncodedMix,
+    PyAVMixEncoder,
+    libopus_available,
+    mix_encoder_factory,
+)
 from mediamute.sources import ToneSource
 
 from .helpers import A, hear_for, join_all, leave_all, tones
-
-needs_libopus = pytest.mark.skipif(not libopus_available(), reason="libopus0 is not installed")
 
 
 def two_tone_mix(frames: int) -> list[np.ndarray]:
@@ -35,11 +39,12 @@ def decoded(payloads: list[bytes]) -> list[np.ndarray]:
     return [frame for payload in payloads for frame in decoder.decode(payload)]
 
 
-@needs_libopus
-@pytest.mark.parametrize("make", [LibopusEncoder, PyAVMixEncoder], ids=["libopus", "pyav"])
-def test_the_mix_encoder_keeps_unity_gain(make):
+@pytest.mark.parametrize("kind", MIX_ENCODER_KINDS)
+def test_the_mix_encoder_keeps_unity_gain(kind):
     """The case that made complexity 10 the rule: 660 + 880 Hz come back at the amplitude they were mixed at."""
-    encoder = make()
+    if kind == "libopus" and not libopus_available():
+        pytest.skip("opuslib-next or the system's libopus0 is not installed")
+    encoder = mix_encoder_factory(kind)()
     mixes = [encoder.encode(frame, k * FRAME_SAMPLES) for k, frame in enumerate(two_tone_mix(150))]
     assert all(isinstance(m, EncodedMix) for m in mixes) and [m.pts for m in mixes] == [k * 960 for k in range(150)]
     heard = decoded([m.payload for m in mixes])[25:]  # past the encoder's start-up
@@ -48,11 +53,11 @@ def test_the_mix_encoder_keeps_unity_gain(make):
 
 
 class WatchedEncoder:
-    """A real libopus encoder that records which thread ran each encode and fails if two threads ever share it;
+    """A real mix encoder that records which thread ran each encode and counts any time two threads share it;
     `hold` (when set) makes an encode wait until released, to stand for a slow machine."""
 
     def __init__(self) -> None:
-        self.real = LibopusEncoder()
+        self.real = PyAVMixEncoder()
         self.busy = threading.Lock()
         self.threads: set[str] = set()
         self.overlaps = 0
@@ -85,7 +90,6 @@ def tick_batch(encoders: list[WatchedEncoder], frame: np.ndarray, position: int,
     return batch
 
 
-@needs_libopus
 async def test_pooled_ticks_keep_each_listeners_order_and_audio(pool):
     """200 ticks of 8 listeners' encodes on two threads: each encoder only ever on one thread at a time, each
     listener's packets in tick order, and the tone decodes at unity gain from them."""
@@ -107,7 +111,6 @@ async def test_pooled_ticks_keep_each_listeners_order_and_audio(pool):
         assert float(np.median(tone_amplitudes(decoded([m.payload for m in packets])[25:], 440))) == pytest.approx(A, rel=0.02)
 
 
-@needs_libopus
 async def test_a_tick_waits_for_the_one_before_and_the_oldest_waiting_tick_is_dropped_when_too_far_behind(pool):
     encoders = [WatchedEncoder() for _ in range(INLINE_BELOW)]
     out: list[list[EncodedMix]] = [[] for _ in encoders]
@@ -128,7 +131,6 @@ async def test_a_tick_waits_for_the_one_before_and_the_oldest_waiting_tick_is_dr
     assert all([m.pts // FRAME_SAMPLES for m in packets] == expected for packets in out)
 
 
-@needs_libopus
 def test_a_small_tick_is_encoded_on_the_loop_when_nothing_waits(pool):
     encoders = [WatchedEncoder() for _ in range(INLINE_BELOW - 1)]
     out: list[list[EncodedMix]] = [[] for _ in encoders]
@@ -175,6 +177,14 @@ def test_a_server_has_one_encode_thread_per_core_unless_told(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert EncodePool.for_cores(None) is None  # one core: the loop encodes
     assert EncodePool.for_cores(0) is None
+
+
+def test_an_unknown_or_missing_mix_encoder_is_refused_at_once():
+    with pytest.raises(ValueError, match="mix encoder must be one of pyav, libopus"):
+        mix_encoder_factory("mp3")
+    if not libopus_available():
+        with pytest.raises(RuntimeError, match="libopus"):
+            mix_encoder_factory("libopus")
 
 
 def test_the_encoding_without_a_pool_sends_at_the_end_of_the_tick():

@@ -46,6 +46,8 @@ class BenchConfig:
     json_path: Path | None = None
     encode_threads: int | None = None
     """The server's encode threads (None: one per core; 0: encode on the event loop)."""
+    mix_encoder: str = "pyav"
+    """The server's Opus encoder of the mixes (rtc/mix_encoder.py)."""
     send_path: Literal["lean", "aiortc"] = "lean"
     """How the server sends each listener's mix: its lean send path, or aiortc's own sender (for comparison)."""
     profile_path: Path | None = None
@@ -276,7 +278,7 @@ async def mute_cycles(
 
 async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWindow, MuteCycles | None]:
     """Start the server and the clients, take the steady window and the mute cycles, stop both (always)."""
-    args = ["--send-path", config.send_path]
+    args = ["--send-path", config.send_path, "--mix-encoder", config.mix_encoder]
     if config.encode_threads is not None:
         args += ["--encode-threads", str(config.encode_threads)]
     server = await Child.start("mediamute.benchmark.server", *args)
@@ -356,6 +358,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "server_loop": steady.server.get("loop"),
         "server_send_paths": steady.server.get("send_paths"),
         "server_encode_threads": steady.server.get("encode_threads"),
+        "server_mix_encoder": steady.server.get("mix_encoder"),
     }
     if config.profile_path is not None:
         results["profile"] = {"path": str(config.profile_path), "rate": PROFILE_RATE,
@@ -422,6 +425,7 @@ def results_table(r: dict[str, Any]) -> Table:
     if r.get("server_encode_threads") is not None:
         threads = r["server_encode_threads"]
         table.add_row("server encode threads", str(threads) if threads else "0 (on the event loop)", "")
+        table.add_row("mix encoder", str(r.get("server_mix_encoder")), "")
     if r.get("pool_send_delay_ms"):
         table.add_row("tick handed to the pool → sent, p50/p99 ms", _ms(r["pool_send_delay_ms"], "p50", "p99"), "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",

@@ -90,13 +90,14 @@ class BenchServer:
         key_file: str | None = None,
         lean_send: bool = True,
         encode_threads: int | None = None,
+        mix_encoder: str = "pyav",
     ) -> None:
         # ephemeral_key: never write a signing key for a benchmark; a cluster's nodes share the orchestrator's
         # temporary key file (every node of a cluster must sign with one key)
         cluster = ClusterSettings(redis_url=redis_url, capacity=capacity) if redis_url else None
         settings = ServerSettings(
             port=0, auth=False, log_level="warning", ephemeral_key=key_file is None, key_file=key_file, cluster=cluster,
-            lean_send=lean_send, encode_threads=encode_threads,
+            lean_send=lean_send, encode_threads=encode_threads, mix_encoder=mix_encoder,
         )
         self.server = MediamuteServer(settings)
         self.call_ids: list[str] = []
@@ -139,7 +140,8 @@ class BenchServer:
         """The first call's figures at the top level (one call: `mediamute bench`), and every call's in `per_call`."""
         pool = self.server.encode_pool
         out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid()),
-                               "loop": eventloop.running_loop_kind(), "encode_threads": pool.threads if pool else 0}
+                               "loop": eventloop.running_loop_kind(), "encode_threads": pool.threads if pool else 0,
+                               "mix_encoder": self.server.settings.mix_encoder}
         per_call = {call.id: self.call_report(call, [r for r in requests if r[1] in call.participants]) for call in calls}
         if calls:
             out.update(per_call[calls[0].id])
@@ -181,7 +183,8 @@ def emit(message: dict[str, Any]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    bench = BenchServer(args.redis, args.capacity, args.key_file, args.send_path == "lean", args.encode_threads)
+    bench = BenchServer(args.redis, args.capacity, args.key_file, args.send_path == "lean", args.encode_threads,
+                        args.mix_encoder)
     await bench.server.start()
     node = bench.server.cluster.node_id if bench.server.cluster is not None else None
     emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "node": node,
@@ -209,6 +212,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--key-file", help="the signing key file every node of the cluster shares")
     parser.add_argument("--send-path", choices=("lean", "aiortc"), default="lean", help="how the mixes are sent")
     parser.add_argument("--encode-threads", type=int, default=None, help="default: one per core; 0: on the loop")
+    parser.add_argument("--mix-encoder", choices=("pyav", "libopus"), default="pyav")
     return parser.parse_args(argv)
 
 

@@ -13,8 +13,8 @@ is over (`tick_done`, called by the call after the mixer's tick), the tick's enc
 pool (`encode_pool.py`, one thread per core) or, without a pool, inline — and every listener's packet is sent, in
 the order the mixer handed out the mixes.
 
-Encoders are libopus through opuslib-next (`mix_encoder.py`; PyAV's where libopus cannot be loaded); packets are
-`EncodedMix` (payload, pts).
+Encoders come from `mix_encoder.py` (PyAV's libopus by default, the system's libopus through opuslib-next on
+request); packets are `EncodedMix` (payload, pts).
 
 One `MixEncoding` belongs to one call (the server gives the call registry a factory of them); each listener's mixer
 sink is a `ListenerSink` made by `MixEncoding.listener`.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from ..media.audio import FRAME_SAMPLES, Frame
 from ..media.mixer import MixTick
 from .encode_pool import EncodePool, TickBatch, TickEncoder
-from .mix_encoder import EncodedMix, new_mix_encoder
+from .mix_encoder import EncodedMix, MixEncoder, PyAVMixEncoder
 
 HOLD_TICKS = 25
 """Half a second: how long a listener who just stopped contributing keeps its own stream."""
@@ -62,16 +62,17 @@ class ListenerStream:
 
     __slots__ = ("encoder", "last_own_tick")
 
-    def __init__(self) -> None:
-        self.encoder = new_mix_encoder()
+    def __init__(self, encoder: MixEncoder) -> None:
+        self.encoder = encoder
         self.last_own_tick = -(10**9)
 
 
 class MixEncoding:
     """Encodes one call's mixes, sharing the shared mix's encode across its listeners."""
 
-    def __init__(self, pool: EncodePool | None = None) -> None:
-        self._shared = new_mix_encoder()
+    def __init__(self, pool: EncodePool | None = None, new_encoder: Callable[[], MixEncoder] = PyAVMixEncoder) -> None:
+        self._new_encoder = new_encoder
+        self._shared = new_encoder()
         self._shared_tick = -1
         self._shared_job = -1
         self._seen_tick = -1
@@ -84,7 +85,7 @@ class MixEncoding:
 
     def listener(self, send: PacketSend) -> ListenerSink:
         """A mixer sink for one listener: what the mixer hands it is encoded and `send` gets the packet."""
-        return ListenerSink(self, send)
+        return ListenerSink(self, send, ListenerStream(self._new_encoder()))
 
     def stage(self, listener: ListenerStream, tick: MixTick, frame: Frame, shared: bool, send: PacketSend) -> None:
         """Note that `listener` gets `frame` at `tick` (`shared`: the tick's shared mix, else its own), for `send`."""
@@ -139,10 +140,10 @@ class ListenerSink:
 
     __slots__ = ("_encoding", "_send", "stream")
 
-    def __init__(self, encoding: MixEncoding, send: PacketSend) -> None:
+    def __init__(self, encoding: MixEncoding, send: PacketSend, stream: ListenerStream) -> None:
         self._encoding = encoding
         self._send = send
-        self.stream = ListenerStream()
+        self.stream = stream
 
     def __call__(self, tick: MixTick, frame: Frame, shared: bool) -> None:
         self._encoding.stage(self.stream, tick, frame, shared, self._send)

@@ -1,34 +1,30 @@
-"""The mixes' Opus encoder: libopus through opuslib-next (ctypes), mono VoIP at the mix's bitrate and complexity.
+"""The mixes' Opus encoders, behind one interface: 20 ms of mono int16 in, an `EncodedMix` (payload, pts) out.
 
-Why not PyAV (`codec.MonoOpusEncoder`) for the mixes: per 20 ms frame PyAV builds an `AudioFrame` and runs it
-through its resampler graph before libopus, ≈ 100-120 µs of CPU a frame against ≈ 70 µs here for the same libopus
-work on the benchmark machine; and ctypes releases the GIL for the whole libopus call, so the encode pool's threads
-(`encode_pool.py`) encode side by side. Same settings as PyAV's encoder (`MIX_BITRATE`, `MIX_COMPLEXITY`, VoIP), so
-the promise of unity gain holds the same (tests/test_mix_encoder.py checks it on the audio).
+- `pyav` (the default): PyAV's libopus (`codec.MonoOpusEncoder`), which PyAV's wheels bring with them. Measured on
+  the benchmark machine (bench/RESULTS.md): ≈ 270 µs of CPU for a frame of speech, of which ≈ 20 % holds the GIL
+  (PyAV's frame and packet handling); libopus itself runs with the GIL released (`avcodec_send_frame` in `nogil`),
+  which is what lets the encode pool use every core.
+- `libopus`: the system's libopus (Debian: `libopus0`) through opuslib-next's ctypes binding, the optional extra
+  `pip install 'mediamute[libopus]'`. It holds the GIL for ≈ 8 % of an encode (ctypes releases it around the whole
+  libopus call), so more of a tick's encodes overlap with the event loop; the libopus it finds (1.3 on Debian 12)
+  is ≈ 9 % slower on speech than PyAV's, cheaper on steady tones.
 
-Where libopus cannot be loaded (no `libopus0` on the system), `new_mix_encoder` falls back to PyAV's encoder (PyAV
-brings its own libopus), with one log line.
+Both use the mix's settings (`MIX_BITRATE`, `MIX_COMPLEXITY`, VoIP); tests/test_encode_pool.py checks unity gain
+on the audio for each.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
 from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
 from .codec import MIX_BITRATE, MIX_COMPLEXITY, MonoOpusEncoder
 
-log = logging.getLogger(__name__)
-
-try:
-    import opuslib_next
-except Exception as exc:  # opuslib-next raises at import when it finds no libopus
-    opuslib_next = None  # type: ignore[assignment]
-    _LIBOPUS_MISSING: str | None = f"{type(exc).__name__}: {exc}"
-else:
-    _LIBOPUS_MISSING = None
+MixEncoderKind = Literal["pyav", "libopus"]
+MIX_ENCODER_KINDS: tuple[MixEncoderKind, ...] = ("pyav", "libopus")
 
 
 class EncodedMix(NamedTuple):
@@ -42,28 +38,8 @@ class MixEncoder(Protocol):
     def encode(self, mono: Frame, pts: int) -> EncodedMix | None: ...
 
 
-class LibopusEncoder:
-    """One continuous mono Opus stream over libopus: 960 int16 samples in, one payload out."""
-
-    __slots__ = ("_encoder", "encoded")
-
-    def __init__(self, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
-        if opuslib_next is None:
-            raise RuntimeError(f"libopus cannot be loaded through opuslib-next ({_LIBOPUS_MISSING}); install libopus0")
-        encoder = opuslib_next.Encoder(SAMPLE_RATE, 1, opuslib_next.APPLICATION_VOIP)
-        encoder.bitrate = bitrate
-        encoder.complexity = complexity
-        self._encoder = encoder
-        self.encoded = 0
-
-    def encode(self, mono: Frame, pts: int) -> EncodedMix:
-        payload = self._encoder.encode(np.ascontiguousarray(mono, dtype=np.int16).tobytes(), FRAME_SAMPLES)
-        self.encoded += 1
-        return EncodedMix(payload, pts)
-
-
 class PyAVMixEncoder:
-    """PyAV's encoder (`codec.MonoOpusEncoder`) behind the same interface, where libopus is not loadable."""
+    """PyAV's mono VoIP encoder (`codec.MonoOpusEncoder`) behind the mix encoder interface."""
 
     __slots__ = ("_encoder",)
 
@@ -79,19 +55,49 @@ class PyAVMixEncoder:
         return EncodedMix(bytes(packet), pts) if packet is not None else None
 
 
-_warned = False
+def _opuslib():  # imported on first use: it raises at import when it finds no libopus
+    try:
+        import opuslib_next
+    except ImportError as exc:
+        raise RuntimeError("the libopus mix encoder needs opuslib-next: pip install 'mediamute[libopus]'") from exc
+    except Exception as exc:
+        raise RuntimeError(f"opuslib-next cannot load the system's libopus (Debian: apt install libopus0): {exc}") from exc
+    return opuslib_next
+
+
+class LibopusEncoder:
+    """One continuous mono Opus stream over the system's libopus (opuslib-next, ctypes)."""
+
+    __slots__ = ("_encoder", "encoded")
+
+    def __init__(self, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
+        opuslib = _opuslib()
+        encoder = opuslib.Encoder(SAMPLE_RATE, 1, opuslib.APPLICATION_VOIP)
+        encoder.bitrate = bitrate
+        encoder.complexity = complexity
+        self._encoder = encoder
+        self.encoded = 0
+
+    def encode(self, mono: Frame, pts: int) -> EncodedMix:
+        payload = self._encoder.encode(np.ascontiguousarray(mono, dtype=np.int16).tobytes(), FRAME_SAMPLES)
+        self.encoded += 1
+        return EncodedMix(payload, pts)
 
 
 def libopus_available() -> bool:
-    return opuslib_next is not None
+    try:
+        _opuslib()
+    except RuntimeError:
+        return False
+    return True
 
 
-def new_mix_encoder() -> MixEncoder:
-    """A mix encoder: libopus directly when it loads, else PyAV's (logged once)."""
-    global _warned
-    if opuslib_next is not None:
-        return LibopusEncoder()
-    if not _warned:
-        _warned = True
-        log.warning("libopus not loadable through opuslib-next (%s): mixes are encoded through PyAV", _LIBOPUS_MISSING)
-    return PyAVMixEncoder()
+def mix_encoder_factory(kind: str = "pyav") -> Callable[[], MixEncoder]:
+    """What makes each stream's encoder; `ValueError` for an unknown kind, `RuntimeError` (saying what to install)
+    for `libopus` where it cannot be loaded — at server start, not at the first mix."""
+    if kind == "pyav":
+        return PyAVMixEncoder
+    if kind == "libopus":
+        _opuslib()
+        return LibopusEncoder
+    raise ValueError(f"mix encoder must be one of {', '.join(MIX_ENCODER_KINDS)}, not {kind!r}")
