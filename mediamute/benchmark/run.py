@@ -168,6 +168,8 @@ class MuteCycles:
     heard: dict[str, Any]
     answered: dict[str, list[float]]
     """Seconds from each request sent to its 200 OK at the caller, by kind (one keep-alive connection)."""
+    failures: list[str] = field(default_factory=list)
+    """Requests the server refused (the cycles stop at the first: the target is gone)."""
 
 
 def bench_progress(console: Console) -> Progress:
@@ -256,16 +258,22 @@ async def mute_cycles(
     requests: list[tuple[float, str]] = []
     answered: dict[str, list[float]] = {"mute": [], "unmute": []}
     start = time.monotonic()
+    failures: list[str] = []
     for _ in range(cycles):
         for kind, url in (
             ("mute", f"/v1.0/communications/calls/{call_id}/participants/{target}/mute"),
             ("unmute", f"/ext/calls/{call_id}/participants/{target}/unmute"),
         ):
             sent = time.monotonic()
+            response = await http.post(url, json={})
+            if response.is_error:  # e.g. the target's connection dropped on a starved machine: report what we have
+                failures.append(f"{kind}: {response.status_code} {response.text[:200]}")
+                break
             requests.append((sent, kind))
-            (await http.post(url, json={})).raise_for_status()
             answered[kind].append(time.monotonic() - sent)
             await asyncio.sleep(0.5)
+        if failures:
+            break
         progress.advance(task)
     await asyncio.sleep(0.3)
     return MuteCycles(
@@ -273,6 +281,7 @@ async def mute_cycles(
         server=await server.ask(cmd="report", requests=[(sent, target, kind) for sent, kind in requests]),
         heard=await clients.ask(cmd="report", since=start),
         answered=answered,
+        failures=failures,
     )
 
 
@@ -372,6 +381,8 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
             results[f"server_{kind}_ms"] = cycles.server.get(f"server_{kind}_ms")
         for kind, samples in cycles.answered.items():
             results[f"{kind}_answer_ms"] = percentiles_ms(samples)
+        results["mute_cycle_failures"] = cycles.failures
+        results["participants_at_end"] = cycles.server.get("participants")
         if cycles.heard.get("probe"):
             at_probe = probe_action_latencies(cycles.heard["probe"], cycles.requests, int(TARGET_HZ))
             results["probe_mute_ms"] = percentiles_ms(at_probe["mute"])
@@ -454,6 +465,8 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server-added latency p50/p99 ms", _ms(r.get("server_added_latency_ms"), "p50", "p99"), "≤ 30 p50")
     table.add_row("tick lateness p99 ms", _ms(r.get("tick_lateness_ms"), "p99"), "")
     table.add_row("late ticks", str(r.get("late_ticks")), "0")
+    if r.get("mute_cycle_failures"):
+        table.add_row("mute cycles stopped early", "; ".join(r["mute_cycle_failures"])[:120], "")
     growth = (r["rss_end_bytes"] - r["rss_start_bytes"]) / 1e6
     table.add_row("server RSS start → end MB", f"{r['rss_start_bytes'] / 1e6:.1f} → {r['rss_end_bytes'] / 1e6:.1f} ({growth:+.1f})", "growth < 5 MB / 60 s")
     minutes = [m for m in (1, 5, 10, 30, 60) if m * 60 <= r["window_seconds"]]

@@ -218,6 +218,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    for name in ("mediamute.rtc.peer", "mediamute.api"):  # who left the call and why, in the server's log
+        logging.getLogger(name).setLevel(logging.INFO)
     arguments = parse()
     profile_to = os.environ.get("MEDIAMUTE_BENCH_PROFILE")  # a cProfile dump of the server, for steering
     if profile_to:
