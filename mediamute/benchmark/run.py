@@ -382,6 +382,7 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         for kind, samples in cycles.answered.items():
             results[f"{kind}_answer_ms"] = percentiles_ms(samples)
         results["mute_cycle_failures"] = cycles.failures
+        results["server_unmute_parts_ms"] = cycles.server.get("server_unmute_parts_ms")
         results["participants_at_end"] = cycles.server.get("participants")
         if cycles.heard.get("probe"):
             at_probe = probe_action_latencies(cycles.heard["probe"], cycles.requests, int(TARGET_HZ))
@@ -459,6 +460,10 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_row("server mute: request → first mix without, p50/p95 ms", _ms(r.get("server_mute_ms"), "p50", "p95"), "≤ 20 (one tick)")
     table.add_row("  of which after the operation completed", _ms(r.get("server_mute_after_op_ms"), "p50", "p95"), "")
     table.add_row("server unmute: request → first mix with, p50/p95 ms", _ms(r.get("server_unmute_ms"), "p50", "p95"), "")
+    parts = r.get("server_unmute_parts_ms")
+    if parts:
+        table.add_row("  request → gate open / → first frame / → mixed, p50 ms",
+                      " / ".join(f"{parts[k]['p50']:.1f}" for k in ("request_to_op", "op_to_first_frame", "frame_to_mix")), "")
     table.add_row("mute request → 200 OK p50/p95 ms", _ms(r.get("mute_answer_ms"), "p50", "p95"), "")
     table.add_row("unmute request → 200 OK p50/p95 ms", _ms(r.get("unmute_answer_ms"), "p50", "p95"), "")
     table.add_row("mouth-to-ear p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")

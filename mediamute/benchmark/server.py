@@ -19,7 +19,9 @@ import json
 import logging
 import os
 import sys
+import math
 import time
+from collections import defaultdict, deque
 from typing import Any
 
 from .. import eventloop
@@ -53,6 +55,53 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
         if done is not None:
             out[f"{kind}_after_op"].append(record.mixed_at - done)
     return out
+
+
+def unmute_parts(call: Call, requests: list[Request], arrivals: dict[str, deque[float]]) -> dict[str, list[float]]:
+    """Each unmute's server-side latency in three parts (seconds): the request until its operation completed (the
+    gate open), then until the participant's first frame reached the mixer inbox (waiting for its next packet:
+    how the sender paces its packets, the network, the server's receive queue), then until the tick that mixed
+    it. A mute needs no packet, so only an unmute has the middle part."""
+    out: dict[str, list[float]] = {"request_to_op": [], "op_to_first_frame": [], "frame_to_mix": []}
+    audit = call.mixer.audit
+    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    for sent, pid, kind in requests:
+        if kind != "unmute":
+            continue
+        done = next((t for t, p, k in operations if t >= sent and p == pid and k == "unmuteParticipant"), None)
+        record = audit.first_with(pid, sent)
+        first = next((t for t in arrivals.get(pid, ()) if done is not None and t >= done), None)
+        if done is None or record is None or first is None:
+            continue
+        out["request_to_op"].append(done - sent)
+        out["op_to_first_frame"].append(first - done)
+        out["frame_to_mix"].append(record.mixed_at - first)
+    return out
+
+
+RESUMED_AFTER = 0.1
+"""Seconds without an admitted frame after which the next one counts as a stream resuming (after a mute)."""
+
+
+def record_arrivals(call: Call, keep: int = 1000) -> dict[str, deque[float]]:
+    """When each participant's stream resumed at the mixer inbox: the arrival of every admitted frame that came
+    more than RESUMED_AFTER after the one before (the first frame after an unmute is always one), the latest
+    `keep` each. The mixer's `push`, observed on this one call for the benchmark; a few floats per mute cycle."""
+    arrivals: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=keep))
+    last: dict[str, float] = {}
+    mixer = call.mixer
+    push = mixer.push
+
+    def observed_push(participant_id: str, frame, arrived: float = math.nan) -> bool:
+        accepted = push(participant_id, frame, arrived)
+        if accepted and arrived == arrived:
+            if arrived - last.get(participant_id, -math.inf) > RESUMED_AFTER:
+                arrivals[participant_id].append(arrived)
+            last[participant_id] = arrived
+        return accepted
+
+    mixer.push = observed_push  # type: ignore[method-assign]  # an instance attribute shadows it, for this call only
+    return arrivals
 
 
 def op_after_request(call: Call, requests: list[Request]) -> list[tuple[float, str, str, float]]:
@@ -104,6 +153,7 @@ class BenchServer:
         self.window_start = 0.0
         self.late_at_mark: dict[str, int] = {}
         self.work_at_mark: dict[str, tuple[int, int, int]] = {}
+        self.arrivals: dict[str, dict[str, deque[float]]] = {}
         self.rss_at_mark = 0
 
     def _calls(self) -> list[Call]:
@@ -118,6 +168,7 @@ class BenchServer:
             mixer = self.server.registry.get(command["call_id"]).mixer
             self.call_ids.append(command["call_id"])
             mixer.record_latency(True)
+            self.arrivals[command["call_id"]] = record_arrivals(self.server.registry.get(command["call_id"]))
             mixer.added_latency = SampleRing(LATENCY_SAMPLES)  # type: ignore[assignment]  # same extend/clear/iter
             return {"event": "instrumented"}
         calls = self._calls()
@@ -164,6 +215,9 @@ class BenchServer:
             for kind, samples in actions.items():
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
             out["op_after_request"] = op_after_request(call, requests)
+            if call.id in self.arrivals:
+                parts = unmute_parts(call, requests, self.arrivals[call.id])
+                out["server_unmute_parts_ms"] = {k: percentiles_ms(v) for k, v in parts.items()}
         out["encoding"] = call.encoding_counters()
         delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
         if delays:
