@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -68,6 +69,18 @@ def py_spy_command(pid: int, seconds: float, out: Path) -> list[str]:
         raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy)")
     return [exe, "record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--duration", str(max(1, round(seconds))),
             "--format", "raw", "--threads", "--nolineno", "--nonblocking", "--output", str(out)]
+
+
+async def stop_profiler(profiler: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """py-spy stops by itself after the window's duration, unless sampling a server of many threads fell behind:
+    then it is interrupted (it writes what it has on SIGINT)."""
+    try:
+        await asyncio.wait_for(profiler.wait(), grace)
+    except asyncio.TimeoutError:
+        profiler.send_signal(signal.SIGINT)
+        await asyncio.wait_for(profiler.wait(), 30)
+    if profiler.returncode not in (0, -signal.SIGINT):
+        raise RuntimeError(f"py-spy could not record the server (exit {profiler.returncode})")
 
 
 class Child:
@@ -235,8 +248,8 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
         profiler_cpu.stop(t1)
     machine1 = machine_times()
     rss_samples.append((round(t1 - t0, 1), rss_bytes(server.pid)))
-    if profiler is not None and await asyncio.wait_for(profiler.wait(), 30) != 0:  # it stops after the window
-        raise RuntimeError(f"py-spy could not record the server (exit {profiler.returncode})")
+    if profiler is not None:
+        await stop_profiler(profiler)
     return SteadyWindow(
         seconds=t1 - t0,
         server_cpu_percent=server_cpu.percent,
