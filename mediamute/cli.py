@@ -15,6 +15,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from . import eventloop
 from .server import MediamuteServer
 from .media.jitter import JitterBufferSettings
 from .settings import ServerSettings
@@ -47,6 +48,14 @@ Network = Annotated[
         "congested) or a JSON profile, e.g. '{\"preset\": \"wifi\", \"loss\": 0.05}' or "
         "'{\"uplink\": \"lossy\"}' (README: Network impairment).",
     ),
+]
+EncodeThreads = Annotated[
+    Optional[int],
+    typer.Option("--encode-threads", min=0, help="Threads encoding the mixes: default one per core; 0: on the event loop."),
+]
+MixEncoderOption = Annotated[
+    str, typer.Option("--mix-encoder", help="Opus encoder of the mixes: pyav (PyAV's libopus) or libopus (the "
+                      "system's, through opuslib-next).")
 ]
 IceServers = Annotated[
     Optional[list[str]],
@@ -126,6 +135,8 @@ def serve(
             "a path relative to it, or a file: URL). Default: none (package samples and local http(s) URLs only).",
         ),
     ] = None,
+    encode_threads: EncodeThreads = None,
+    mix_encoder: MixEncoderOption = "pyav",
     redis: Annotated[
         Optional[str],
         typer.Option("--redis", metavar="URL", help="Join a cluster of nodes through this Redis (redis://HOST:PORT/DB)."),
@@ -164,7 +175,9 @@ def serve(
              "--relay-timeout", str(relay_timeout),
              *(["--accept-foreign-tokens"] if accept_foreign_tokens else []),
              *(["--faults", json.dumps(fault_spec)] if fault_spec is not None else []),
-             *(["--media-dir", str(media_dir)] if media_dir else [])],
+             *(["--media-dir", str(media_dir)] if media_dir else []),
+             *(["--encode-threads", str(encode_threads)] if encode_threads is not None else []),
+             "--mix-encoder", mix_encoder],
         ))
     if node_url is not None and redis is None:
         raise typer.BadParameter("--node-url needs --redis", param_hint="--node-url")
@@ -187,10 +200,15 @@ def serve(
         key_file=str(key_file) if key_file else None,
         accept_foreign_tokens=accept_foreign_tokens,
         faults=fault_spec,
+        encode_threads=encode_threads,
+        mix_encoder=mix_encoder,
         cluster=cluster,
         media_dir=str(media_dir) if media_dir else None,
     )
-    server = MediamuteServer(settings)
+    try:
+        server = MediamuteServer(settings)
+    except (ValueError, RuntimeError) as exc:  # an unknown mix encoder, or libopus missing
+        raise typer.BadParameter(str(exc), param_hint="--mix-encoder") from None
 
     async def run() -> None:
         if cluster is not None:
@@ -216,7 +234,7 @@ def serve(
             return
         token = server.signing_key.app_token(list(ALL_CALL_ROLES))
         auth = f" -H 'Authorization: Bearer {token}'" if settings.auth else ""
-        console.print(f"[bold green]mediamute[/] listening on [link={base}]{base}[/link]")
+        console.print(f"[bold green]mediamute[/] listening on [link={base}]{base}[/link] ({eventloop.running_loop_kind()} loop)")
         page = f"{base}/?token={token}" if settings.auth else f"{base}/"
         console.print(f"  web page:       {page}", soft_wrap=True)
         console.print(f"  API docs:       {base}/docs")
@@ -237,7 +255,7 @@ def serve(
         await server.serve_forever()
 
     try:
-        asyncio.run(run())
+        eventloop.run(run())
     except KeyboardInterrupt:
         pass
 
@@ -415,7 +433,7 @@ def join(
         return 0
 
     try:
-        code = asyncio.run(run())
+        code = eventloop.run(run())
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
@@ -465,6 +483,19 @@ def bench(
     ] = "all-talking",
     mute_cycles: Annotated[int, typer.Option(help="Mute/unmute cycles for the mute latency figures.")] = 10,
     json_file: Annotated[Optional[str], typer.Option("--json", help="Write the results as JSON to this file.")] = None,
+    profile: Annotated[
+        Optional[str],
+        typer.Option(help="Record the server with py-spy over the window into this raw profile "
+                          "(bench/profile_breakdown.py turns it into a table)."),
+    ] = None,
+    loop: Annotated[
+        Optional[str], typer.Option(help="Event loop for every process: auto (uvloop if installed), uvloop or asyncio.")
+    ] = None,
+    send_path: Annotated[
+        str, typer.Option(help="How the server sends the mix: lean (its own send path) or aiortc (aiortc's sender).")
+    ] = "lean",
+    encode_threads: EncodeThreads = None,
+    mix_encoder: MixEncoderOption = "pyav",
     calls: Annotated[int, typer.Option("--calls", min=1, help="Calls at once, each of N participants (a cluster bench).")] = 1,
     workers: Annotated[
         Optional[int], typer.Option("--workers", min=1, help="Cluster nodes sharing the calls through a private "
@@ -496,13 +527,25 @@ def bench(
         raise typer.BadParameter("--network-role needs --network", param_hint="--network-role")
     if network is not None and (calls > 1 or workers is not None):
         raise typer.BadParameter("--network is measured by the one-call bench (without --calls/--workers)", param_hint="--network")
+    if send_path not in ("lean", "aiortc"):
+        raise typer.BadParameter("send path must be lean or aiortc", param_hint="--send-path")
+    if loop is not None:
+        try:
+            eventloop.loop_kind(loop)
+        except (ValueError, RuntimeError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--loop") from None
+        os.environ[eventloop.LOOP_ENV] = loop  # the server and clients processes inherit it
     config = BenchConfig(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
         json_path=None if json_file is None else Path(json_file),
+        profile_path=None if profile is None else Path(profile),
+        send_path=send_path,  # type: ignore[arg-type]  # checked above
+        encode_threads=encode_threads,
+        mix_encoder=mix_encoder,
         calls=calls, workers=workers if workers is not None else (1 if calls > 1 else None), capacity=capacity,
         network=network, network_roles=tuple(network_role or ROLES),
     )
-    asyncio.run(run_bench(config, console))
+    eventloop.run(run_bench(config, console))
 
 
 def main() -> None:

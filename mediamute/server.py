@@ -12,7 +12,9 @@ from .api.app import create_app
 from .api.notifications import NotificationHub
 from .calls.call import CallRegistry
 from .loopback import LoopbackServer
+from .rtc.encode_pool import EncodePool
 from .rtc.encoding import MixEncoding
+from .rtc.mix_encoder import mix_encoder_factory
 from .rtc.ice import configure_ice
 from .settings import ServerSettings
 from .tokens import SigningKey
@@ -34,7 +36,10 @@ class MediamuteServer:
 
     def __init__(self, settings: ServerSettings | None = None, signing_key: SigningKey | None = None) -> None:
         self.settings = settings or ServerSettings()
-        self.registry = CallRegistry(encoding_factory=MixEncoding)
+        self.encode_pool: EncodePool | None = None
+        """The threads that encode every call's mixes (one per core), started with the server."""
+        new_encoder = mix_encoder_factory(self.settings.mix_encoder)  # refuses an unknown or missing encoder now
+        self.registry = CallRegistry(encoding_factory=lambda: MixEncoding(self.encode_pool, new_encoder))
         if signing_key is None:
             key_file = Path(self.settings.key_file) if self.settings.key_file else None
             signing_key = SigningKey.generate() if self.settings.ephemeral_key else SigningKey.load_or_create(key_file)
@@ -64,6 +69,8 @@ class MediamuteServer:
                 "(--accept-foreign-tokens): anyone who can reach this server can forge one; local testing only"
             )
         configure_ice(self.settings.ice_addresses)
+        if self.encode_pool is None:
+            self.encode_pool = EncodePool.for_cores(self.settings.encode_threads)
         # the hub starts delivery tasks, so it is made inside the running loop
         self.hub = NotificationHub(self.registry.events, self.signing_key)
         self._app = create_app(self.registry, self.settings, self.signing_key, self.hub)
@@ -101,6 +108,9 @@ class MediamuteServer:
             await self.hub.close()
         if self._http is not None:
             await self._http.stop()
+        if self.encode_pool is not None:
+            self.encode_pool.close()
+            self.encode_pool = None
 
     # the in-process interface for embedding ---------------------------------------------------------------
     def subscribe_audit(self, call_id: str, on_record: Callable[[TickRecord], None]) -> Callable[[], None]:

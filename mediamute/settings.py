@@ -35,6 +35,15 @@ class ServerSettings:
     faults: dict[str, Any] | None = None
     """The server-wide fault spec (`api.faults.FaultSpec` as JSON: `seed`, `notifications`, `api`); None: no faults.
     A call created with its own `mediamute.faults` uses that one instead."""
+    encode_threads: int | None = None
+    """Threads that encode each tick's mixes (rtc/encode_pool.py): None → one per core (none on a one-core
+    machine); 0 → encode on the event loop."""
+    mix_encoder: str = "pyav"
+    """Which Opus encoder encodes the mixes (rtc/mix_encoder.py): "pyav" (PyAV's libopus), or "libopus" (the
+    system's, through opuslib-next: `pip install 'mediamute[libopus]'`)."""
+    lean_send: bool = True
+    """Send each listener's mix through the lean send path (rtc/rtp_send.py); False: through aiortc's own sender
+    (for comparison; the lean path also falls back to it by itself when aiortc's internals are not as verified)."""
     cluster: ClusterSettings | None = None
     """Join a cluster of nodes through Redis (`--redis`); None: one process, nothing of the cluster exists."""
 

@@ -208,3 +208,54 @@ async def test_the_tone_tap_keeps_events_from_the_gate_and_the_decoder():
         assert (tap.counters.packets, tap.counters.presses, tap.counters.repeats, tap.counters.malformed) == (6, 1, 4, 1)
     finally:
         await pc.close()
+# --- the lean send path of the mix (mediamute/rtc/rtp_send.py) and its test support (wire_tap.py) ---
+
+def test_lean_send_path_still_finds_what_it_stands_in_for():
+    from mediamute.rtc.rtp_send import check_send_seam
+
+    check_send_seam()  # raises SendSeamError naming the aiortc/aioice internal that moved
+
+
+def test_wire_tap_still_sees_packets_after_srtp():
+    from mediamute.rtc.wire_tap import check_wire_tap_seam
+
+    check_wire_tap_seam()
+
+
+def test_lean_ntp_clock_is_aiortcs():
+    import datetime
+
+    from aiortc.clock import datetime_to_ntp
+
+    from mediamute.rtc.rtp_send import ntp_time
+
+    for wall in (1_700_000_000.25, 1_800_000_123.999999, 1_750_000_000.0):
+        theirs = datetime_to_ntp(datetime.datetime.fromtimestamp(wall, datetime.timezone.utc))
+        assert abs(ntp_time(wall) - theirs) < (1 << 32) // 100_000  # within 10 µs
+
+
+def test_lean_header_template_is_aiortcs_serialized_header():
+    """Patched with a packet's numbers, the template is byte for byte what aiortc's RtpPacket.serialize writes, with
+    and without the abs-send-time extension negotiated."""
+    import struct
+
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap
+
+    from mediamute.rtc.rtp_send import header_template
+
+    mid = RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid")
+    abs_send_time = RTCRtpHeaderExtensionParameters(id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")
+    for extensions in ([mid], [mid, abs_send_time]):
+        extensions_map = HeaderExtensionsMap()
+        extensions_map.configure(RTCRtpParameters(headerExtensions=extensions))
+        header, at = header_template(111, 0xDEADBEEF, "0", extensions_map)
+        assert (at >= 0) == (abs_send_time in extensions)
+        struct.pack_into("!HI", header, 2, 4242, 123456789)
+        if at >= 0:
+            header[at : at + 3] = (0xABCDEF).to_bytes(3, "big")
+        packet = RtpPacket(payload_type=111, marker=1, sequence_number=4242, timestamp=123456789, ssrc=0xDEADBEEF)
+        packet.payload = b"\x01\x02\x03"
+        packet.extensions.mid = "0"
+        packet.extensions.abs_send_time = 0xABCDEF
+        assert bytes(header) + b"\x01\x02\x03" == packet.serialize(extensions_map)

@@ -82,3 +82,14 @@ def test_sample_ring_keeps_the_latest_samples_oldest_first_in_fixed_memory():
     assert list(ring) == [] and len(ring) == 0
     ring.extend([0.5])
     assert list(ring) == [0.5] and ring._data.nbytes == 5 * 8
+
+
+def test_a_target_gone_mid_cycles_is_reported_not_fatal():
+    cycles = MuteCycles(
+        requests=[(1.0, "mute")], server={"participants": 15}, heard={"probe": None},
+        answered={"mute": [0.002], "unmute": []}, failures=["unmute: 404 Participant p not found in this call."],
+    )
+    results = summarise(BenchConfig(participants=16), steady([(0.0, MB), (20.0, MB)], 20.0), cycles)
+    assert results["mute_cycle_failures"] == ["unmute: 404 Participant p not found in this call."]
+    assert results["participants_at_end"] == 15
+    assert "mute cycles stopped early" in set(results_table(results).columns[0].cells)

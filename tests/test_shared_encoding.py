@@ -32,12 +32,18 @@ def mixer_with_listeners(count: int) -> tuple[Mixer, MixEncoding, dict[str, list
     return mixer, encoding, sent
 
 
+def tick(mixer: Mixer, encoding: MixEncoding, at: float | None = None) -> None:
+    """One tick as the call runs it: the mixer hands out the mixes, then the encoding encodes and sends them."""
+    mixer.tick(at)
+    encoding.tick_done()
+
+
 def test_non_contributors_get_the_same_packet_and_contributors_their_own():
     mixer, encoding, sent = mixer_with_listeners(4)
     tone = ToneSource(440, A)
-    for _ in range(10):
+    for k in range(10):
         mixer.push("p0", tone.next_frame())
-        mixer.tick()
+        tick(mixer, encoding, 50.0 + 0.02 * k)  # on the 20 ms grid, however busy the machine is
     c = encoding.counters()
     assert (c.ticks, c.shared, c.own, c.shared_deliveries) == (10, 10, 10, 30)  # 2 encodes a tick, not 4
     assert sent["p1"][-1] is sent["p2"][-1] is sent["p3"][-1]
@@ -50,7 +56,7 @@ def test_packets_carry_the_grid_position_the_mixer_tells_the_sink_gaps_included(
     tone = ToneSource(440, A)
     for at in (50.0, 50.02, 50.04, 50.2, 50.22):  # the clock skipped 7 periods before the fourth tick
         mixer.push("p0", tone.next_frame())
-        mixer.tick(at=at)
+        tick(mixer, encoding, at)
     positions = [0, 1, 2, 10, 11]
     assert [p.pts for p in sent["p0"]] == [t * FRAME_SAMPLES for t in positions]  # its own stream
     assert [p.pts for p in sent["p1"]] == [t * FRAME_SAMPLES for t in positions]  # the shared stream
@@ -60,11 +66,11 @@ def test_packets_carry_the_grid_position_the_mixer_tells_the_sink_gaps_included(
 def test_a_listener_who_stops_talking_keeps_its_own_stream_for_a_while():
     mixer, encoding, sent = mixer_with_listeners(3)
     mixer.push("p0", ToneSource(440, A).next_frame())
-    mixer.tick()
+    tick(mixer, encoding)
     for _ in range(HOLD_TICKS):  # p0 is silent now but stays on its own encoder: no flip on a short gap
-        mixer.tick()
+        tick(mixer, encoding)
         assert sent["p0"][-1] is not sent["p1"][-1]
-    mixer.tick()
+    tick(mixer, encoding)
     assert sent["p0"][-1] is sent["p1"][-1]  # then it joins the shared stream
 
 

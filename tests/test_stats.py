@@ -13,6 +13,7 @@ from mediamute.calls.model import MediaSession, Participant
 from mediamute.calls.stats import call_stats, participant_stats
 from mediamute.media.audio import FRAME_SAMPLES
 from mediamute.media.jitter import JitterCounters, JitterStats
+from mediamute.media.outbound import OutboundCounters
 from mediamute.media.sequence import SequenceCounters
 from mediamute.media.telephone_event import ToneCounters
 
@@ -30,17 +31,18 @@ class ManualClock:
 
 
 class LevelOnlySession:
-    """The smallest MediaSession: a fixed received level, given sequence counters and jitter buffer numbers, no
+    """The smallest MediaSession: a fixed received level, given sequence, jitter buffer and outbound numbers, no
     receive path to pull (frames are pushed by the test), and a close that is remembered."""
 
     frame_source = None
 
     def __init__(self, level_dbov: float | None, sequence: SequenceCounters | None = None,
-                 jitter: JitterStats | None = None) -> None:
+                 jitter: JitterStats | None = None, outbound: OutboundCounters | None = None) -> None:
         self.received_audio_level_dbov = level_dbov
         self.sequence_counters = sequence
         self.network = None
         self.jitter = jitter
+        self.outbound_counters = outbound
         self.closed = False
 
     def jitter_stats(self) -> JitterStats | None:
@@ -131,7 +133,8 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
                                 misordered=2)
     jitter = JitterStats(JitterCounters(packets=6, late=1, recovered=2, concealed=3), depth=2, target_delay=0.04,
                          delay_p50=0.03, delay_p95=0.05, jitter=0.006, playing=True)
-    alice = join(call, "alice", LevelOnlySession(-30.0, sequence, jitter))
+    outbound = OutboundCounters("lean", packets=50, payload_bytes=4000, dropped_not_connected=2, dropped_overflow=0, dropped_errors=1)
+    alice = join(call, "alice", LevelOnlySession(-30.0, sequence, jitter, outbound))
     call.mixer.push(alice.id, tone())
     tick_at(call, clock, 30.0)
     record = call_stats(call)
@@ -148,7 +151,7 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     entry = next(p for p in body["participants"] if p["id"] == alice.id)
     assert list(entry) == [
         "id", "displayName", "kind", "isMuted", "serverMuted", "selfMuted", "gate", "receivedLevelDbov",
-        "mixedLevelDbfs", "mixer", "rtp", "network", "jitterBuffer", "talkingWhileMuted", "tones",
+        "mixedLevelDbfs", "mixer", "rtp", "network", "jitterBuffer", "talkingWhileMuted", "tones", "outbound",
     ]
     assert entry["talkingWhileMuted"] == {"talking": False, "since": None, "episodes": 0, "talkingSeconds": 0.0, "levelsRead": 0}
     assert entry["tones"] is None  # a session that is no ToneSession sends no tones
@@ -162,8 +165,12 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
         "decoded": 0, "recovered": 2, "concealed": 3, "accelerated": 0, "skipped": 0, "flushed": 0, "malformed": 0,
         "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
     }
+    assert entry["outbound"] == {
+        "path": "lean", "packets": 50, "payload_bytes": 4000, "dropped_not_connected": 2, "dropped_overflow": 0,
+        "dropped_errors": 1, "dropped": 3,
+    }
     app_entry = next(p for p in body["participants"] if p["id"] == call.app.id)
-    assert app_entry["rtp"] is None and app_entry["jitterBuffer"] is None  # no media session
+    assert app_entry["rtp"] is None and app_entry["jitterBuffer"] is None and app_entry["outbound"] is None
     assert list(entry["gate"]) == ["open", "passedPackets", "droppedPackets", "droppedBytes", "closedSince"]
     assert entry["receivedLevelDbov"] == -30.0
     assert entry["mixer"]["participant_id"] == alice.id and entry["mixer"]["frames_mixed"] == 1

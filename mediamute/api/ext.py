@@ -140,6 +140,8 @@ def participant_stats_json(entry: ParticipantStats) -> dict[str, Any]:
         {**asdict(entry.tones), "dropped": entry.tones.dropped, "formats": list(entry.tone_formats)}
         if entry.tones is not None else None
     )
+    out = entry.outbound
+    body["outbound"] = {**asdict(out), "dropped": out.dropped} if out is not None else None
     return body
 
 

@@ -74,6 +74,8 @@ JITTER_DROP_REASONS = (
 """(label value, JitterCounters field) for every reason the receive path drops a packet past sequence validation."""
 DTMF_DROP_REASONS = ("empty", "late", "unsupported", "malformed")
 """ToneCounters fields (and label values) of the telephone-event reports or packets that made no press."""
+OUTBOUND_DROP_REASONS = (("not_connected", "dropped_not_connected"), ("overflow", "dropped_overflow"), ("error", "dropped_errors"))
+"""(label value, OutboundCounters field) for every reason a mix packet is not sent."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -130,6 +132,8 @@ class CallFamilies:
         self.encodes = _counter("mediamute_encodes", "Opus encodes of mixes: shared (one per tick for every non-contributor) or own.", [*CALL, "stream"])
         self.shared_deliveries = _counter("mediamute_encode_shared_deliveries", "Packets of the shared encode handed to listeners.", CALL)
         self.encodes_per_tick = _gauge("mediamute_encodes_per_tick", "Encodes per encoded tick, over the call so far.", CALL)
+        self.encode_ticks_by_mode = _counter("mediamute_encode_ticks_by_mode", "Ticks encoded on the encode pool's threads (pool) or on the event loop (inline).", [*CALL, "mode"])
+        self.encode_dropped_ticks = _counter("mediamute_encode_dropped_ticks", "Ticks whose packets were dropped because the encode pool fell behind.", CALL)
         callback = "Callback (callbackUri) deliveries: "
         self.cb_enqueued = _counter("mediamute_callback_notifications_enqueued", callback + "notifications queued.", CALL)
         self.cb_posts = _counter("mediamute_callback_posts", callback + "POST attempts.", CALL)
@@ -181,6 +185,10 @@ class CallFamilies:
         self.dtmf_presses = _counter("mediamute_dtmf_presses", "Key presses read from telephone-event packets.", PARTICIPANT)
         self.dtmf_repeats = _counter("mediamute_dtmf_repeats", "Event reports of a press already read (updates, redundant ends, retransmissions).", PARTICIPANT)
         self.dtmf_dropped = _counter("mediamute_dtmf_dropped", "Telephone-event reports or packets dropped, by reason.", [*PARTICIPANT, "reason"])
+        self.out_packets = _counter("mediamute_outbound_packets", "RTP packets of the mix sent to the participant.", PARTICIPANT)
+        self.out_bytes = _counter("mediamute_outbound_payload_bytes", "Opus payload bytes of the mix sent to the participant.", PARTICIPANT)
+        self.out_dropped = _counter("mediamute_outbound_dropped_packets", "Mix packets not sent to the participant, by reason.", [*PARTICIPANT, "reason"])
+        self.out_lean = _gauge("mediamute_outbound_lean_path", "1 while the participant's mix leaves through the lean send path.", PARTICIPANT)
 
     def add(self, call: Call, stats: CallStats, hub: NotificationHub) -> None:
         labels = [call.id]
@@ -209,6 +217,9 @@ class CallFamilies:
         self.encodes.add_metric([*labels, "own"], counters["own"])
         self.shared_deliveries.add_metric(labels, counters["shared_deliveries"])
         self.encodes_per_tick.add_metric(labels, counters["per_tick"])
+        self.encode_ticks_by_mode.add_metric([*labels, "pool"], counters["pooled_ticks"])
+        self.encode_ticks_by_mode.add_metric([*labels, "inline"], counters["inline_ticks"])
+        self.encode_dropped_ticks.add_metric(labels, counters["dropped_ticks"])
 
     def _add_faults(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
         report = hub.faults.call_report(call_id)
@@ -287,6 +298,13 @@ class CallFamilies:
             self.dtmf_repeats.add_metric(labels, tones.repeats)
             for reason in DTMF_DROP_REASONS:
                 self.dtmf_dropped.add_metric([*labels, reason], getattr(tones, reason))
+        out = entry.outbound
+        if out is not None:
+            self.out_packets.add_metric(labels, out.packets)
+            self.out_bytes.add_metric(labels, out.payload_bytes)
+            for reason, field in OUTBOUND_DROP_REASONS:
+                self.out_dropped.add_metric([*labels, reason], getattr(out, field))
+            self.out_lean.add_metric(labels, 1 if out.path == "lean" else 0)
 
     def all(self) -> Iterable[Metric]:
         return [value for value in vars(self).values() if isinstance(value, Metric)] + self.network.all()

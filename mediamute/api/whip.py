@@ -112,6 +112,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
         jitter=state.settings.jitter,
         on_tone=lambda tone: call.receive_tone(participant.id, tone),
         on_muted_level=lambda level: call.heard_while_muted(participant.id, -float(level)),
+        lean_send=state.settings.lean_send,
     )
     try:
         answer = await peer.accept(offer, network)
@@ -121,7 +122,7 @@ async def whip_join(call_id: str, request: Request) -> Response:
     if call.terminated:  # the call ended while ICE was gathering
         await peer.close()
         raise GraphError(409, f"Call {call.id} has been terminated.")
-    call.join(participant, sink=call.encoding.listener(peer.mix_track.push), media=peer)
+    call.join(participant, sink=call.encoding.listener(peer.outlet), media=peer)
     location = f"/whip/{call.id}/{participant.id}"
     log.info("call %s: %s joined as %s", call.id, display_name, participant.id)
     return Response(

@@ -22,6 +22,7 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 
 import av
@@ -30,6 +31,7 @@ import numpy as np
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from .. import eventloop
 from ..analysis import tone_basis
 from ..client import whip_join
 from ..media.audio import FRAME_SAMPLES
@@ -44,6 +46,7 @@ from ..rtc.reception import reception_reports
 from ..rtc.receive import ReceivePath
 from ..rtc.tracks import FramePacer
 from ..sources import MarkerSource, ToneSource
+from .stats import percentiles_ms
 
 MARKER_HZ = 1000.0
 TARGET_HZ = 700.0
@@ -65,11 +68,16 @@ class PacketLoopTrack(MediaStreamTrack):
         self._marker_period = marker_period
         self._pacer = FramePacer()
         self.marker_times: list[float] = []
+        self.handed: deque[tuple[float, float]] = deque(maxlen=30_000)
+        """(when, how late) each packet was handed to the sender against its 20 ms deadline: a busy clients
+        process sends late and in bursts, which the server then receives late."""
 
     async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         index = await self._pacer.next()
+        now = time.monotonic()
+        self.handed.append((now, now - self._pacer.deadline(index)))
         packet = av.Packet(self._packets[index % len(self._packets)])
         packet.pts = index * FRAME_SAMPLES
         packet.time_base = TIME_BASE
@@ -201,8 +209,10 @@ async def main(args: argparse.Namespace) -> None:
             since = float(command.get("since", 0.0))
             markers = [t for p in participants for t in p.track.marker_times if t >= since - 1.0]
             probes = [p.probe.since(since) for p in participants if p.probe is not None]
+            lateness = [late for p in participants for at, late in p.track.handed if at >= since]
             reception = await asyncio.gather(*(p.reception() for p in participants)) if args.network else None
-            emit({"event": "report", "marker_times": markers, "probe": probes[0] if probes else None, "reception": reception})
+            emit({"event": "report", "marker_times": markers, "probe": probes[0] if probes else None,
+                  "reception": reception, "send_lateness_ms": percentiles_ms(lateness)})
         elif command["cmd"] == "quit":
             break
     await asyncio.gather(*(p.close() for p in participants), return_exceptions=True)
@@ -220,4 +230,4 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(main(parse()))
+    eventloop.run(main(parse()))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +21,7 @@ from rich.table import Table
 
 from ..analysis import marker_latencies, marker_onsets
 from .clients import LOUD, ROLES, TARGET_HZ
-from .procstat import CpuWindow, machine_times, rss_bytes
+from .procstat import CpuWindow, ThreadCpu, machine_times, rss_bytes
 from .stats import percentiles_ms
 
 LoadPattern = Literal["all-talking", "few-talking"]
@@ -27,6 +29,10 @@ LoadPattern = Literal["all-talking", "few-talking"]
 CLIENT_START_TIMEOUT = 120.0
 RSS_SAMPLE_PERIOD = 10.0
 """Seconds between samples of the server's RSS during the window (memory over a long call)."""
+BUSY_THREAD_PERCENT = 5.0
+"""A server thread that used at least this much of a core over the window counts as busy (cores in use)."""
+PROFILE_RATE = 250
+"""py-spy samples per second when the server is profiled: five per 20 ms tick."""
 
 
 @dataclass
@@ -39,6 +45,15 @@ class BenchConfig:
     warmup: float = 3.0
     mute_cycles: int = 10
     json_path: Path | None = None
+    encode_threads: int | None = None
+    """The server's encode threads (None: one per core; 0: encode on the event loop)."""
+    mix_encoder: str = "pyav"
+    """The server's Opus encoder of the mixes (rtc/mix_encoder.py)."""
+    send_path: Literal["lean", "aiortc"] = "lean"
+    """How the server sends each listener's mix: its lean send path, or aiortc's own sender (for comparison)."""
+    profile_path: Path | None = None
+    """Record the server with py-spy over the steady window into this file (raw stacks per thread, PROFILE_RATE);
+    `bench/profile_breakdown.py` turns it into the per-participant-per-tick table."""
     calls: int = 1
     """Calls at once (more than one, or `workers` set: the cluster benchmark, `benchmark/cluster.py`)."""
     workers: int | None = None
@@ -49,6 +64,27 @@ class BenchConfig:
     """The network spec (preset or JSON) the impaired clients join with; None: a perfect loopback."""
     network_roles: tuple[str, ...] = ROLES
     """Which clients' networks are impaired (by role)."""
+
+
+def py_spy_command(pid: int, seconds: float, out: Path) -> list[str]:
+    """py-spy attached to the server without pausing it (--nonblocking): raw stacks per thread, no line numbers."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy)")
+    return [exe, "record", "--pid", str(pid), "--rate", str(PROFILE_RATE), "--duration", str(max(1, round(seconds))),
+            "--format", "raw", "--threads", "--nolineno", "--nonblocking", "--output", str(out)]
+
+
+async def stop_profiler(profiler: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """py-spy stops by itself after the window's duration, unless sampling a server of many threads fell behind:
+    then it is interrupted (it writes what it has on SIGINT)."""
+    try:
+        await asyncio.wait_for(profiler.wait(), grace)
+    except asyncio.TimeoutError:
+        profiler.send_signal(signal.SIGINT)
+        await asyncio.wait_for(profiler.wait(), 30)
+    if profiler.returncode not in (0, -signal.SIGINT):
+        raise RuntimeError(f"py-spy could not record the server (exit {profiler.returncode})")
 
 
 class Child:
@@ -138,6 +174,10 @@ class SteadyWindow:
     heard: dict[str, Any]
     network: dict[str, Any] | None = None
     """With --network: the server's impairment counters and uplink RTCP per participant, at the window's end."""
+    server_threads: list[ThreadCpu] = field(default_factory=list)
+    """The server's threads over the window, busiest first (% of one core each)."""
+    profiler_cpu_percent: float | None = None
+    """py-spy's own CPU over the window when the server was profiled (it shares the machine)."""
 
 
 @dataclass
@@ -149,6 +189,8 @@ class MuteCycles:
     heard: dict[str, Any]
     answered: dict[str, list[float]]
     """Seconds from each request sent to its 200 OK at the caller, by kind (one keep-alive connection)."""
+    failures: list[str] = field(default_factory=list)
+    """Requests the server refused (the cycles stop at the first: the target is gone)."""
 
 
 def bench_progress(console: Console) -> Progress:
@@ -187,10 +229,19 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
     task = progress.add_task(f"measuring {config.scenario}", total=config.duration)
     server_cpu, client_cpu = CpuWindow(server.pid), CpuWindow(clients.pid)
     mark = await server.ask(cmd="mark")
+    profiler: asyncio.subprocess.Process | None = None
+    if config.profile_path is not None:
+        profiler = await asyncio.create_subprocess_exec(
+            *py_spy_command(server.pid, config.duration, config.profile_path),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+    profiler_cpu = CpuWindow(profiler.pid) if profiler is not None else None
     t0 = time.monotonic()
     machine0 = machine_times()
     server_cpu.start(t0)
     client_cpu.start(t0)
+    if profiler_cpu is not None:
+        profiler_cpu.start(t0)
     rss_samples = [(0.0, rss_bytes(server.pid))]
     while (elapsed := time.monotonic() - t0) < config.duration:
         await asyncio.sleep(min(0.2, config.duration - elapsed))
@@ -201,8 +252,12 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
     t1 = time.monotonic()
     server_cpu.stop(t1)
     client_cpu.stop(t1)
+    if profiler_cpu is not None:
+        profiler_cpu.stop(t1)
     machine1 = machine_times()
     rss_samples.append((round(t1 - t0, 1), rss_bytes(server.pid)))
+    if profiler is not None:
+        await stop_profiler(profiler)
     return SteadyWindow(
         seconds=t1 - t0,
         server_cpu_percent=server_cpu.percent,
@@ -212,6 +267,8 @@ async def measure_window(progress: Progress, config: BenchConfig, server: Child,
         server=await server.ask(cmd="report"),
         heard=await clients.ask(cmd="report", since=mark["at"]),
         network=await server.ask(cmd="network") if config.network is not None else None,
+        server_threads=server_cpu.threads,
+        profiler_cpu_percent=profiler_cpu.percent if profiler_cpu is not None else None,
     )
 
 
@@ -223,16 +280,22 @@ async def mute_cycles(
     requests: list[tuple[float, str]] = []
     answered: dict[str, list[float]] = {"mute": [], "unmute": []}
     start = time.monotonic()
+    failures: list[str] = []
     for _ in range(cycles):
         for kind, url in (
             ("mute", f"/v1.0/communications/calls/{call_id}/participants/{target}/mute"),
             ("unmute", f"/ext/calls/{call_id}/participants/{target}/unmute"),
         ):
             sent = time.monotonic()
+            response = await http.post(url, json={})
+            if response.is_error:  # e.g. the target's connection dropped on a starved machine: report what we have
+                failures.append(f"{kind}: {response.status_code} {response.text[:200]}")
+                break
             requests.append((sent, kind))
-            (await http.post(url, json={})).raise_for_status()
             answered[kind].append(time.monotonic() - sent)
             await asyncio.sleep(0.5)
+        if failures:
+            break
         progress.advance(task)
     await asyncio.sleep(0.3)
     return MuteCycles(
@@ -240,12 +303,16 @@ async def mute_cycles(
         server=await server.ask(cmd="report", requests=[(sent, target, kind) for sent, kind in requests]),
         heard=await clients.ask(cmd="report", since=start),
         answered=answered,
+        failures=failures,
     )
 
 
 async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWindow, MuteCycles | None]:
     """Start the server and the clients, take the steady window and the mute cycles, stop both (always)."""
-    server = await Child.start("mediamute.benchmark.server")
+    args = ["--send-path", config.send_path, "--mix-encoder", config.mix_encoder]
+    if config.encode_threads is not None:
+        args += ["--encode-threads", str(config.encode_threads)]
+    server = await Child.start("mediamute.benchmark.server", *args)
     clients: Child | None = None
     try:
         base_url = (await server.read(30))["base_url"]
@@ -277,6 +344,15 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
         await server.stop()
 
 
+def cpu_per_participant_tick(steady: SteadyWindow, participants: int) -> float | None:
+    """Server CPU µs per participant per tick actually mixed in the window (None without the work counts): on a
+    machine so busy that the server misses ticks, this stays comparable where CPU % per participant does not."""
+    work = steady.server.get("work")
+    if not work or not work.get("ticks"):
+        return None
+    return steady.server_cpu_percent / 100.0 * steady.seconds / (work["ticks"] * participants) * 1e6
+
+
 def rss_growth_after(samples: list[tuple[float, int]], after: float) -> float | None:
     """Bytes the RSS grew from the first sample at or after `after` seconds to the last (None if none is later)."""
     later = [rss for t, rss in samples if t >= after]
@@ -295,6 +371,9 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "server_cpu_percent": steady.server_cpu_percent,
         "server_cpu_percent_per_participant": steady.server_cpu_percent / n,
+        "server_cores_used": steady.server_cpu_percent / 100.0,
+        "server_busy_threads": sum(1 for t in steady.server_threads if t.percent >= BUSY_THREAD_PERCENT),
+        "server_threads": [asdict(t) for t in steady.server_threads if t.percent >= 0.5],
         "client_cpu_percent": steady.client_cpu_percent,
         "machine_busy_percent": steady.machine_busy_percent,
         "rss_start_bytes": steady.rss_samples[0][1],
@@ -306,10 +385,21 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
         "tick_lateness_ms": steady.server.get("tick_lateness_ms"),
         "server_added_latency_ms": steady.server.get("added_latency_ms"),
         "encoding": steady.server.get("encoding"),
+        "client_send_lateness_ms": steady.heard.get("send_lateness_ms"),
+        "pool_send_delay_ms": steady.server.get("pool_send_delay_ms"),
+        "server_work": steady.server.get("work"),
+        "server_cpu_us_per_participant_tick": cpu_per_participant_tick(steady, n),
+        "server_loop": steady.server.get("loop"),
+        "server_send_paths": steady.server.get("send_paths"),
+        "server_encode_threads": steady.server.get("encode_threads"),
+        "server_mix_encoder": steady.server.get("mix_encoder"),
     }
     if config.network is not None and steady.network is not None:
         results["network"] = network_summary(config, steady.heard["members"], steady.network, steady.heard.get("reception") or [])
     results["jitter_buffer"] = steady.server.get("jitter_buffer")
+    if config.profile_path is not None:
+        results["profile"] = {"path": str(config.profile_path), "rate": PROFILE_RATE,
+                              "profiler_cpu_percent": steady.profiler_cpu_percent}
     probe = steady.heard.get("probe")
     if probe:
         arrived = np.asarray(probe["times"], dtype=np.float64)
@@ -324,6 +414,9 @@ def summarise(config: BenchConfig, steady: SteadyWindow, cycles: MuteCycles | No
             results[f"server_{kind}_ms"] = cycles.server.get(f"server_{kind}_ms")
         for kind, samples in cycles.answered.items():
             results[f"{kind}_answer_ms"] = percentiles_ms(samples)
+        results["mute_cycle_failures"] = cycles.failures
+        results["server_unmute_parts_ms"] = cycles.server.get("server_unmute_parts_ms")
+        results["participants_at_end"] = cycles.server.get("participants")
         if cycles.heard.get("probe"):
             at_probe = probe_action_latencies(cycles.heard["probe"], cycles.requests, int(TARGET_HZ))
             results["probe_mute_ms"] = percentiles_ms(at_probe["mute"])
@@ -394,6 +487,16 @@ async def run_bench(config: BenchConfig, console: Console | None = None) -> dict
     return results
 
 
+def thread_summary(threads: list[dict[str, Any]], shown: int = 4) -> str:
+    """The busiest threads as `name: %`; threads beyond the first few summed per name as `name ×k: %`."""
+    parts = [f"{t['name']}: {t['percent']:.1f}" for t in threads[:shown]]
+    rest: dict[str, list[float]] = {}
+    for t in threads[shown:]:
+        rest.setdefault(t["name"], []).append(t["percent"])
+    parts += [f"{name} ×{len(p)}: {sum(p):.1f}" for name, p in rest.items()]
+    return ", ".join(parts) or "n/a"
+
+
 def _ms(d: dict[str, float] | None, *keys: str) -> str:
     if not d:
         return "n/a"
@@ -407,15 +510,41 @@ def results_table(r: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
     table.add_row("server CPU, % of one core", f"{r['server_cpu_percent']:.1f}", "")
+    if r.get("server_loop"):
+        table.add_row("server event loop", str(r["server_loop"]), "")
+    if r.get("server_send_paths"):
+        paths = ", ".join(f"{path}: {count}" for path, count in sorted(r["server_send_paths"].items()))
+        table.add_row("listeners by send path", paths, "")
+    if r.get("server_encode_threads") is not None:
+        threads = r["server_encode_threads"]
+        table.add_row("server encode threads", str(threads) if threads else "0 (on the event loop)", "")
+        table.add_row("mix encoder", str(r.get("server_mix_encoder")), "")
+    if r.get("pool_send_delay_ms"):
+        table.add_row("tick handed to the pool → sent, p50/p99 ms", _ms(r["pool_send_delay_ms"], "p50", "p99"), "")
     table.add_row("server CPU per participant", f"{r['server_cpu_percent_per_participant']:.2f} %",
                   "≤ 1.3 % (all) / ≤ 0.6 % (few), N=16")
+    if r.get("server_cpu_us_per_participant_tick") is not None:
+        work = r.get("server_work") or {}
+        table.add_row("server CPU per participant per tick mixed, µs",
+                      f"{r['server_cpu_us_per_participant_tick']:.0f}  ({work.get('ticks')} ticks, "
+                      f"{work.get('packets_in')} packets in, {work.get('packets_out')} out)", "")
+    if "server_cores_used" in r:
+        table.add_row(f"server cores used (threads ≥ {BUSY_THREAD_PERCENT:.0f} % of a core)",
+                      f"{r['server_cores_used']:.2f} ({r['server_busy_threads']})", "")
+        table.add_row("server CPU by thread, % of a core", thread_summary(r.get("server_threads", [])), "")
     table.add_row("client process CPU, % of one core", f"{r['client_cpu_percent']:.1f}", "")
+    table.add_row("clients' packets handed to their senders late p50/p95/p99 ms",
+                  _ms(r.get("client_send_lateness_ms"), "p50", "p95", "p99"), "")
     table.add_row("machine busy (all cores)", f"{r['machine_busy_percent']:.0f} %", "< 100 %")
     table.add_row("mute at probe RTP arrival p50/p95 ms", _ms(r.get("probe_mute_ms"), "p50", "p95"), "≤ 30 p50")
     table.add_row("unmute at probe RTP arrival p50/p95 ms", _ms(r.get("probe_unmute_ms"), "p50", "p95"), "≤ 50 p50")
     table.add_row("server mute: request → first mix without, p50/p95 ms", _ms(r.get("server_mute_ms"), "p50", "p95"), "≤ 20 (one tick)")
     table.add_row("  of which after the operation completed", _ms(r.get("server_mute_after_op_ms"), "p50", "p95"), "")
     table.add_row("server unmute: request → first mix with, p50/p95 ms", _ms(r.get("server_unmute_ms"), "p50", "p95"), "")
+    parts = r.get("server_unmute_parts_ms")
+    if parts:
+        table.add_row("  request → gate open / → first frame / → mixed, p50 ms",
+                      " / ".join(f"{parts[k]['p50']:.1f}" for k in ("request_to_op", "op_to_first_frame", "frame_to_mix")), "")
     table.add_row("mute request → 200 OK p50/p95 ms", _ms(r.get("mute_answer_ms"), "p50", "p95"), "")
     table.add_row("unmute request → 200 OK p50/p95 ms", _ms(r.get("unmute_answer_ms"), "p50", "p95"), "")
     table.add_row("mouth-to-ear at probe RTP arrival p50/p95/p99 ms", _ms(r.get("mouth_to_ear_ms"), "p50", "p95", "p99"), "")
@@ -430,6 +559,8 @@ def results_table(r: dict[str, Any]) -> Table:
         table.add_row("server packets late / reordered (repaired)", f"{jb['late']} / {jb['reordered']}", "")
     table.add_row("tick lateness p99 ms", _ms(r.get("tick_lateness_ms"), "p99"), "")
     table.add_row("late ticks", str(r.get("late_ticks")), "0")
+    if r.get("mute_cycle_failures"):
+        table.add_row("mute cycles stopped early", "; ".join(r["mute_cycle_failures"])[:120], "")
     growth = (r["rss_end_bytes"] - r["rss_start_bytes"]) / 1e6
     table.add_row("server RSS start → end MB", f"{r['rss_start_bytes'] / 1e6:.1f} → {r['rss_end_bytes'] / 1e6:.1f} ({growth:+.1f})", "growth < 5 MB / 60 s")
     minutes = [m for m in (1, 5, 10, 30, 60) if m * 60 <= r["window_seconds"]]

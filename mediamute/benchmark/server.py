@@ -21,10 +21,13 @@ import logging
 import os
 import statistics
 import sys
+import math
 import time
 from dataclasses import asdict
+from collections import defaultdict, deque
 from typing import Any
 
+from .. import eventloop
 from ..calls.call import Call
 from ..media.netem import NetworkCounters
 from ..server import MediamuteServer
@@ -72,6 +75,53 @@ def jitter_summary(call: Call) -> dict[str, Any] | None:
     return out
 
 
+def unmute_parts(call: Call, requests: list[Request], arrivals: dict[str, deque[float]]) -> dict[str, list[float]]:
+    """Each unmute's server-side latency in three parts (seconds): the request until its operation completed (the
+    gate open), then until the participant's first frame reached the mixer inbox (waiting for its next packet:
+    how the sender paces its packets, the network, the server's receive queue), then until the tick that mixed
+    it. A mute needs no packet, so only an unmute has the middle part."""
+    out: dict[str, list[float]] = {"request_to_op": [], "op_to_first_frame": [], "frame_to_mix": []}
+    audit = call.mixer.audit
+    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    for sent, pid, kind in requests:
+        if kind != "unmute":
+            continue
+        done = next((t for t, p, k in operations if t >= sent and p == pid and k == "unmuteParticipant"), None)
+        record = audit.first_with(pid, sent)
+        first = next((t for t in arrivals.get(pid, ()) if done is not None and t >= done), None)
+        if done is None or record is None or first is None:
+            continue
+        out["request_to_op"].append(done - sent)
+        out["op_to_first_frame"].append(first - done)
+        out["frame_to_mix"].append(record.mixed_at - first)
+    return out
+
+
+RESUMED_AFTER = 0.1
+"""Seconds without an admitted frame after which the next one counts as a stream resuming (after a mute)."""
+
+
+def record_arrivals(call: Call, keep: int = 1000) -> dict[str, deque[float]]:
+    """When each participant's stream resumed at the mixer inbox: the arrival of every admitted frame that came
+    more than RESUMED_AFTER after the one before (the first frame after an unmute is always one), the latest
+    `keep` each. The mixer's `push`, observed on this one call for the benchmark; a few floats per mute cycle."""
+    arrivals: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=keep))
+    last: dict[str, float] = {}
+    mixer = call.mixer
+    push = mixer.push
+
+    def observed_push(participant_id: str, frame, arrived: float = math.nan) -> bool:
+        accepted = push(participant_id, frame, arrived)
+        if accepted and arrived == arrived:
+            if arrived - last.get(participant_id, -math.inf) > RESUMED_AFTER:
+                arrivals[participant_id].append(arrived)
+            last[participant_id] = arrived
+        return accepted
+
+    mixer.push = observed_push  # type: ignore[method-assign]  # an instance attribute shadows it, for this call only
+    return arrivals
+
+
 def op_after_request(call: Call, requests: list[Request]) -> list[tuple[float, str, str, float]]:
     """(sent, participant, kind, seconds from the request sent to its operation completed here) for each request
     whose operation this call completed: the gate closed (mute) or opened (unmute) on the node holding the call."""
@@ -84,18 +134,44 @@ def op_after_request(call: Call, requests: list[Request]) -> list[tuple[float, s
     return out
 
 
+def work_done(call: Call) -> tuple[int, int, int]:
+    """(ticks mixed, RTP packets that reached the gates, mix packets sent) so far: what the window's CPU paid for.
+
+    On a busy machine a starved server mixes fewer ticks and receives fewer packets than the clock says it should;
+    CPU per unit of work done stays comparable where CPU per second does not."""
+    packets_in = packets_out = 0
+    for participant in call.participants.values():
+        gate = participant.gate.counters()
+        packets_in += gate.passed_packets + gate.dropped_packets
+        outbound = participant.media.outbound_counters if participant.media is not None else None
+        if outbound is not None:
+            packets_out += outbound.packets
+    return call.clock.ticks, packets_in, packets_out
+
+
 class BenchServer:
-    def __init__(self, redis_url: str | None = None, capacity: int = 40, key_file: str | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        capacity: int = 40,
+        key_file: str | None = None,
+        lean_send: bool = True,
+        encode_threads: int | None = None,
+        mix_encoder: str = "pyav",
+    ) -> None:
         # ephemeral_key: never write a signing key for a benchmark; a cluster's nodes share the orchestrator's
         # temporary key file (every node of a cluster must sign with one key)
         cluster = ClusterSettings(redis_url=redis_url, capacity=capacity) if redis_url else None
         settings = ServerSettings(
-            port=0, auth=False, log_level="warning", ephemeral_key=key_file is None, key_file=key_file, cluster=cluster
+            port=0, auth=False, log_level="warning", ephemeral_key=key_file is None, key_file=key_file, cluster=cluster,
+            lean_send=lean_send, encode_threads=encode_threads, mix_encoder=mix_encoder,
         )
         self.server = MediamuteServer(settings)
         self.call_ids: list[str] = []
         self.window_start = 0.0
         self.late_at_mark: dict[str, int] = {}
+        self.work_at_mark: dict[str, tuple[int, int, int]] = {}
+        self.arrivals: dict[str, dict[str, deque[float]]] = {}
         self.rss_at_mark = 0
 
     def _calls(self) -> list[Call]:
@@ -110,6 +186,7 @@ class BenchServer:
             mixer = self.server.registry.get(command["call_id"]).mixer
             self.call_ids.append(command["call_id"])
             mixer.record_latency(True)
+            self.arrivals[command["call_id"]] = record_arrivals(self.server.registry.get(command["call_id"]))
             mixer.added_latency = SampleRing(LATENCY_SAMPLES)  # type: ignore[assignment]  # same extend/clear/iter
             return {"event": "instrumented"}
         calls = self._calls()
@@ -118,6 +195,7 @@ class BenchServer:
             for call in calls:
                 call.clock.lateness.clear()
                 self.late_at_mark[call.id] = call.clock.late_ticks
+                self.work_at_mark[call.id] = work_done(call)
                 if call.mixer.added_latency is not None:
                     call.mixer.added_latency.clear()
             self.rss_at_mark = rss_bytes(os.getpid())
@@ -147,7 +225,10 @@ class BenchServer:
 
     def report(self, calls: list[Call], requests: list[Request]) -> dict[str, Any]:
         """The first call's figures at the top level (one call: `mediamute bench`), and every call's in `per_call`."""
-        out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid())}
+        pool = self.server.encode_pool
+        out: dict[str, Any] = {"rss_start": self.rss_at_mark, "rss_end": rss_bytes(os.getpid()),
+                               "loop": eventloop.running_loop_kind(), "encode_threads": pool.threads if pool else 0,
+                               "mix_encoder": self.server.settings.mix_encoder}
         per_call = {call.id: self.call_report(call, [r for r in requests if r[1] in call.participants]) for call in calls}
         if calls:
             out.update(per_call[calls[0].id])
@@ -159,6 +240,9 @@ class BenchServer:
         lateness = list(call.clock.lateness)
         out["tick_lateness_ms"] = percentiles_ms(lateness)
         out["late_ticks"] = call.clock.late_ticks - self.late_at_mark.get(call.id, 0)
+        if call.id in self.work_at_mark:
+            now, then = work_done(call), self.work_at_mark[call.id]
+            out["work"] = {"ticks": now[0] - then[0], "packets_in": now[1] - then[1], "packets_out": now[2] - then[2]}
         out["participants"] = len(call.participants) - 1
         added = call.mixer.added_latency
         out["added_latency_ms"] = percentiles_ms(list(added)) if added is not None else None
@@ -167,8 +251,20 @@ class BenchServer:
             for kind, samples in actions.items():
                 out[f"server_{kind}_ms"] = percentiles_ms(samples)
             out["op_after_request"] = op_after_request(call, requests)
+            if call.id in self.arrivals:
+                parts = unmute_parts(call, requests, self.arrivals[call.id])
+                out["server_unmute_parts_ms"] = {k: percentiles_ms(v) for k, v in parts.items()}
         out["encoding"] = call.encoding_counters()
         out["jitter_buffer"] = jitter_summary(call)
+        delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
+        if delays:
+            out["pool_send_delay_ms"] = percentiles_ms(delays)
+        paths: dict[str, int] = {}
+        for participant in call.participants.values():
+            outbound = participant.media.outbound_counters if participant.media is not None else None
+            if outbound is not None:
+                paths[outbound.path] = paths.get(outbound.path, 0) + 1
+        out["send_paths"] = paths
         return out
 
 
@@ -184,10 +280,12 @@ def emit(message: dict[str, Any]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    bench = BenchServer(args.redis, args.capacity, args.key_file)
+    bench = BenchServer(args.redis, args.capacity, args.key_file, args.send_path == "lean", args.encode_threads,
+                        args.mix_encoder)
     await bench.server.start()
     node = bench.server.cluster.node_id if bench.server.cluster is not None else None
-    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "node": node})
+    emit({"event": "ready", "base_url": bench.server.base_url, "pid": os.getpid(), "node": node,
+          "loop": eventloop.running_loop_kind()})
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -209,16 +307,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis", help="join a cluster through this Redis URL")
     parser.add_argument("--capacity", type=int, default=40)
     parser.add_argument("--key-file", help="the signing key file every node of the cluster shares")
+    parser.add_argument("--send-path", choices=("lean", "aiortc"), default="lean", help="how the mixes are sent")
+    parser.add_argument("--encode-threads", type=int, default=None, help="default: one per core; 0: on the loop")
+    parser.add_argument("--mix-encoder", choices=("pyav", "libopus"), default="pyav")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    for name in ("mediamute.rtc.peer", "mediamute.api"):  # who left the call and why, in the server's log
+        logging.getLogger(name).setLevel(logging.INFO)
     arguments = parse()
     profile_to = os.environ.get("MEDIAMUTE_BENCH_PROFILE")  # a cProfile dump of the server, for steering
     if profile_to:
         import cProfile
 
-        cProfile.run("asyncio.run(main(arguments))", profile_to)
+        cProfile.run("eventloop.run(main(arguments))", profile_to)
     else:
-        asyncio.run(main(arguments))
+        eventloop.run(main(arguments))

@@ -57,6 +57,10 @@ class CallEncoding(Protocol):
 
     def listener(self, send: Callable[[Any], None]) -> FrameSink: ...
 
+    def tick_done(self) -> None:
+        """The mixer has handed every sink its mix for this tick: encode and send them (now or on other cores)."""
+        ...
+
     def stats(self) -> dict[str, float] | None: ...
 
 
@@ -156,6 +160,8 @@ class Call:
         if source is not None and self.app.id in self.participants:
             self.mixer.push(self.app.id, source.next_frame())
         self.mixer.tick(deadline)
+        if self.encoding is not None:
+            self.encoding.tick_done()
         for listener in self.tick_listeners:
             listener(deadline)
         if self._talkers:  # a muted talker whose packets stopped coming stops talking too

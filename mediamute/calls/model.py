@@ -11,6 +11,7 @@ from ..media.gate import MuteGate
 from ..media.jitter import JitterStats
 from ..media.mixer import FrameSource
 from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
+from ..media.outbound import OutboundCounters
 from ..media.sequence import SequenceCounters
 from ..media.talking import TalkingDetector
 from ..media.telephone_event import ToneCounters
@@ -79,6 +80,12 @@ class MediaSession(Protocol):
 
     def jitter_stats(self) -> JitterStats | None:
         """The jitter buffer's counters, depth, delays and jitter now (a copy); None before the media path is set up."""
+        ...
+
+    @property
+    def outbound_counters(self) -> OutboundCounters | None:
+        """How the participant's mix is sent to it (the send path) and what was sent and dropped; None without an
+        outbound stream."""
         ...
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from ..media.gate import GateCounters
 from ..media.jitter import JitterStats
 from ..media.mixer import SlotCounters
 from ..media.netem import NetworkState
+from ..media.outbound import OutboundCounters
 from ..media.sequence import SequenceCounters
 from ..media.talking import TalkingCounters
 from ..media.telephone_event import ToneCounters
@@ -51,6 +52,8 @@ class ParticipantStats:
     """Clock rates of the telephone-event formats negotiated with it (empty: it cannot send DTMF)."""
     jitter: JitterStats | None = None
     """Its jitter buffer now (counters, depth, target and actual delay, RFC 3550 jitter); None without media."""
+    outbound: OutboundCounters | None = None
+    """How its mix is sent to it and what was sent and dropped; None without media."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ def participant_stats(call: Call, participant: Participant) -> ParticipantStats:
         talking=participant.talking.counters(),
         tones=replace(tones) if tones is not None else None,
         tone_formats=tuple(getattr(media, "tone_formats", ())),
+        outbound=media.outbound_counters if media is not None else None,
     )
 
 

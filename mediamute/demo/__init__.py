@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from .. import eventloop
 from .model import DemoRun
 from .report import write_outputs
 from .runner import DemoRunner
@@ -49,7 +50,7 @@ def play_demo(
 ) -> DemoResult:
     """Run `scenario` for real and write its outputs; the report's `ok` is the verdict."""
     console = console or Console()
-    run = asyncio.run(_run(scenario, console, live))
+    run = eventloop.run(_run(scenario, console, live))
     out = out or default_out_dir()
     report = write_outputs(run, out, max_mute_ms)
     return DemoResult(report=report, out=out)

@@ -8,8 +8,16 @@ its own encoder for `HOLD_TICKS` more ticks, so a talker's brief underrun does n
 tick's place on the mixer's 20 ms grid, from `MixTick`), so a listener's RTP timestamps stay continuous whichever
 encoder made the packet, and show a gap when the clock had to skip periods.
 
-One `MixEncoding` belongs to one call (the server gives the call registry `MixEncoding` as its encoding factory);
-each listener's mixer sink is a `ListenerSink` made by `MixEncoding.listener`.
+The mixer hands each listener its mix through its sink; the sinks only note what to encode for whom. When the tick
+is over (`tick_done`, called by the call after the mixer's tick), the tick's encodes run — on the server's encode
+pool (`encode_pool.py`, one thread per core) or, without a pool, inline — and every listener's packet is sent, in
+the order the mixer handed out the mixes.
+
+Encoders come from `mix_encoder.py` (PyAV's libopus by default, the system's libopus through opuslib-next on
+request); packets are `EncodedMix` (payload, pts).
+
+One `MixEncoding` belongs to one call (the server gives the call registry a factory of them); each listener's mixer
+sink is a `ListenerSink` made by `MixEncoding.listener`.
 """
 
 from __future__ import annotations
@@ -17,16 +25,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import av
-
 from ..media.audio import FRAME_SAMPLES, Frame
 from ..media.mixer import MixTick
-from .codec import MIX_EXPECTED_LOSS_PERCENT, MonoOpusEncoder
+from .encode_pool import EncodePool, TickBatch, TickEncoder
+from .mix_encoder import EncodedMix, MixEncoder, PyAVMixEncoder
 
 HOLD_TICKS = 25
 """Half a second: how long a listener who just stopped contributing keeps its own stream."""
 
-PacketSend = Callable[[av.Packet], None]
+PacketSend = Callable[[EncodedMix], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,12 @@ class EncodingCounters:
     """Per-listener encodes."""
     shared_deliveries: int
     """Packets of the shared stream handed to listeners: each one an encode saved but the first of its tick."""
+    pooled_ticks: int = 0
+    """Ticks whose encodes ran on the encode pool's threads."""
+    inline_ticks: int = 0
+    """Ticks encoded on the event loop (no pool, or too few encodes to be worth a thread hop)."""
+    dropped_ticks: int = 0
+    """Ticks whose packets were dropped because the pool fell behind (see encode_pool.MAX_WAITING)."""
 
     @property
     def per_tick(self) -> float:
@@ -49,49 +62,68 @@ class ListenerStream:
 
     __slots__ = ("encoder", "last_own_tick")
 
-    def __init__(self) -> None:
-        self.encoder = MonoOpusEncoder(expected_loss_percent=MIX_EXPECTED_LOSS_PERCENT)
+    def __init__(self, encoder: MixEncoder) -> None:
+        self.encoder = encoder
         self.last_own_tick = -(10**9)
 
 
 class MixEncoding:
     """Encodes one call's mixes, sharing the shared mix's encode across its listeners."""
 
-    def __init__(self) -> None:
-        self._shared = MonoOpusEncoder(expected_loss_percent=MIX_EXPECTED_LOSS_PERCENT)
+    def __init__(self, pool: EncodePool | None = None, new_encoder: Callable[[], MixEncoder] = PyAVMixEncoder) -> None:
+        self._new_encoder = new_encoder
+        self._shared = new_encoder()
         self._shared_tick = -1
-        self._shared_packet: av.Packet | None = None
+        self._shared_job = -1
         self._seen_tick = -1
+        self._batch = TickBatch()
+        self._runner = TickEncoder(pool)
         self.ticks = 0
         self.shared = 0
         self.own = 0
         self.shared_deliveries = 0
 
     def listener(self, send: PacketSend) -> ListenerSink:
-        """A mixer sink for one listener: it encodes what the mixer hands it and `send`s the packet."""
-        return ListenerSink(self, send)
+        """A mixer sink for one listener: what the mixer hands it is encoded and `send` gets the packet."""
+        return ListenerSink(self, send, ListenerStream(self._new_encoder()))
 
-    def encode(self, listener: ListenerStream, tick: MixTick, frame: Frame, shared: bool) -> av.Packet | None:
-        """The packet `listener` gets at `tick` for `frame` (`shared`: the tick's shared mix, else its own)."""
+    def stage(self, listener: ListenerStream, tick: MixTick, frame: Frame, shared: bool, send: PacketSend) -> None:
+        """Note that `listener` gets `frame` at `tick` (`shared`: the tick's shared mix, else its own), for `send`."""
         seq = tick.seq
         if seq != self._seen_tick:
             self._seen_tick = seq
             self.ticks += 1
         pts = tick.position * FRAME_SAMPLES  # wall-clock grid: a skipped period shows as a gap
+        batch = self._batch
         if not shared:
             listener.last_own_tick = seq
         elif seq - listener.last_own_tick > HOLD_TICKS:
             if self._shared_tick != seq:
-                self._shared_packet = self._shared.encode(frame, pts)
+                self._shared_job = batch.add_job(self._shared, frame, pts)
                 self._shared_tick = seq
                 self.shared += 1
             self.shared_deliveries += 1
-            return self._shared_packet
+            batch.deliveries.append((send, self._shared_job))
+            return
         self.own += 1
-        return listener.encoder.encode(frame, pts)
+        batch.deliveries.append((send, batch.add_job(listener.encoder, frame, pts)))
+
+    def tick_done(self) -> None:
+        """The mixer has handed out this tick's mixes: encode them and send every listener its packet."""
+        batch = self._batch
+        if batch.jobs:
+            self._batch = TickBatch()
+            self._runner.run(batch)
+
+    @property
+    def pool_send_delays(self) -> list[float]:
+        """Seconds from tick end to its packets sent, for the latest ticks encoded on the pool."""
+        return list(self._runner.send_delays)
 
     def counters(self) -> EncodingCounters:
-        return EncodingCounters(self.ticks, self.shared, self.own, self.shared_deliveries)
+        r = self._runner
+        return EncodingCounters(self.ticks, self.shared, self.own, self.shared_deliveries,
+                                r.pooled_ticks, r.inline_ticks, r.dropped_ticks)
 
     def stats(self) -> dict[str, float] | None:
         """The counters as JSON-ready numbers (None until a listener has been handed a mix)."""
@@ -99,20 +131,19 @@ class MixEncoding:
         if c.ticks == 0:
             return None
         return {"ticks": c.ticks, "shared": c.shared, "own": c.own, "shared_deliveries": c.shared_deliveries,
-                "per_tick": c.per_tick}
+                "per_tick": c.per_tick, "pooled_ticks": c.pooled_ticks, "inline_ticks": c.inline_ticks,
+                "dropped_ticks": c.dropped_ticks}
 
 
 class ListenerSink:
-    """The mixer's sink for one listener (`FrameSink`): encode through the call's `MixEncoding`, then send."""
+    """The mixer's sink for one listener (`FrameSink`): stage its mix with the call's `MixEncoding`."""
 
     __slots__ = ("_encoding", "_send", "stream")
 
-    def __init__(self, encoding: MixEncoding, send: PacketSend) -> None:
+    def __init__(self, encoding: MixEncoding, send: PacketSend, stream: ListenerStream) -> None:
         self._encoding = encoding
         self._send = send
-        self.stream = ListenerStream()
+        self.stream = stream
 
     def __call__(self, tick: MixTick, frame: Frame, shared: bool) -> None:
-        packet = self._encoding.encode(self.stream, tick, frame, shared)
-        if packet is not None:
-            self._send(packet)
+        self._encoding.stage(self.stream, tick, frame, shared, self._send)

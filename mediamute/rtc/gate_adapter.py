@@ -1,8 +1,10 @@
 """The mute gate's reach into aiortc: what it installs in place of an RTCRtpReceiver's jitter buffer.
 
 Every reach into aiortc/aioice internals lives in `mediamute/rtc/`, each behind a seam check: this one (the
-receiver), `ice.py` (aioice's host-address gathering and its datagram entry point) and `sender_faults.py`
-(test support that makes a real sender jump its RTP numbering).
+receiver), `ice.py` (aioice's host-address gathering and its datagram entry point), `rtp_send.py` (the lean send
+path of the mix: the sender's counters, the DTLS transport's SRTP session, the nominated candidate pair), and the
+test support `sender_faults.py` (makes a real sender jump its RTP numbering) and `wire_tap.py` (reads a real peer's
+packets after SRTP).
 
 aiortc has no public hook between receiving an RTP packet and decoding it. In `RTCRtpReceiver._handle_rtp_packet`
 (aiortc 1.16.0) a packet is first counted in the receive statistics that feed RTCP receiver reports, then

@@ -1,7 +1,9 @@
 """One participant's RTCPeerConnection on the server: offer/answer (Opus with in-band FEC asked for), its receive
 path in the receiver (gate → sequence validation → jitter buffer → decoder, pulled by the call's mixer through
-`frame_source`), the reader that notices the remote track end, and the outbound MixTrack carrying its N-1 mix (its
-packets come from the call's `MixEncoding`, through the mixer sink `MixEncoding.listener(peer.mix_track.push)`).
+`frame_source`), the reader that notices the remote track end, and the outbound path of its N-1 mix: the call's
+`MixEncoding` hands each packet to `peer.outlet` (the mixer sink is `MixEncoding.listener(peer.outlet)`), which
+sends it through the lean send path (`rtp_send.py`) once connected, or through aiortc's sender and the `MixTrack`
+if it cannot.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..media.gate import MuteGate
 from ..media.jitter import JitterBufferSettings, JitterStats
 from ..media.mixer import FrameSource
 from ..media.netem import NetworkSpec, NetworkState, ReceptionReport
+from ..media.outbound import OutboundCounters
 from ..media.sequence import SequenceCounters
 from ..media.telephone_event import KeyPress, ToneCounters
 from .dtmf import ToneTap, install_tone_tap, prefer_voice_codec, register_telephone_event
@@ -27,6 +30,7 @@ from .ice import rtc_configuration
 from .impairment import ParticipantNetwork, attach_network
 from .receive import ReceivePath
 from .reception import reception_reports
+from .rtp_send import MixOutlet
 from .sdp import with_opus_fec
 from .tracks import MixTrack
 
@@ -80,12 +84,15 @@ class ParticipantPeer:
         clock: Callable[[], float] = time.monotonic,
         on_tone: Callable[[str], None] | None = None,
         on_muted_level: Callable[[int], None] | None = None,
+        lean_send: bool = True,
     ) -> None:
         self.participant_id = participant_id
         self.gate = gate
         self.mix_track = MixTrack()
         register_telephone_event()  # so the answer accepts the participant's DTMF
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.outlet = MixOutlet(self._audio_transceiver, self.mix_track, lean=lean_send)
+        """The listener's packet sink: what the call's encoding sends this participant's mix packets to."""
         self.receive_path: ReceivePath | None = None
         """What sits in place of aiortc's jitter buffer: the gate, sequence validation, the jitter buffer, the decoder."""
         self._jitter = jitter
@@ -128,6 +135,11 @@ class ParticipantPeer:
         await self.pc.setLocalDescription(RTCSessionDescription(sdp=with_opus_fec(answer.sdp), type="answer"))
         self.impairment = attach_network(self.pc, network, f"participant {self.participant_id}")
         return self.pc.localDescription.sdp
+
+    @property
+    def outbound_counters(self) -> OutboundCounters:
+        """`calls.model.MediaSession`: how the mix is sent to this participant, what was sent and dropped."""
+        return self.outlet.counters()
 
     @property
     def received_audio_level_dbov(self) -> float | None:
@@ -227,6 +239,7 @@ class ParticipantPeer:
             return
         self._closed = True
         self.mix_track.stop()
+        self.outlet.close()
         if self.impairment is not None:
             await self.impairment.close()  # nothing in flight is delivered after the participant left
         await self.pc.close()

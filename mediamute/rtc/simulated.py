@@ -220,6 +220,11 @@ class SimulatedParticipant:
         """`calls.model.MediaSession`: refused, as there is no network (the call checks `network` first)."""
         raise RuntimeError("a simulated participant has no network to impair")
 
+    @property
+    def outbound_counters(self) -> None:
+        """A simulated participant hears nothing: no mix is encoded or sent to it."""
+        return None
+
     async def reception(self) -> tuple[ReceptionReport | None, ReceptionReport | None]:
         """`calls.model.MediaSession`: no RTCP, so nothing to report in either direction."""
         return None, None

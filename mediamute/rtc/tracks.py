@@ -63,6 +63,7 @@ class MixTrack(MediaStreamTrack):
         self._queue: deque[av.Packet] = deque(maxlen=depth)
         self._ready = asyncio.Event()
         self.frames_sent = 0
+        self.payload_bytes = 0
         self.dropped = 0
 
     def push(self, packet: av.Packet) -> None:
@@ -80,7 +81,9 @@ class MixTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         self.frames_sent += 1
-        return self._queue.popleft()
+        packet = self._queue.popleft()
+        self.payload_bytes += packet.size
+        return packet
 
     def stop(self) -> None:
         super().stop()
@@ -112,6 +115,10 @@ class FramePacer:
         index = self.index
         self.index += 1
         return index
+
+    def deadline(self, index: int) -> float:
+        """When frame `index` was due on the current schedule (monotonic seconds)."""
+        return (self._start or 0.0) + index * FRAME_SECONDS
 
 
 class SourceTrack(MediaStreamTrack):
