@@ -128,7 +128,8 @@ def test_call_stats_roster_and_audit_windows(call, clock):
 def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     sequence = SequenceCounters(accepted=7, duplicates=1, jumps_pending=3, ssrcs_pending=4, restarts=5, ssrc_changes=6,
                                 misordered=2)
-    jitter = JitterStats(JitterCounters(packets=6, late=1, recovered=2, concealed=3), depth=2, target_delay=0.04,
+    jitter = JitterStats(JitterCounters(packets=6, late=1, recovered=2, concealed=3, single_losses=4, single_recovered=2,
+                                        burst_losses=1), depth=2, target_delay=0.04,
                          delay_p50=0.03, delay_p95=0.05, jitter=0.006, playing=True)
     alice = join(call, "alice", LevelOnlySession(-30.0, sequence, jitter))
     call.mixer.push(alice.id, tone())
@@ -156,7 +157,7 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     assert entry["jitterBuffer"] == {
         "packets": 6, "late": 1, "duplicates": 0, "reordered": 0, "overflow": 0, "timestamp_jumps": 0, "restarts": 0,
         "decoded": 0, "recovered": 2, "concealed": 3, "accelerated": 0, "skipped": 0, "flushed": 0, "malformed": 0,
-        "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
+        "single_losses": 4, "single_recovered": 2, "burst_losses": 1, "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
     }
     app_entry = next(p for p in body["participants"] if p["id"] == call.app.id)
     assert app_entry["rtp"] is None and app_entry["jitterBuffer"] is None  # no media session

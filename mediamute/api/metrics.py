@@ -64,6 +64,8 @@ JITTER_DROP_REASONS = (
     ("malformed", "malformed"),
 )
 """(label value, JitterCounters field) for every reason the receive path drops a packet past sequence validation."""
+JITTER_LOSS_RUNS = (("single", "single_losses"), ("burst", "burst_losses"))
+"""(label value, JitterCounters field): lost frames, alone (FEC can rebuild them) or in a run of two or more."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -150,6 +152,8 @@ class CallFamilies:
         self.jb_flushed = _counter("mediamute_jitter_flushed_packets", jb + "packets discarded when the gate closed (mute) or the stream restarted.", PARTICIPANT)
         self.jb_restarts = _counter("mediamute_jitter_restarts", jb + "new streams (SSRC change, renumbering, timestamp jump): playout re-anchored.", PARTICIPANT)
         self.jb_frames = _counter("mediamute_jitter_frames", jb + "frames by what became of them: decoded, recovered (FEC), concealed (PLC), accelerated (dropped to catch up), skipped.", [*PARTICIPANT, "kind"])
+        self.jb_lost = _counter("mediamute_jitter_lost_frames", jb + "frames whose packet was missing at their turn, lost alone (single) or in a run (burst).", [*PARTICIPANT, "run"])
+        self.jb_single_recovered = _counter("mediamute_jitter_single_losses_recovered", jb + "single losses rebuilt from the next packet's in-band FEC.", PARTICIPANT)
         self.jb_depth = _gauge("mediamute_jitter_depth_packets", jb + "packets held now.", PARTICIPANT)
         self.jb_target = _gauge("mediamute_jitter_target_delay_seconds", jb + "the target delay now.", PARTICIPANT)
         self.jb_delay = _gauge("mediamute_jitter_delay_seconds", jb + "arrival to playout of the last 250 played packets, by quantile.", [*PARTICIPANT, "quantile"])
@@ -233,6 +237,9 @@ class CallFamilies:
             self.jb_restarts.add_metric(labels, counters.restarts)
             for kind, field in JITTER_FRAME_KINDS:
                 self.jb_frames.add_metric([*labels, kind], getattr(counters, field))
+            for run, field in JITTER_LOSS_RUNS:
+                self.jb_lost.add_metric([*labels, run], getattr(counters, field))
+            self.jb_single_recovered.add_metric(labels, counters.single_recovered)
             self.jb_depth.add_metric(labels, jitter.depth)
             self.jb_target.add_metric(labels, jitter.target_delay)
             for quantile, value in (("0.5", jitter.delay_p50), ("0.95", jitter.delay_p95)):
