@@ -155,7 +155,7 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     }
     assert entry["network"] is None  # a session that reports no network (tests/test_netem_api.py: one that does)
     assert entry["jitterBuffer"] == {
-        "packets": 6, "late": 1, "duplicates": 0, "reordered": 0, "overflow": 0, "timestamp_jumps": 0, "restarts": 0,
+        "packets": 6, "fec_packets": 0, "late": 1, "duplicates": 0, "reordered": 0, "overflow": 0, "timestamp_jumps": 0, "restarts": 0,
         "decoded": 0, "recovered": 2, "concealed": 3, "accelerated": 0, "skipped": 0, "flushed": 0, "malformed": 0,
         "single_losses": 4, "single_recovered": 2, "burst_losses": 1, "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
     }

@@ -147,6 +147,7 @@ class CallFamilies:
         self.rtp_misordered = _counter("mediamute_rtp_packets_misordered", "Accepted packets that came behind a newer one (handed to the jitter buffer).", PARTICIPANT)
         jb = "Jitter buffer: "
         self.jb_packets = _counter("mediamute_jitter_packets", jb + "packets accepted into the buffer.", PARTICIPANT)
+        self.jb_fec_packets = _counter("mediamute_jitter_fec_packets", jb + "accepted packets that carried in-band FEC data for the frame before them.", PARTICIPANT)
         self.jb_dropped = _counter("mediamute_jitter_packets_dropped", jb + "packets dropped, by reason.", [*PARTICIPANT, "reason"])
         self.jb_reordered = _counter("mediamute_jitter_reordered_packets", jb + "packets that came out of order yet in time: played in order.", PARTICIPANT)
         self.jb_flushed = _counter("mediamute_jitter_flushed_packets", jb + "packets discarded when the gate closed (mute) or the stream restarted.", PARTICIPANT)
@@ -230,6 +231,7 @@ class CallFamilies:
         if jitter is not None:
             counters = jitter.counters
             self.jb_packets.add_metric(labels, counters.packets)
+            self.jb_fec_packets.add_metric(labels, counters.fec_packets)
             for reason, field in JITTER_DROP_REASONS:
                 self.jb_dropped.add_metric([*labels, reason], getattr(counters, field))
             self.jb_reordered.add_metric(labels, counters.reordered)

@@ -81,11 +81,14 @@ def judge_mix(window: MuteWindow, audit: ContributorAudit) -> None:
 
 # the listeners' side: the received audio --------------------------------------------------------------------
 def _heard_silence(times: np.ndarray, amps: np.ndarray, reference: float, start: float, end: float) -> float | None:
-    """Arrival time of the first frame after which the speaker stays below threshold until `end`."""
+    """Playout time of the first frame in [start, end) after which the speaker stays below threshold until `end`.
+
+    Runs of presence are found over the whole recording, then cut to the window: the frame played right at `start`
+    that ends a run begun before it is the speaker heard, not a one-frame click."""
     window = (times >= start) & (times < end)
     if not window.any():
         return None
-    present = sustained(amps[window], PRESENT_FRACTION * reference)
+    present = sustained(amps, PRESENT_FRACTION * reference)[window]
     if not present.any():
         return float(times[window][0])
     last = np.flatnonzero(present)[-1]

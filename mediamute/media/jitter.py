@@ -144,6 +144,8 @@ class JitterCounters:
 
     packets: int = 0
     """Packets accepted into the buffer."""
+    fec_packets: int = 0
+    """Accepted packets that carried in-band FEC (LBRR) data for the frame before them: how much FEC the sender sends."""
     late: int = 0
     """Packets that arrived after their playout time had passed: dropped."""
     duplicates: int = 0
@@ -292,6 +294,7 @@ class PlayoutBuffer:
             counters.overflow += 1
         packets[ext] = BufferedPacket(ext, payload, samples, arrived, fec)
         counters.packets += 1
+        counters.fec_packets += fec
         if misordered:
             counters.reordered += 1
         if state is _State.EMPTY or (state is _State.PREBUFFER and ext < self._cursor):
