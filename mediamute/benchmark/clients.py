@@ -11,7 +11,8 @@ playout time and what the tick played (the packet's frame, a frame rebuilt by FE
 every other participant sends a quiet voiced tone of its own and drops what it receives before decoding (a receive
 path behind a closed gate).
 With `--network`, the chosen roles (all by default) join with WHIP's `network` parameter, so the server impairs
-their datagrams both ways; `report` then carries what each client's RTCP knows (its downlink as received, its
+their datagrams both ways (with `--network-seed S`, participant i's profiles are seeded S + i: the same draws in every
+run); `report` then carries what each client's RTCP knows (its downlink as received, its
 uplink as the server's receiver reports told it). Talks JSON lines: prints `{"event": "ready", ...}` once all are
 connected, answers `report` and `buffer` (the probe's jitter buffer now) on stdin.
 """
@@ -46,6 +47,7 @@ from ..rtc.reception import reception_reports
 from ..rtc.receive import ReceivePath
 from ..rtc.tracks import FramePacer
 from ..sources import MarkerSource, ToneSource, VoicedToneSource
+from .profiles import with_seed
 
 MARKER_HZ = 1000.0
 TARGET_HZ = 700.0
@@ -207,12 +209,15 @@ async def main(args: argparse.Namespace) -> None:
             participants.append(BenchParticipant(args.base_url, args.call_id, role, loop_packets(VoicedToneSource(hz, quiet), 50)))
     impaired = set(args.network_roles or ROLES)
 
-    def network(p: BenchParticipant) -> str | None:
-        return args.network if p.role in impaired else None
+    def network(index: int, p: BenchParticipant) -> str | None:
+        if p.role not in impaired:
+            return None
+        return args.network if args.network_seed is None else with_seed(args.network, args.network_seed + index)
 
     async with httpx.AsyncClient(base_url=args.base_url, timeout=30.0) as http:
         for start in range(0, len(participants), 4):  # a few at a time: ICE on a busy 2-core box is slow
-            await asyncio.gather(*(p.join(http, network(p)) for p in participants[start : start + 4]))
+            group = list(enumerate(participants))[start : start + 4]
+            await asyncio.gather(*(p.join(http, network(i, p)) for i, p in group))
     emit({"event": "ready", "participants": [{"id": p.participant_id, "role": p.role} for p in participants]})
 
     loop = asyncio.get_running_loop()
@@ -243,6 +248,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--participants", type=int, default=8)
     parser.add_argument("--network", help="the WHIP network spec the impaired roles join with")
     parser.add_argument("--network-roles", nargs="*", choices=ROLES, help="the roles to impair (default: all)")
+    parser.add_argument("--network-seed", type=int, help="seed participant i's network with this + i (default: random)")
     return parser.parse_args(argv)
 
 

@@ -58,6 +58,9 @@ class BenchConfig:
     """The network spec (preset or JSON) the impaired clients join with; None: a perfect loopback."""
     network_roles: tuple[str, ...] = ROLES
     """Which clients' networks are impaired (by role)."""
+    network_seed: int | None = 1
+    """Participant i's network profiles are seeded with this + i, so runs (and a sweep's points) draw the same losses
+    for the same client; None: a random seed per participant."""
 
 
 class Child:
@@ -271,6 +274,8 @@ async def measure_call(config: BenchConfig, console: Console) -> tuple[SteadyWin
                 n = config.participants
                 join = progress.add_task(f"joining {n} participants", total=1)
                 impairment = ["--network", config.network, "--network-roles", *config.network_roles] if config.network else []
+                if config.network and config.network_seed is not None:
+                    impairment += ["--network-seed", str(config.network_seed)]
                 clients = await Child.start(
                     "mediamute.benchmark.clients", "--base-url", base_url, "--call-id", call_id, "--participants", str(n),
                     *impairment,
