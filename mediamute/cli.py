@@ -228,7 +228,12 @@ def _serve_workers(
 @app.command()
 def demo(
     scenario: Annotated[
-        Optional[Path], typer.Option("--scenario", help="A scenario file (TOML or JSON). Default: samples/default-scenario.toml.")
+        Optional[Path],
+        typer.Option(
+            "--scenario",
+            help="A scenario file (TOML or JSON), or the name of one mediamute ships (bad-network-scenario.toml). "
+            "Default: samples/default-scenario.toml.",
+        ),
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/demo-<timestamp>/.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="No live terminal view (for logs and CI).")] = False,
@@ -250,6 +255,13 @@ def demo(
     for mute in report["mutes"]:
         heard = ", ".join(f"{k} {v:.0f} ms" if v is not None else f"{k} n/a" for k, v in mute["heardMuteToSilenceMs"].items())
         console.print(f"  {mute['speaker']} muted at {mute['mutedAt']:.1f} s: leaked frames {mute['leakedFrames']}; heard silence: {heard}", soft_wrap=True)
+    for p in report["participants"]:
+        if p["serverRecoveredFrames"] or p["serverConcealedFrames"] or p["heardConcealedFrames"]:
+            console.print(
+                f"  {p['name']} ({p['network'] or 'perfect'}): its voice {p['serverRecoveredFrames']} frames rebuilt by FEC, "
+                f"{p['serverConcealedFrames']} concealed on the server; it heard {p['heardConcealedFrames']} frames its "
+                "own buffer concealed", soft_wrap=True,
+            )
     console.print(f"  late ticks: {report['lateTicks']} of {report['ticks']}; notifications: {len(report['notifications'])}")
     console.print(f"  outputs: {result.out}/ (report.md, timeline.png, heard-by-*.wav, notifications.jsonl)", soft_wrap=True)
     style = "bold green" if report["ok"] else "bold red"
