@@ -315,7 +315,12 @@ def _serve_workers(
 @app.command()
 def demo(
     scenario: Annotated[
-        Optional[Path], typer.Option("--scenario", help="A scenario file (TOML or JSON). Default: samples/default-scenario.toml.")
+        Optional[Path],
+        typer.Option(
+            "--scenario",
+            help="A scenario file (TOML or JSON), or the name of one mediamute ships (bad-network-scenario.toml). "
+            "Default: samples/default-scenario.toml.",
+        ),
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder. Default: out/demo-<timestamp>/.")] = None,
     no_live: Annotated[bool, typer.Option("--no-live", help="No live terminal view (for logs and CI).")] = False,
@@ -340,6 +345,13 @@ def demo(
     for episode in report["talkingWhileMuted"]:
         until = f"to {episode['to']:.1f} s" if episode["to"] is not None else "to the end"
         console.print(f"  {episode['participant']} talked while muted from {episode['from']:.1f} s {until} (ended: {episode['ended']})")
+    for p in report["participants"]:
+        if p["serverRecoveredFrames"] or p["serverConcealedFrames"] or p["heardConcealedFrames"]:
+            console.print(
+                f"  {p['name']} ({p['network'] or 'perfect'}): its voice {p['serverRecoveredFrames']} frames rebuilt by FEC, "
+                f"{p['serverConcealedFrames']} concealed on the server; it heard {p['heardConcealedFrames']} frames its "
+                "own buffer concealed", soft_wrap=True,
+            )
     console.print(f"  late ticks: {report['lateTicks']} of {report['ticks']}; notifications: {len(report['notifications'])}")
     console.print(f"  outputs: {result.out}/ (report.md, timeline.png, heard-by-*.wav, notifications.jsonl)", soft_wrap=True)
     style = "bold green" if report["ok"] else "bold red"
@@ -510,9 +522,25 @@ def bench(
             help="Impair only these clients' networks (repeatable): marker, target, probe, talker. Default: every client.",
         ),
     ] = None,
+    seed: Annotated[
+        int, typer.Option(min=0, help="With --network: participant i's network is seeded SEED + i (the same draws every run).")
+    ] = 1,
+    sweep: Annotated[
+        Optional[str],
+        typer.Option(
+            "--sweep", metavar="NAME=V1,V2,...",
+            help="One bench per value of a network parameter on top of --network (or a perfect network): jitter or "
+            "delay (ms), loss, burst or reorder (%). Writes a CSV and a plot; exit 1 if any point leaked a frame.",
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[str], typer.Option("--out", help="With --sweep: the folder for the CSV, plot and per-point JSON.")
+    ] = None,
+    warmup: Annotated[float, typer.Option(min=0.0, help="Seconds between the joins and the measuring window.")] = 3.0,
 ) -> None:
     """A live loopback call of N cheap participants: server CPU, mute/unmute and mouth-to-ear latency, ticks, RSS;
-    with --network, the impairment's counters and what RTCP reports of it; with --calls/--workers, C calls on W
+    with --network, the impairment's counters and what RTCP reports of it, and the receive paths' losses, FEC and
+    concealment; with --sweep, one such run per value of a network parameter; with --calls/--workers, C calls on W
     cluster nodes, per node and in total."""
     from .benchmark import BenchConfig, run_bench
     from .benchmark.clients import ROLES
@@ -523,8 +551,6 @@ def bench(
     unknown = sorted(set(network_role or ()) - set(ROLES))
     if unknown:
         raise typer.BadParameter(f"{unknown[0]!r} is not a role ({', '.join(ROLES)})", param_hint="--network-role")
-    if network_role and network is None:
-        raise typer.BadParameter("--network-role needs --network", param_hint="--network-role")
     if network is not None and (calls > 1 or workers is not None):
         raise typer.BadParameter("--network is measured by the one-call bench (without --calls/--workers)", param_hint="--network")
     if send_path not in ("lean", "aiortc"):
@@ -535,6 +561,8 @@ def bench(
         except (ValueError, RuntimeError) as exc:
             raise typer.BadParameter(str(exc), param_hint="--loop") from None
         os.environ[eventloop.LOOP_ENV] = loop  # the server and clients processes inherit it
+    if network_role and network is None and sweep is None:
+        raise typer.BadParameter("--network-role needs --network or --sweep", param_hint="--network-role")
     config = BenchConfig(
         participants=participants, duration=duration, scenario=scenario, mute_cycles=mute_cycles,
         json_path=None if json_file is None else Path(json_file),
@@ -543,9 +571,28 @@ def bench(
         encode_threads=encode_threads,
         mix_encoder=mix_encoder,
         calls=calls, workers=workers if workers is not None else (1 if calls > 1 else None), capacity=capacity,
-        network=network, network_roles=tuple(network_role or ROLES),
+        network=network, network_roles=tuple(network_role or ROLES), network_seed=seed, warmup=warmup,
     )
-    eventloop.run(run_bench(config, console))
+    if sweep is None:
+        if out is not None:
+            raise typer.BadParameter("--out is where a sweep writes its files: it needs --sweep", param_hint="--out")
+        eventloop.run(run_bench(config, console))
+        return
+    from .benchmark.sweep import parse_sweep, run_sweep
+
+    try:
+        swept = parse_sweep(sweep)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sweep") from None
+    if calls > 1 or workers is not None or json_file is not None:
+        raise typer.BadParameter("a sweep runs the one-call bench and writes its own files (no --calls, --workers, --json)",
+                                 param_hint="--sweep")
+    if mute_cycles < 1:
+        raise typer.BadParameter("a sweep checks the mute at every point: at least one mute cycle", param_hint="--mute-cycles")
+    for value in swept.values:  # every point's profile is valid before the first one runs
+        _check_network(swept.network(network, value))
+    folder = Path(out) if out else Path("out") / time.strftime(f"sweep-{swept.name}-%Y%m%d-%H%M%S")
+    raise typer.Exit(eventloop.run(run_sweep(config, swept, folder, console)))
 
 
 def main() -> None:

@@ -8,7 +8,8 @@ It hears the way the server does: the same receive path (`rtc.receive.ReceivePat
 its receiver, with the same `JitterBufferSettings`, and a 20 ms playout clock pulls one frame per tick into the
 `Recording`, stamped with the tick's time: what a real listener hears, when it hears it (lost packets rebuilt from
 FEC or concealed, late ones waited for or skipped). It sends its source as mono Opus with in-band FEC, encoded here
-(aiortc's own encoder has no FEC) and packetised by aiortc. Tests, the demo and the benchmarks all use it. ICE offers
+(aiortc's own encoder has no FEC) and packetised by aiortc; like a browser, it sizes the FEC to the uplink loss the
+server's receiver reports (`rtc.fec`: none on a clean network), unless told a fixed expected loss. Tests, the demo and the benchmarks all use it. ICE offers
 127.0.0.1 only unless `ice_addresses` says otherwise.
 """
 
@@ -33,6 +34,7 @@ from .media.jitter import JitterBufferSettings, JitterStats
 from .media.netem import ReceptionReport
 from .rtc.audio_level import send_audio_levels
 from .rtc.dtmf import DtmfSender, SentEvent, register_telephone_event
+from .rtc.fec import LossEstimate, follow_reports
 from .rtc.gate_adapter import install_receive_path
 from .rtc.ice import configure_ice, rtc_configuration
 from .rtc.receive import ReceivePath
@@ -201,7 +203,10 @@ class CallParticipant:
         region: str | None = None,
         network: str | Mapping[str, object] | None = None,
         jitter: JitterBufferSettings | None = None,
+        expected_loss: int | None = None,
     ) -> None:
+        """`expected_loss` (percent) fixes what the sender's in-band FEC is sized for; None (the default) follows the
+        loss the server's receiver reports, as WebRTC's Opus encoder does (`rtc.fec`)."""
         self.base_url = base_url.rstrip("/")
         self.call_id = call_id
         self.source = source or SilenceSource()
@@ -216,7 +221,10 @@ class CallParticipant:
         self.session_token: str | None = None
         """The server's token acting for this participant (self-mute, self-unmute, leave)."""
         self.recording = Recording()
-        self.track = SourceTrack(self.source)
+        self.track = SourceTrack(self.source, expected_loss or 0)
+        self.loss_estimate: LossEstimate | None = LossEstimate() if expected_loss is None else None
+        """The uplink loss the FEC follows, from the server's receiver reports (None: a fixed expected loss)."""
+        self._fec_task: asyncio.Task[None] | None = None
         self.jitter = jitter or JitterBufferSettings()
         self.receive_path = ReceivePath(MuteGate(), self.jitter)
         """What this participant hears goes through here: sequence validation, the jitter buffer, the decoder."""
@@ -251,6 +259,13 @@ class CallParticipant:
         self.location = session.location
         self.session_token = session.session_token
         self.participant_id = session.participant_id
+        if self.loss_estimate is not None:
+            self._fec_task = asyncio.get_running_loop().create_task(
+                follow_reports(self._uplink_report, self.track.encoder, self.loss_estimate)
+            )
+
+    async def _uplink_report(self) -> ReceptionReport | None:
+        return (await self.reception())[1]
 
     def _play(self, deadline: float) -> None:
         """One playout tick: the next 20 ms the listener hears (nothing before the first packet or in a stall)."""
@@ -313,6 +328,8 @@ class CallParticipant:
 
     async def vanish(self) -> None:
         """Close the connection without telling the server (a participant that crashes or loses its network)."""
+        if self._fec_task is not None:
+            self._fec_task.cancel()
         await self.playout.stop()
         if self.pc is not None:
             await self.pc.close()

@@ -117,6 +117,40 @@ class SyllableToneSource(ToneSource):
         return f"tone {self.frequency:g} Hz with syllables at {self.companion:g} Hz"
 
 
+class VoicedToneSource(ToneSource):
+    """A steady tone plus two companion tones that swell and fade in turn (in antiphase), `rate` times a second.
+
+    The companions sit in two of SILK's voice-activity bands (1-2 kHz and 2-4 kHz by default), so one of them is
+    always swelling: libopus's voice detector hears voice in every frame, and an encoder that expects loss (9 % or
+    more for a tone) adds LBRR data to every packet — where a `SyllableToneSource`'s fade leaves ~20 % without,
+    and speech its pauses. What the benchmark's talkers send, so every single loss is one FEC can rebuild; the
+    steady tone stays measurable at its own frequency (the companions are > 150 Hz away from it)."""
+
+    def __init__(self, frequency: float, amplitude: int = DEFAULT_AMPLITUDE,
+                 companions: tuple[float, float] = (1500.0, 3000.0), companion_amplitude: int | None = None,
+                 rate: float = 5.0) -> None:
+        super().__init__(frequency, amplitude)
+        for companion in companions:
+            if not 0 < companion < SAMPLE_RATE / 2:
+                raise ValueError(f"companion frequency must be between 0 and {SAMPLE_RATE // 2} Hz, not {companion}")
+        self.companions = companions
+        self.companion_amplitude = amplitude // 2 if companion_amplitude is None else companion_amplitude
+        self.rate = rate
+
+    def next_frame(self) -> Frame:
+        start = self.frames_made * FRAME_SAMPLES
+        mixed = super().next_frame().astype(np.float64)
+        n = (start + self._n) / SAMPLE_RATE
+        for companion, phase in zip(self.companions, (0.0, math.pi)):
+            envelope = 0.5 - 0.5 * np.cos(2 * math.pi * self.rate * n + phase)
+            mixed += self.companion_amplitude * envelope * np.sin(2 * math.pi * companion * n)
+        return np.clip(np.round(mixed), -32768, 32767).astype(np.int16)
+
+    @property
+    def describe(self) -> str:
+        return f"tone {self.frequency:g} Hz voiced by {' and '.join(f'{c:g}' for c in self.companions)} Hz"
+
+
 class MarkerSource(ToneSource):
     """Tone bursts of `burst_frames` frames every `period_frames` frames, silence between: onsets are markers."""
 

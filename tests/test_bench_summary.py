@@ -93,3 +93,62 @@ def test_a_target_gone_mid_cycles_is_reported_not_fatal():
     assert results["mute_cycle_failures"] == ["unmute: 404 Participant p not found in this call."]
     assert results["participants_at_end"] == 15
     assert "mute cycles stopped early" in set(results_table(results).columns[0].cells)
+def test_the_windows_receive_figures_are_the_counters_difference_and_fec_is_judged_on_the_voiced_talkers():
+    from mediamute.benchmark.measures import server_receive
+
+    members = [{"id": "m", "role": "marker"}, {"id": "t", "role": "target"}, {"id": "k", "role": "talker"}]
+    start = {"m": {"packets": 100, "single_losses": 5}, "t": {"packets": 100, "fec_packets": 100, "single_losses": 1}}
+    end = {
+        "m": {"packets": 600, "single_losses": 9, "concealed": 9, "decoded": 590},
+        "t": {"packets": 600, "fec_packets": 600, "decoded": 495, "recovered": 4, "concealed": 1, "single_losses": 5,
+              "single_recovered": 4, "burst_losses": 2},
+        "k": {"packets": 500, "fec_packets": 500, "decoded": 500},  # joined in the window: all of it counts
+    }
+    voiced = server_receive(start, end, members, ("target", "talker"))
+    assert voiced["packets"] == 1000 and voiced["fec_packet_share"] == 1.0
+    assert (voiced["single_losses"], voiced["single_recovered"], voiced["burst_losses"]) == (4, 4, 2)
+    assert voiced["single_recovered_share"] == 1.0 and voiced["frames"] == 1000
+    everyone = server_receive(start, end, members)
+    assert everyone["single_losses"] == 8 and everyone["single_recovered_share"] == 0.5  # the marker's silences
+    assert everyone["concealed"] == 10 and everyone["concealed_share"] == pytest.approx(10 / 1599)
+
+
+def test_continuity_finds_the_longest_stretch_without_the_streams_audio_and_the_tones_longest_dropout():
+    from mediamute.benchmark.clients import CONCEALED, NOTHING, PLAYED, RECOVERED
+    from mediamute.benchmark.measures import probe_continuity
+
+    kinds = [PLAYED] * 10 + [CONCEALED, CONCEALED, RECOVERED] + [PLAYED] * 5 + [NOTHING] + [PLAYED] * 5
+    amps = [float(LOUD)] * len(kinds)
+    amps[11] = amps[12] = 0.1 * LOUD  # the concealment faded the tone for two frames
+    c = probe_continuity({"kinds": kinds, f"amp_{int(TARGET_HZ)}": amps}, f"amp_{int(TARGET_HZ)}")
+    assert (c["ticks"], c["recovered"], c["concealed"], c["nothing"]) == (24, 1, 2, 1)
+    assert c["longest_invented_ms"] == pytest.approx(40.0) and c["longest_silence_ms"] == pytest.approx(20.0)
+    assert c["longest_dropout_ms"] == pytest.approx(40.0)
+
+
+def test_mouth_to_ear_is_judged_beyond_the_profiles_fixed_delay_against_40_ms_and_both_buffers_targets():
+    from mediamute.benchmark.measures import base_delays_ms
+    from mediamute.benchmark.run import mouth_to_ear_budget
+
+    assert base_delays_ms("wifi", ("marker", "probe")) == (60.0, 60.0)
+    assert base_delays_ms('{"uplink": {"delayMs": 30}}', ("marker", "probe")) == (30.0, 0.0)
+    assert base_delays_ms("wifi", ("talker",)) == (0.0, 0.0) and base_delays_ms(None, ("marker",)) == (0.0, 0.0)
+    results = {"receive": {"marker_delays": {"target_ms": 50.0}, "probe_delays": {"target_ms": 45.0}},
+               "mouth_to_ear_playout_ms": {"p50": 290.0, "n": 30}}
+    budget = mouth_to_ear_budget(BenchConfig(network="wifi"), results)
+    assert budget == {"base_delay_ms": 120.0, "budget_ms": 135.0, "beyond_base_p50_ms": 170.0, "met": False}
+
+
+def test_the_summary_counts_the_frames_leaked_after_each_mute_and_the_table_says_so():
+    cycles = MuteCycles(
+        requests=[(1.0, "mute"), (1.5, "unmute"), (2.0, "mute"), (2.5, "unmute")],
+        server={"server_mute_after_op_ms": {"p50": 8.0, "p95": 14.0, "n": 2}, "leaked_frames": [0, 2]},
+        heard={"probe": None}, answered={"mute": [0.003, 0.004], "unmute": [0.005, 0.006]},
+    )
+    results = summarise(BenchConfig(), steady([(0.0, MB), (20.0, MB)], 20.0), cycles)
+    assert results["mutes"] == 2 and results["leaked_frames"] == 2
+    table = results_table(results)
+    row = table.columns[0].cells
+    values = list(table.columns[1].cells)
+    leaked = values[list(row).index("frames of a muted participant mixed after the gate closed")]
+    assert "2 in 2 mutes" in leaked and "red" in leaked

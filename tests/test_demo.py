@@ -95,6 +95,39 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     assert times == sorted(times)
 
 
+def test_the_bad_network_demo_shows_the_lossy_voice_rebuilt_and_concealed_and_its_mute_leaks_nothing(tmp_path):
+    out = tmp_path / "bad"
+    done = subprocess.run(
+        [*CLI, "demo", "--scenario", str(DATA / "short-bad-network-scenario.toml"), "--out", str(out), "--no-live"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["ok"] is True and report["leakedFramesTotal"] == 0
+    carol_mute = report["mutes"][0]
+    assert carol_mute["speaker"] == "Carol" and set(carol_mute["heardMuteToSilenceMs"]) == {"Alice", "Bob"}
+    people = {p["name"]: p for p in report["participants"]}
+    carol = people["Carol"]
+    assert carol["network"] == {"preset": "lossy", "seed": 5}
+    # ~10 % of her packets lost on the way in: each such frame rebuilt by FEC or concealed on the server, and her own
+    # lossy downlink concealed at her end; the others, on a clean network, almost none
+    assert carol["serverRecoveredFrames"] + carol["serverConcealedFrames"] >= 5, carol
+    assert carol["heardConcealedFrames"] >= 5, carol
+    assert report["concealedFramesTotal"] + report["recoveredFramesTotal"] >= 5
+    for name in ("Alice", "Bob"):
+        assert people[name]["serverConcealedFrames"] <= 5 and people[name]["network"] is None
+    assert "## Losses and how they were met" in (out / "report.md").read_text()
+    assert "Carol (" in done.stdout and "rebuilt by FEC" in done.stdout
+
+
+def test_the_shipped_bad_network_scenario_is_found_by_name_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scenario = load_scenario("bad-network-scenario.toml")
+    carol = next(p for p in scenario.participants if p.name == "Carol")
+    assert carol.network == "lossy"
+    assert [a.action for a in scenario.actions] == ["mute", "unmute", "mute", "network"]
+
+
 @pytest.mark.parametrize(
     "content, suffix, message",
     [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import get_args
 
+import numpy as np
 import pytest
 
 from mediamute.demo.callbacks import CallbackSink, summarize
@@ -149,3 +150,13 @@ def test_one_summary_for_participant_and_call_notifications():
     assert summarize(participant) == "Bob isMuted=True serverMuted=True; Contoso bot isMuted=False serverMuted=None"
     assert summarize({"resourceData": {"state": "terminated"}}) == "call state=terminated"
     assert summarize({}) == ""
+
+
+def test_heard_silence_counts_the_frame_at_the_mute_that_ends_a_run_begun_before_it():
+    from mediamute.demo.report import _heard_silence
+
+    times = 101.0 + PERIOD * (np.arange(20) - 10) + 0.002  # frames played 2 ms after each 20 ms mark
+    amps = np.where(np.arange(20) <= 10, 400.0, 5.0)  # heard up to the frame played 2 ms after the mute request
+    assert _heard_silence(times, amps, 400.0, MUTE_SENT, 102.0) == pytest.approx(MUTE_SENT + PERIOD + 0.002)
+    amps[9] = 5.0  # the run before the request is broken: the frame at +2 ms alone is a one-frame click
+    assert _heard_silence(times, amps, 400.0, MUTE_SENT, 102.0) == pytest.approx(MUTE_SENT + 0.002)

@@ -170,6 +170,42 @@ def test_two_lost_in_a_row_are_concealed_then_recovered():
     assert played[at + 1 : at + 4] == [("conceal", None), ("recover", BASE + 12), ("decode", BASE + 12)]
 
 
+def test_losses_are_told_apart_single_or_in_a_burst_and_single_recoveries_counted():
+    buffer = PlayoutBuffer(JitterBufferSettings(min_delay=0.045))
+    arrivals = steady(BASE, 100)
+    for k in (10, 30, 31, 50, 51, 52, 70):  # two single losses, bursts of two and three
+        del arrivals[BASE + k]
+    fec = set(arrivals) - {BASE + 71}  # the packet after the second single loss carries no FEC data
+    heard = run(buffer, arrivals, until=2.2, fec=fec, tick_phase=0.013)  # ticks off the packets' due times
+    c = buffer.counters
+    assert (c.single_losses, c.burst_losses) == (2, 5)
+    assert c.single_recovered == 1  # 10 from 11's FEC; 70 concealed
+    played = [h.played for h in heard if h.played]
+    within = played[: played.index(("decode", BASE + 99))]  # (after the stream's end the buffer conceals a while)
+    assert c.recovered == 3  # each burst's last frame rebuilt, the others concealed: 1 + 2, and 70; the packet after
+    assert within.count(("conceal", None)) == 5  # the burst of three comes 60 ms on, past the target: one frame waited
+
+
+def test_a_single_loss_is_single_even_when_the_next_packet_is_late_for_its_turn():
+    buffer = PlayoutBuffer()  # no margin: the frame after the lost one is not there when the lost one is due
+    arrivals = steady(BASE, 50)
+    del arrivals[BASE + 20]
+    arrivals[BASE + 21] += 0.015  # due at 0.41 + its tick, it comes at 0.44 (before 22 at 0.445)
+    run(buffer, arrivals, until=1.2, fec=set(arrivals))
+    c = buffer.counters
+    assert (c.single_losses, c.single_recovered, c.burst_losses) == (1, 1, 0)  # waited (concealing), then rebuilt
+
+
+def test_a_streams_first_packet_read_after_a_stall_still_anchors_the_playout():
+    buffer = PlayoutBuffer()  # e.g. a join's handshakes stalled the loop just as the first packet came
+    assert buffer.insert(BASE * FRAME, b"x", FRAME, 1.0, stalled=True)
+    step = buffer.next(1.01)
+    assert step is not None and step.kind is PlayoutKind.DECODE and step.packet.timestamp == BASE * FRAME
+    buffer.restart()  # and a new stream's first packet likewise
+    assert buffer.insert(7 * FRAME, b"y", FRAME, 2.0, stalled=True)
+    assert buffer.next(2.01).kind is PlayoutKind.DECODE
+
+
 def test_concealment_is_bounded_and_fades_out_when_the_sender_stops():
     buffer = PlayoutBuffer(JitterBufferSettings(max_concealed=4))
     run(buffer, steady(BASE, 20), until=0.41)

@@ -115,9 +115,16 @@ async def test_metrics_agree_with_the_stats_of_a_real_call_and_vanish_with_it(se
                 # the jitter buffer: packets in, frames out by kind, drops by reason, its target and delays
                 jb, jb_last = entry["jitterBuffer"], last[pid]["jitterBuffer"]
                 between(jb["packets"], metrics.value("mediamute_jitter_packets_total", **labels), jb_last["packets"], f"jb {pid}")
+                fec = metrics.value("mediamute_jitter_fec_packets_total", **labels)
+                between(jb["fec_packets"], fec, jb_last["fec_packets"], f"jb fec {pid}")
                 for kind in ("decoded", "recovered", "concealed", "accelerated", "skipped"):
                     frames = metrics.value("mediamute_jitter_frames_total", kind=kind, **labels)
                     between(jb[kind], frames, jb_last[kind], f"jb {kind} {pid}")
+                for run, key in (("single", "single_losses"), ("burst", "burst_losses")):
+                    lost = metrics.value("mediamute_jitter_lost_frames_total", run=run, **labels)
+                    between(jb[key], lost, jb_last[key], f"jb lost {run} {pid}")
+                recovered = metrics.value("mediamute_jitter_single_losses_recovered_total", **labels)
+                between(jb["single_recovered"], recovered, jb_last["single_recovered"], f"jb single recovered {pid}")
                 for reason, key in JITTER_DROPS.items():
                     dropped = metrics.value("mediamute_jitter_packets_dropped_total", reason=reason, **labels)
                     between(jb[key], dropped, jb_last[key], f"jb {reason} {pid}")

@@ -131,7 +131,8 @@ def test_call_stats_roster_and_audit_windows(call, clock):
 def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     sequence = SequenceCounters(accepted=7, duplicates=1, jumps_pending=3, ssrcs_pending=4, restarts=5, ssrc_changes=6,
                                 misordered=2)
-    jitter = JitterStats(JitterCounters(packets=6, late=1, recovered=2, concealed=3), depth=2, target_delay=0.04,
+    jitter = JitterStats(JitterCounters(packets=6, late=1, recovered=2, concealed=3, single_losses=4, single_recovered=2,
+                                        burst_losses=1), depth=2, target_delay=0.04,
                          delay_p50=0.03, delay_p95=0.05, jitter=0.006, playing=True)
     outbound = OutboundCounters("lean", packets=50, payload_bytes=4000, dropped_not_connected=2, dropped_overflow=0, dropped_errors=1)
     alice = join(call, "alice", LevelOnlySession(-30.0, sequence, jitter, outbound))
@@ -161,9 +162,9 @@ def test_the_wire_shape_of_the_stats_is_the_api_contract(call, clock):
     }
     assert entry["network"] is None  # a session that reports no network (tests/test_netem_api.py: one that does)
     assert entry["jitterBuffer"] == {
-        "packets": 6, "late": 1, "duplicates": 0, "reordered": 0, "overflow": 0, "timestamp_jumps": 0, "restarts": 0,
+        "packets": 6, "fec_packets": 0, "late": 1, "duplicates": 0, "reordered": 0, "overflow": 0, "timestamp_jumps": 0, "restarts": 0,
         "decoded": 0, "recovered": 2, "concealed": 3, "accelerated": 0, "skipped": 0, "flushed": 0, "malformed": 0,
-        "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
+        "single_losses": 4, "single_recovered": 2, "burst_losses": 1, "depth": 2, "target_delay": 0.04, "delay_p50": 0.03, "delay_p95": 0.05, "jitter": 0.006, "playing": True,
     }
     assert entry["outbound"] == {
         "path": "lean", "packets": 50, "payload_bytes": 4000, "dropped_not_connected": 2, "dropped_overflow": 0,

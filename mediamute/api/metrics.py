@@ -76,6 +76,8 @@ DTMF_DROP_REASONS = ("empty", "late", "unsupported", "malformed")
 """ToneCounters fields (and label values) of the telephone-event reports or packets that made no press."""
 OUTBOUND_DROP_REASONS = (("not_connected", "dropped_not_connected"), ("overflow", "dropped_overflow"), ("error", "dropped_errors"))
 """(label value, OutboundCounters field) for every reason a mix packet is not sent."""
+JITTER_LOSS_RUNS = (("single", "single_losses"), ("burst", "burst_losses"))
+"""(label value, JitterCounters field): lost frames, alone (FEC can rebuild them) or in a run of two or more."""
 
 
 def _counter(name: str, documentation: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -170,11 +172,14 @@ class CallFamilies:
         self.rtp_misordered = _counter("mediamute_rtp_packets_misordered", "Accepted packets that came behind a newer one (handed to the jitter buffer).", PARTICIPANT)
         jb = "Jitter buffer: "
         self.jb_packets = _counter("mediamute_jitter_packets", jb + "packets accepted into the buffer.", PARTICIPANT)
+        self.jb_fec_packets = _counter("mediamute_jitter_fec_packets", jb + "accepted packets that carried in-band FEC data for the frame before them.", PARTICIPANT)
         self.jb_dropped = _counter("mediamute_jitter_packets_dropped", jb + "packets dropped, by reason.", [*PARTICIPANT, "reason"])
         self.jb_reordered = _counter("mediamute_jitter_reordered_packets", jb + "packets that came out of order yet in time: played in order.", PARTICIPANT)
         self.jb_flushed = _counter("mediamute_jitter_flushed_packets", jb + "packets discarded when the gate closed (mute) or the stream restarted.", PARTICIPANT)
         self.jb_restarts = _counter("mediamute_jitter_restarts", jb + "new streams (SSRC change, renumbering, timestamp jump): playout re-anchored.", PARTICIPANT)
         self.jb_frames = _counter("mediamute_jitter_frames", jb + "frames by what became of them: decoded, recovered (FEC), concealed (PLC), accelerated (dropped to catch up), skipped.", [*PARTICIPANT, "kind"])
+        self.jb_lost = _counter("mediamute_jitter_lost_frames", jb + "frames whose packet was missing at their turn, lost alone (single) or in a run (burst).", [*PARTICIPANT, "run"])
+        self.jb_single_recovered = _counter("mediamute_jitter_single_losses_recovered", jb + "single losses rebuilt from the next packet's in-band FEC.", PARTICIPANT)
         self.jb_depth = _gauge("mediamute_jitter_depth_packets", jb + "packets held now.", PARTICIPANT)
         self.jb_target = _gauge("mediamute_jitter_target_delay_seconds", jb + "the target delay now.", PARTICIPANT)
         self.jb_delay = _gauge("mediamute_jitter_delay_seconds", jb + "arrival to playout of the last 250 played packets, by quantile.", [*PARTICIPANT, "quantile"])
@@ -276,6 +281,7 @@ class CallFamilies:
         if jitter is not None:
             counters = jitter.counters
             self.jb_packets.add_metric(labels, counters.packets)
+            self.jb_fec_packets.add_metric(labels, counters.fec_packets)
             for reason, field in JITTER_DROP_REASONS:
                 self.jb_dropped.add_metric([*labels, reason], getattr(counters, field))
             self.jb_reordered.add_metric(labels, counters.reordered)
@@ -283,6 +289,9 @@ class CallFamilies:
             self.jb_restarts.add_metric(labels, counters.restarts)
             for kind, field in JITTER_FRAME_KINDS:
                 self.jb_frames.add_metric([*labels, kind], getattr(counters, field))
+            for run, field in JITTER_LOSS_RUNS:
+                self.jb_lost.add_metric([*labels, run], getattr(counters, field))
+            self.jb_single_recovered.add_metric(labels, counters.single_recovered)
             self.jb_depth.add_metric(labels, jitter.depth)
             self.jb_target.add_metric(labels, jitter.target_delay)
             for quantile, value in (("0.5", jitter.delay_p50), ("0.95", jitter.delay_p95)):

@@ -7,7 +7,7 @@ the ones it holds, each is instrumented on its own node, and `report` adds per-c
 
 Prints `{"event": "ready", "base_url": ..., "pid": ...}`, then answers JSON commands on stdin: `instrument`
 (a call's mixer records arrival→mix latency), `mark` (start the steady window: tick lateness and latency samples
-restart), `report` (window figures, RSS, and, for the mute/unmute requests the orchestrator lists with the
+restart; answers every jitter buffer's counters then, so the window's own can be told), `report` (window figures, RSS, and, for the mute/unmute requests the orchestrator lists with the
 monotonic time it sent them, the latency to the first mix without/with the participant from the contributor audit),
 `network` (per participant: the impairment's counters both ways and the uplink as the server's receiver measured it).
 """
@@ -61,14 +61,41 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
     return out
 
 
+def leaks_after_mutes(call: Call, requests: list[Request]) -> list[int]:
+    """For each mute request: frames of the participant the contributor audit found in mixes made after the mute
+    operation completed (the gate closed, before the 200 OK) and before the next unmute re-opened it. Must be 0."""
+    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    audit = call.mixer.audit
+    leaks = []
+    for sent, pid, kind in requests:
+        if kind != "mute":
+            continue
+        closed = next((t for t, p, k in operations if t >= sent and p == pid and k == "muteParticipant"), None)
+        if closed is None:
+            continue
+        reopened = next((t for t, p, k in operations if t > closed and p == pid and k == "unmuteParticipant"), float("inf"))
+        leaks.append(audit.frames_from(pid, closed, reopened))
+    return leaks
+
+
+def jitter_by_participant(call: Call) -> dict[str, dict[str, Any]]:
+    """Every remote participant's jitter buffer (counters, delays in seconds), by participant id."""
+    return {
+        p.id: stats.as_dict()
+        for p in list(call.participants.values())
+        if p.media is not None and (stats := p.media.jitter_stats()) is not None
+    }
+
+
 def jitter_summary(call: Call) -> dict[str, Any] | None:
     """Every remote participant's jitter buffer in one: counters summed, delays (ms) as the median participant's."""
     stats = [s for p in call.participants.values() if p.media is not None and (s := p.media.jitter_stats()) is not None]
     if not stats:
         return None
     out: dict[str, Any] = {name: sum(getattr(s.counters, name) for s in stats)
-                           for name in ("packets", "late", "duplicates", "reordered", "decoded", "recovered",
-                                        "concealed", "accelerated", "skipped", "flushed")}
+                           for name in ("packets", "fec_packets", "late", "duplicates", "reordered", "decoded",
+                                        "recovered", "concealed", "accelerated", "skipped", "flushed",
+                                        "single_losses", "single_recovered", "burst_losses")}
     for name in ("target_delay", "delay_p50", "delay_p95", "jitter"):
         values = [getattr(s, name) for s in stats if getattr(s, name) is not None]
         out[f"{name}_ms"] = 1000 * statistics.median(values) if values else float("nan")
@@ -199,7 +226,8 @@ class BenchServer:
                 if call.mixer.added_latency is not None:
                     call.mixer.added_latency.clear()
             self.rss_at_mark = rss_bytes(os.getpid())
-            return {"event": "marked", "at": self.window_start}
+            buffers = {pid: stats for call in calls for pid, stats in jitter_by_participant(call).items()}
+            return {"event": "marked", "at": self.window_start, "jitter_by_participant": buffers}
         if cmd == "report":
             requests = [tuple(r) for r in command.get("requests", [])]
             return {"event": "report", **self.report(calls, requests)}
@@ -254,8 +282,10 @@ class BenchServer:
             if call.id in self.arrivals:
                 parts = unmute_parts(call, requests, self.arrivals[call.id])
                 out["server_unmute_parts_ms"] = {k: percentiles_ms(v) for k, v in parts.items()}
+            out["leaked_frames"] = leaks_after_mutes(call, requests)
         out["encoding"] = call.encoding_counters()
         out["jitter_buffer"] = jitter_summary(call)
+        out["jitter_by_participant"] = jitter_by_participant(call)
         delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
         if delays:
             out["pool_send_delay_ms"] = percentiles_ms(delays)

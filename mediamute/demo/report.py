@@ -81,11 +81,14 @@ def judge_mix(window: MuteWindow, audit: ContributorAudit) -> None:
 
 # the listeners' side: the received audio --------------------------------------------------------------------
 def _heard_silence(times: np.ndarray, amps: np.ndarray, reference: float, start: float, end: float) -> float | None:
-    """Arrival time of the first frame after which the speaker stays below threshold until `end`."""
+    """Playout time of the first frame in [start, end) after which the speaker stays below threshold until `end`.
+
+    Runs of presence are found over the whole recording, then cut to the window: the frame played right at `start`
+    that ends a run begun before it is the speaker heard, not a one-frame click."""
     window = (times >= start) & (times < end)
     if not window.any():
         return None
-    present = sustained(amps[window], PRESENT_FRACTION * reference)
+    present = sustained(amps, PRESENT_FRACTION * reference)[window]
     if not present.any():
         return float(times[window][0])
     last = np.flatnonzero(present)[-1]
@@ -224,17 +227,40 @@ def final_gate(run: DemoRun, name: str) -> GateCounters | None:
     return final.gate if final is not None else None
 
 
+def repaired_frames(run: DemoRun) -> dict[str, dict[str, int]]:
+    """Per participant id, the frames of its voice the server's receive path rebuilt by FEC or concealed (the audit:
+    what every listener got in place of its lost packets)."""
+    counts: dict[str, dict[str, int]] = {}
+    for record in run.ticks:
+        for kind in ("recovered", "concealed"):
+            for pid in getattr(record, kind):
+                entry = counts.setdefault(pid, {"recovered": 0, "concealed": 0})
+                entry[kind] += 1
+    return counts
+
+
 def participants_section(run: DemoRun) -> list[dict[str, Any]]:
-    return [
-        {
+    repaired = repaired_frames(run)
+    networks = {spec.name: spec.network for spec in run.scenario.participants}
+    out = []
+    for name in [*run.participants, run.app_name]:
+        pid = run.ids.get(name) if name != run.app_name else run.app_id
+        gate = final_gate(run, name)
+        listener = run.participants.get(name)
+        heard = listener.jitter_stats().counters if listener is not None else None
+        out.append({
             "name": name,
-            "id": run.ids.get(name),
+            "id": pid,
             "pilotHz": run.pilot_of(name),
-            "gateDroppedPackets": gate.dropped_packets if (gate := final_gate(run, name)) else None,
+            "network": networks.get(name),
+            "gateDroppedPackets": gate.dropped_packets if gate else None,
             "gatePassedPackets": gate.passed_packets if gate else None,
-        }
-        for name in [*run.participants, run.app_name]
-    ]
+            "serverRecoveredFrames": repaired.get(pid or "", {}).get("recovered", 0),
+            "serverConcealedFrames": repaired.get(pid or "", {}).get("concealed", 0),
+            "heardRecoveredFrames": heard.recovered if heard is not None else None,
+            "heardConcealedFrames": int(sum(listener.recording.concealed)) if listener is not None else None,
+        })
+    return out
 
 
 def actions_section(run: DemoRun) -> list[dict[str, Any]]:
@@ -309,6 +335,8 @@ def build_report(run: DemoRun, windows: list[MuteWindow], max_mute_ms: float) ->
         "mutes": mutes_section(run, windows),
         "talkingWhileMuted": talking_while_muted_section(run),
         "leakedFramesTotal": sum(w.leaked_frames for w in windows),
+        "recoveredFramesTotal": sum(len(r.recovered) for r in run.ticks),
+        "concealedFramesTotal": sum(len(r.concealed) for r in run.ticks),
         "maxHeardMuteToSilenceMs": round(max(heard), 1) if heard else None,
         "lateTicks": run.late_ticks,
         "ticks": run.clock_ticks,
@@ -356,6 +384,16 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     lines += ["", "## Gates", "", "| participant | packets passed | packets dropped |", "|---|---|---|"]
     for p in report["participants"]:
         lines.append(f"| {p['name']} | {p['gatePassedPackets']} | {p['gateDroppedPackets']} |")
+    lines += [
+        "", "## Losses and how they were met", "",
+        "| participant | network | its voice at the server: rebuilt by FEC / concealed | what it heard: rebuilt by FEC "
+        "/ concealed by its own buffer |",
+        "|---|---|---|---|",
+    ]
+    for p in report["participants"]:
+        network = p["network"] if isinstance(p["network"], str) else json.dumps(p["network"]) if p["network"] else "perfect"
+        heard = "—" if p["heardConcealedFrames"] is None else f"{p['heardRecoveredFrames']} / {p['heardConcealedFrames']}"
+        lines.append(f"| {p['name']} | {network} | {p['serverRecoveredFrames']} / {p['serverConcealedFrames']} | {heard} |")
     lines += ["", "## Actions", "", "| t (s) | action | target | HTTP | took (ms) |", "|---|---|---|---|---|"]
     for a in report["actions"]:
         status = a["status"] if a["status"] is not None else "—"
@@ -379,7 +417,10 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "How it is measured: every voice carries a faint pilot tone above the speech band; the listener's received "
         "audio is filtered at the muted speaker's pilot, and mute-to-silence is the time from sending the mute request "
         "to the first received frame after which that speaker stays silent. Leaked frames and the server's times come "
-        "from its contributor audit (which participants went into each 20 ms mix, and when that mix was made).",
+        "from its contributor audit (which participants went into each 20 ms mix, and when that mix was made). "
+        "Frames rebuilt or concealed: a lost packet of a voice is rebuilt from the next packet's in-band FEC or "
+        "concealed by the server's receive path, and every listener gets that frame; a listener's own jitter buffer "
+        "conceals what its downlink lost.",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

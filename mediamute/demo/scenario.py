@@ -158,8 +158,11 @@ def resolve_source(spec: str, base: Path) -> str:
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:
-    """Read and check a scenario; raises ScenarioError naming the file and the field at fault."""
+    """Read and check a scenario; raises ScenarioError naming the file and the field at fault. A bare file name that
+    is not in the current directory is looked up among the scenarios mediamute ships (`samples/`)."""
     path = Path(path) if path is not None else DEFAULT_SCENARIO
+    if not path.exists() and path.parent == Path(".") and (SAMPLES_DIR / path.name).is_file():
+        path = SAMPLES_DIR / path.name
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -1,5 +1,7 @@
 """timeline.png: one lane per listener showing, over time, how much of each speaker was in that listener's mix
-(per-speaker energy from the contributor audit), with the mute windows shaded."""
+(per-speaker energy from the contributor audit), with the mute windows shaded, and under each lane a rug of the
+frames that were not the speaker's own audio: rebuilt from in-band FEC or concealed by the server's receive path
+(from the audit, in the speaker's colour), and concealed by the listener's own jitter buffer (black)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from .model import DemoRun, MuteWindow
 FIGURE_SIZE = (12.0, 7.5)
 DPI = 110
 SMOOTH_TICKS = 5  # 100 ms moving average: speech levels are readable, a mute edge stays sharp
+RUG_ROWS = {"recovered": -0.09, "concealed": -0.20, "heard": -0.31}
+"""Heights (× the lanes' peak) of the rug rows under each lane: frames the server rebuilt by FEC, frames it
+concealed, frames the listener's own buffer concealed."""
 
 
 def _smooth(values: np.ndarray) -> np.ndarray:
@@ -35,15 +40,27 @@ def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
             name = run.name_of(pid)
             if name in levels:
                 levels[name][i] = level
+    repaired = _repaired_frames(run, ticks, speakers)
     listeners = list(run.participants)
     fig, axes = plt.subplots(len(listeners), 1, figsize=FIGURE_SIZE, dpi=DPI, sharex=True, squeeze=False)
     peak = max((float(np.max(_smooth(v))) for v in levels.values() if v.size), default=1.0) or 1.0
+    any_rug = False
     for ax, listener in zip(axes[:, 0], listeners):
         others = [s for s in speakers if s != listener]
         ax.stackplot(
             times, *[_smooth(levels[s]) for s in others], colors=[colors[s] for s in others], labels=others, alpha=0.9,
             zorder=2,
         )
+        for speaker in others:
+            for kind, marker in (("recovered", "^"), ("concealed", "|")):
+                at = times[repaired[speaker][kind]]
+                any_rug |= at.size > 0
+                ax.plot(at, np.full(at.size, RUG_ROWS[kind] * peak), linestyle="none", marker=marker,
+                        markersize=5 if marker == "^" else 7, markeredgewidth=1.5, color=colors[speaker], zorder=3)
+        heard = _concealed_by_listener(run, listener)
+        any_rug |= heard.size > 0
+        ax.plot(heard, np.full(heard.size, RUG_ROWS["heard"] * peak), linestyle="none", marker="|", markersize=7,
+                markeredgewidth=1.5, color="black", zorder=3)
         for window in windows:
             if window.speaker == listener:
                 continue
@@ -55,7 +72,7 @@ def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
                     va="top", fontweight="bold")
         for action in run.actions:
             ax.axvline(action.sent_at - run.t0, color="0.3", linewidth=0.8, linestyle="--")
-        ax.set_ylim(0, peak * 1.7)
+        ax.set_ylim(RUG_ROWS["heard"] * peak * 1.2 if any_rug else 0, peak * 1.7)
         ax.set_ylabel(f"heard by\n{listener}", rotation=0, ha="right", va="center", fontsize=10)
         ax.set_yticks([])
         ax.spines[["top", "right", "left"]].set_visible(False)
@@ -67,7 +84,15 @@ def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
             fontsize=7.5, rotation=18, ha="left", va="bottom", annotation_clip=False,
         )
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in speakers]
-    fig.legend(handles, speakers, loc="lower center", ncol=len(speakers), frameon=False, fontsize=9)
+    labels = list(speakers)
+    if any_rug:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], linestyle="none", marker="^", color="0.4", markersize=5),
+                    Line2D([], [], linestyle="none", marker="|", color="0.4", markersize=7),
+                    Line2D([], [], linestyle="none", marker="|", color="black", markersize=7)]
+        labels += ["rebuilt by FEC (server)", "concealed (server)", "concealed by the listener"]
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=8.5)
     axes[-1, 0].set_xlabel("seconds since everyone joined")
     axes[-1, 0].set_xlim(0, run.scenario.duration)
     fig.suptitle(f"{run.scenario.title}\nwho is in each listener's N-1 mix (contributor audit, 100 ms RMS)", fontsize=11, y=0.995)
@@ -75,3 +100,23 @@ def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _repaired_frames(run: DemoRun, ticks: list, speakers: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Per speaker, the indexes of the ticks whose frame of it the server rebuilt by FEC or concealed (the audit)."""
+    found: dict[str, dict[str, list[int]]] = {s: {"recovered": [], "concealed": []} for s in speakers}
+    for i, record in enumerate(ticks):
+        for kind in ("recovered", "concealed"):
+            for pid in getattr(record, kind):
+                name = run.name_of(pid)
+                if name in found:
+                    found[name][kind].append(i)
+    return {s: {k: np.asarray(v, dtype=int) for k, v in kinds.items()} for s, kinds in found.items()}
+
+
+def _concealed_by_listener(run: DemoRun, listener: str) -> np.ndarray:
+    """Playout times (since t0) of the frames the listener's own jitter buffer concealed (its downlink's losses)."""
+    recording = run.participants[listener].recording
+    times = recording.playout_times()
+    concealed = np.asarray(recording.concealed, dtype=bool)
+    return times[concealed] - run.t0 if times.size else np.zeros(0)

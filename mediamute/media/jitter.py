@@ -144,6 +144,8 @@ class JitterCounters:
 
     packets: int = 0
     """Packets accepted into the buffer."""
+    fec_packets: int = 0
+    """Accepted packets that carried in-band FEC (LBRR) data for the frame before them: how much FEC the sender sends."""
     late: int = 0
     """Packets that arrived after their playout time had passed: dropped."""
     duplicates: int = 0
@@ -170,6 +172,15 @@ class JitterCounters:
     """Packets discarded because the gate closed (mute) or the stream restarted."""
     malformed: int = 0
     """Packets that were not Opus, or that libopus refused (their frame concealed): set by the decoding side."""
+    single_losses: int = 0
+    """Lost frames whose neighbours both came (one packet lost alone): what in-band FEC can rebuild. A frame is lost
+    when its turn comes, its packet is not here and a later one is (a packet that comes after its turn is late and
+    its frame lost too)."""
+    single_recovered: int = 0
+    """Single losses rebuilt from the next packet's in-band FEC (the others were concealed or skipped: that packet
+    carried no LBRR data, or came too late)."""
+    burst_losses: int = 0
+    """Lost frames in runs of two or more: FEC can rebuild only the last frame of a run, the others are concealed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +232,8 @@ class PlayoutBuffer:
         self._frame = FRAME
         """The stream's packet duration (samples) as last seen: what a concealment step lasts."""
         self._concealed_run = 0
+        self._lost_run = 0
+        """Lost frames passed in a row since the last frame played from its own packet (0: the last one was)."""
         self._behind_ticks = 0
         self._resume_lag = 0.0
         """How far ahead of the plan (≤ 0) the stream played when it last played: a re-anchored stream (after a mute or
@@ -281,6 +294,7 @@ class PlayoutBuffer:
             counters.overflow += 1
         packets[ext] = BufferedPacket(ext, payload, samples, arrived, fec)
         counters.packets += 1
+        counters.fec_packets += fec
         if misordered:
             counters.reordered += 1
         if state is _State.EMPTY or (state is _State.PREBUFFER and ext < self._cursor):
@@ -299,8 +313,8 @@ class PlayoutBuffer:
 
     def _measure(self, arrived: float, transit: float, stalled: bool = False) -> None:
         """Feed the least-transit window, the relative-delay ring (and the target's rise) and the RFC 3550 jitter."""
-        if stalled:  # our own delay, not the network's: it says nothing of the jitter to cover
-            self._last_transit = None
+        if stalled and self._transits:  # our own delay, not the network's: it says nothing of the jitter to cover
+            self._last_transit = None  # (a stream's first packet is measured all the same: playout needs an anchor)
             return
         if self._last_transit is not None:
             self.jitter += (abs(transit - self._last_transit) - self.jitter) / 16
@@ -370,15 +384,23 @@ class PlayoutBuffer:
         if ahead is not None and lag >= 0:  # the frame at the position is due and a later one is here: lost
             gap = ahead - self._cursor
             following = packets[ahead]
+            single = gap <= self._frame and self._lost_run == 0
+            self._lost_run += 1
+            counters = self.counters
+            if single:
+                counters.single_losses += 1
+            else:
+                counters.burst_losses += 1
             if gap <= self._frame and following.fec:
                 self._cursor = ahead
                 self._concealed_run = 0
-                self.counters.recovered += 1
+                counters.recovered += 1
+                counters.single_recovered += single
                 return PlayoutStep(PlayoutKind.RECOVER, following, gap)
             step = min(gap, self._frame)
             self._cursor += step
             if lag >= step / SAMPLE_RATE + HYSTERESIS:  # late anyway: let it go rather than invent it
-                self.counters.skipped += 1
+                counters.skipped += 1
                 return self.next(at, now, queued, quiet)
             return self._conceal(step)
         return self._conceal(self._frame)  # underrun, or not due yet: wait for it, position held
@@ -389,6 +411,7 @@ class PlayoutBuffer:
         self._cursor = packet.timestamp + packet.samples
         self._frame = packet.samples
         self._concealed_run = 0
+        self._lost_run = 0
         behind = lag >= packet.samples / SAMPLE_RATE + HYSTERESIS and self._accelerated_at != at
         self._behind_ticks = self._behind_ticks + 1 if behind else 0
         if behind and self._cursor in packets and (quiet or lag >= URGENT or self._behind_ticks >= PATIENCE):
@@ -432,6 +455,7 @@ class PlayoutBuffer:
         self.counters.flushed += count
         self._state = _State.EMPTY
         self._concealed_run = 0
+        self._lost_run = 0
         self._behind_ticks = 0
         return count
 

@@ -27,7 +27,8 @@ from ..media.audio import (
     rms,
 )
 from ..sources import AudioSource
-from .codec import TIME_BASE, MonoOpusEncoder
+from .codec import TIME_BASE
+from .fec import LiveOpusEncoder
 
 
 def frame_to_mono(frame: AudioFrame) -> Frame:
@@ -125,32 +126,32 @@ class SourceTrack(MediaStreamTrack):
     """Sends an `AudioSource` in real time as mono Opus with in-band FEC, one 20 ms packet per period on absolute
     deadlines (encoded here, packetised by aiortc's sender).
 
-    `marker_times` are the monotonic times marker onsets were handed to the encoder.
+    `encoder.expected_loss_percent` sizes the FEC, and may change while it runs (`fec.follow_reports` keeps it at
+    the loss the receiver reports; at 0, the start, libopus sends no FEC data). `marker_times` are the monotonic
+    times marker onsets were handed to the encoder.
     """
 
     kind = "audio"
 
-    def __init__(self, source: AudioSource) -> None:
+    def __init__(self, source: AudioSource, expected_loss_percent: int = 0) -> None:
         super().__init__()
         self.source = source
         self.pacer = FramePacer()
         self.marker_times: list[float] = []
         self.level_dbov: float | None = None
         """The level of the latest frame encoded (dBov), for the packet's RFC 6464 header (`audio_level.py`)."""
-        self._encoder = MonoOpusEncoder()
+        self.encoder = LiveOpusEncoder(expected_loss_percent)
 
     async def recv(self) -> av.Packet:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            index = await self.pacer.next()
-            frame = self.source.next_frame()
-            if self.source.is_marker(index):
-                self.marker_times.append(time.monotonic())
-            packet = self._encoder.encode(frame, index * FRAME_SAMPLES)
-            if packet is not None:  # the encoder may hold the very first frame back
-                self.level_dbov = dbfs(rms(frame))
-                return packet
+        if self.readyState != "live":
+            raise MediaStreamError
+        index = await self.pacer.next()
+        frame = self.source.next_frame()
+        if self.source.is_marker(index):
+            self.marker_times.append(time.monotonic())
+        packet = self.encoder.encode(frame, index * FRAME_SAMPLES)
+        self.level_dbov = dbfs(rms(frame))
+        return packet
 
     @property
     def frames_sent(self) -> int:
