@@ -35,7 +35,7 @@ from .media.netem import ReceptionReport
 from .rtc.audio_level import send_audio_levels
 from .rtc.dtmf import DtmfSender, SentEvent, register_telephone_event
 from .rtc.fec import LossEstimate, follow_reports
-from .rtc.gate_adapter import install_receive_path
+from .rtc.gate_adapter import ReceiverSeamError, install_receive_path
 from .rtc.ice import configure_ice, rtc_configuration
 from .rtc.receive import ReceivePath
 from .rtc.reception import reception_reports
@@ -250,7 +250,10 @@ class CallParticipant:
         self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers))
         params = {k: v for k, v in (("region", self.region), ("network", self.network)) if v is not None}
         transceiver = self.pc.addTransceiver(self.track, direction="sendrecv")
-        send_audio_levels(transceiver.sender, lambda: self.track.level_dbov)
+        try:
+            send_audio_levels(transceiver.sender, lambda: self.track.level_dbov)
+        except ReceiverSeamError as exc:  # an unverified aiortc: the audio still flows, without RFC 6464 levels
+            log.warning("%s; sending without audio levels", exc)
         install_receive_path(transceiver.receiver, self.receive_path)
         self.playout.start()
         session = await whip_join(
