@@ -152,3 +152,40 @@ def test_the_summary_counts_the_frames_leaked_after_each_mute_and_the_table_says
     values = list(table.columns[1].cells)
     leaked = values[list(row).index("frames of a muted participant mixed after the gate closed")]
     assert "2 in 2 mutes" in leaked and "red" in leaked
+
+
+def test_the_bench_server_sees_a_pulled_streams_first_frame_after_an_unmute():
+    """A receive path's frames reach the inbox at the tick (pulled, not pushed): the bench still records when a
+    participant's stream resumed, from its packets' arrivals, so an unmute's parts can be measured."""
+    from pyee import EventEmitter
+
+    from mediamute.benchmark.server import RESUMED_AFTER, record_arrivals
+    from mediamute.calls.call import Call, CallOptions
+    from mediamute.calls.model import Participant
+    from mediamute.media.audio import FRAME_SAMPLES, FRAME_SECONDS
+    from mediamute.media.mixer import PulledFrame
+
+    class Source:  # a receive path with a packet that arrived 5 ms before each tick
+        def pull(self, at, now=None):
+            return PulledFrame(np.full(FRAME_SAMPLES, 100, dtype=np.int16), at - 0.005)
+
+    class Session:
+        frame_source = Source()
+
+    now = [100.0]
+    call = Call(CallOptions(), EventEmitter(), clock=lambda: now[0])
+    talker = call.join(Participant("talker"), sink=None, media=Session())
+    arrivals = record_arrivals(call)
+
+    def ticks(count):
+        for _ in range(count):
+            now[0] += FRAME_SECONDS
+            call.mixer.tick(now[0])
+
+    ticks(5)
+    call.mute(talker.id)
+    ticks(int(2 * RESUMED_AFTER / FRAME_SECONDS))
+    call.unmute(talker.id)
+    resumed = now[0] + FRAME_SECONDS - 0.005
+    ticks(3)
+    assert list(arrivals[talker.id]) == [pytest.approx(100.0 + FRAME_SECONDS - 0.005), pytest.approx(resumed)]
