@@ -40,8 +40,9 @@ class TappedListener:
         self.tap = WireTap(transceiver.receiver.transport)
         self.participant_id = ""
 
-    async def join(self, http, call_id: str) -> "TappedListener":
-        self.participant_id = (await whip_join(self.pc, http, call_id, self.name)).participant_id
+    async def join(self, http, call_id: str, network: str | None = None) -> "TappedListener":
+        params = {"network": network} if network is not None else None
+        self.participant_id = (await whip_join(self.pc, http, call_id, self.name, params=params)).participant_id
         return self
 
     @property
@@ -247,6 +248,27 @@ async def test_a_wrapped_datagram_path_still_sees_every_lean_packet_in_order(ser
         rtp_wrapped = [d for d in wrapped if 128 <= d[0] < 192 and not 192 <= d[1] <= 223]
         assert peer.outlet.counters().packets - sent_before >= len(rtp_wrapped) > 90
         packets = [parse(d, sender_of(peer)) for d in listener.tap.rtp()[arrived_before:]]
+        assert all((b.sequence_number - a.sequence_number) % 65536 == 1 for a, b in zip(packets, packets[1:]))
+        assert float(np.median(tone_amplitudes([m for _, m in listener.heard[-50:]], 440))) == pytest.approx(A, rel=0.1)
+    finally:
+        await leave_all([talker])
+        await listener.close()
+
+
+async def test_a_listener_impaired_from_its_join_keeps_the_lean_path_through_its_downlink_impairment(server, http, call_id):
+    """A listener that joins on an impaired network has the downlink hook on its ICE transport before the sender
+    starts: the lean path still stands in for aiortc's sender (the hook says what it wraps), and every mix packet
+    goes through the impairment, in order, heard at unity gain."""
+    (talker,) = await join_all(server, call_id, [("talker", ToneSource(440))])
+    network = '{"downlink": {"delayMs": 15, "jitterMs": 3, "jitterCorrelation": 0.5}}'
+    listener = await TappedListener("listener", SilenceSource()).join(http, call_id, network=network)
+    try:
+        peer = server_peer(server, call_id, listener.participant_id)
+        await wait_until(lambda: peer.outlet.path == "lean" and len(listener.tap.rtp()) > 100, 10)
+        assert peer.outlet.counters().path == "lean"
+        state = peer.network
+        assert state is not None and state.downlink.counters.datagrams >= peer.outlet.counters().packets > 100
+        packets = [parse(d, sender_of(peer)) for d in listener.tap.rtp()[-100:]]
         assert all((b.sequence_number - a.sequence_number) % 65536 == 1 for a, b in zip(packets, packets[1:]))
         assert float(np.median(tone_amplitudes([m for _, m in listener.heard[-50:]], 440))) == pytest.approx(A, rel=0.1)
     finally:

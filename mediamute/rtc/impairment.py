@@ -205,6 +205,12 @@ class ParticipantNetwork:
         if direction.engaged and direction.model.profile.is_perfect and self._idle(direction):
             self._hook(direction, False)
 
+    @property
+    def wrapped_send(self) -> Callable[[bytes], Awaitable[None]]:
+        """What the downlink hook wraps (aiortc's bound `RTCIceTransport._send`): the lean send path
+        (rtc/rtp_send.py) checks it is aioice's own and sends through the hook while it is installed."""
+        return self._send
+
     def _hook(self, direction: _Direction, on: bool) -> None:
         if direction is self.uplink:
             if on:

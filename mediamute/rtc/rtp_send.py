@@ -32,6 +32,7 @@ import random
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aioice
 import aioice.ice
@@ -192,6 +193,14 @@ def lean_path_unavailable() -> str | None:
     return _seam_verdict or None
 
 
+def unwrapped_send(ice: RTCIceTransport) -> Callable[..., Any] | None:
+    """The datagram send aiortc bound on `ice` (its aioice connection's `send`), looking through a wrapper that
+    says what it wraps (`wrapped_send` on the bound method's object: the downlink impairment, rtc/impairment.py)."""
+    send = getattr(ice, "_send", None)
+    wrapped = getattr(getattr(send, "__self__", None), "wrapped_send", None)
+    return wrapped if wrapped is not None else send
+
+
 class LeanRtpSender:
     """One listener's mix stream, sent synchronously: header patch → SRTP protect → one datagram write.
 
@@ -211,7 +220,8 @@ class LeanRtpSender:
         self._dtls: RTCDtlsTransport = sender.transport
         self._ice: RTCIceTransport = self._dtls.transport
         self._connection: aioice.Connection = self._ice._connection
-        self._plain_send = self._ice._send
+        self._plain_send = unwrapped_send(self._ice)
+        """aioice's send as aiortc bound it: while `_send` is this, nothing wraps the datagram path."""
         self._srtp: pylibsrtp.Session = self._dtls._tx_srtp
         self._header, self._abs_send_time_at = header_template(
             payload_type, sender._ssrc, getattr(sender, SENDER_MID), getattr(sender, SENDER_EXTENSIONS_MAP)
@@ -240,10 +250,11 @@ class LeanRtpSender:
         dtls = sender.transport
         if not isinstance(getattr(dtls, "_tx_srtp", None), pylibsrtp.Session):
             raise SendSeamError("the DTLS transport has no SRTP session to protect packets with")
-        ice_send = getattr(dtls.transport, "_send", None)
+        ice_send = unwrapped_send(dtls.transport)
         connection = dtls.transport._connection
         if getattr(ice_send, "__self__", None) is not connection or getattr(ice_send, "__func__", None) is not _ORIGINAL_CONNECTION_SEND:
-            raise SendSeamError("RTCIceTransport._send is not its aioice connection's send when the sender starts")
+            raise SendSeamError("RTCIceTransport._send is not its aioice connection's send (nor a wrapper of it that "
+                                "names it) when the sender starts")
         if not isinstance(getattr(connection, "_nominated", None), dict):
             raise SendSeamError("aioice's Connection has no _nominated candidate pairs")
         if not isinstance(getattr(sender, SENDER_EXTENSIONS_MAP, None), HeaderExtensionsMap):
