@@ -530,7 +530,8 @@ def bench(
         typer.Option(
             "--sweep", metavar="NAME=V1,V2,...",
             help="One bench per value of a network parameter on top of --network (or a perfect network): jitter or "
-            "delay (ms), loss, burst or reorder (%). Writes a CSV and a plot; exit 1 if any point leaked a frame.",
+            "delay (ms), loss, burst or reorder (in %: loss=0,2,5,10). Writes a CSV and a plot; exit 1 if any point "
+            "leaked a frame.",
         ),
     ] = None,
     out: Annotated[
