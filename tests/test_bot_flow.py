@@ -168,7 +168,7 @@ async def test_create_call_answers_as_graph_documents_it(api, api_http):
     (app,) = [p for p in roster if p["id"] == call["myParticipantId"]]
     assert app["info"]["identity"]["application"]["displayName"] == "TestBot"
 
-    named = await api_http.post(f"/beta/communications/calls", json=body | {"mediamute": {"appDisplayName": "IVR"}})
+    named = await api_http.post("/beta/communications/calls", json=body | {"mediamute": {"appDisplayName": "IVR"}})
     assert named.headers["Location"].endswith(f"/beta/communications/calls/{named.json()['id']}")
     assert named.json()["source"]["identity"]["application"] | {"@odata.type": None} == {
         "@odata.type": None, "displayName": "IVR", "id": sent["id"]}

@@ -37,9 +37,12 @@ import wave
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from mediamute.client import CallParticipant
 
 GRAPH = "/v1.0/communications/calls"
 CONTEXT = "d45324c1-fcb5-430a-902c-f20af696537c"
@@ -169,6 +172,8 @@ def start_hold_body() -> dict[str, Any]:
 def beep_wav(hz: float = 1000.0, seconds: float = 0.2, rate: int = 16_000) -> bytes:
     """Graph's prompt format (WAV, mono, 16-bit, 16 kHz): a beep at -6 dBFS."""
     samples = array.array("h", (int(16_000 * math.sin(2 * math.pi * hz * i / rate)) for i in range(int(rate * seconds))))
+    if sys.byteorder == "big":  # WAV is little-endian
+        samples.byteswap()
     out = io.BytesIO()
     with wave.open(out, "wb") as wav:
         wav.setnchannels(1)
@@ -364,7 +369,8 @@ class BotFlow:
         self.receiver: CallbackReceiver | None = None
         self.call_id = ""
         self.invitee_id = ""
-        self.caller: Any = None  # mediamute.client.CallParticipant, imported when it joins
+        self.caller: CallParticipant | None = None
+        """The WebRTC participant who presses keys (mediamute.client, imported when it joins)."""
 
     # plumbing -------------------------------------------------------------------------------------------------
     def _note(self, kind: str, **entry: Any) -> None:
@@ -412,7 +418,9 @@ class BotFlow:
             if body.get(key) != wanted:
                 raise FlowFailed(f"{key} is {body.get(key)!r}, the documentation says {wanted!r}")
 
-    def roster_update(self, participant_id: str, check: Callable[[dict[str, Any]], bool], change: str = "updated"):
+    def roster_update(self, participant_id: str, check: Callable[[dict[str, Any]], bool],
+                      change: str = "updated") -> Callable[[dict[str, Any]], bool]:
+        """A test for the roster notification (`changeType` on …/participants) in which `participant_id` passes `check`."""
         path = f"/communications/calls/{self.call_id}/participants"
 
         def matches(n: dict[str, Any]) -> bool:
@@ -479,6 +487,7 @@ class BotFlow:
     async def invite(self) -> None:
         assert self.receiver is not None
         mark = len(self.receiver.received)
+        sent = time.monotonic()
         step, final = await self.operation("invite", f"{self.call_path}/participants/invite", invite_body(self.voice),
                                            "#microsoft.graph.inviteParticipantsOperation")
         (invited,) = final["participants"]
@@ -487,8 +496,8 @@ class BotFlow:
             self.roster_update(self.invitee_id, lambda p: p["info"]["identity"]["user"]["id"] == INVITEE_ID),
             "roster update listing the invitee", since=mark)
         step.details = {"participantId": self.invitee_id, "resultInfo": final.get("resultInfo"),
-                        "summary": f"{INVITEE_ID[:8]}… joined as {self.invitee_id} ({self.voice}); in the roster "
-                                   f"{joined.at - self.started:.2f} s into the flow"}
+                        "summary": f"user {INVITEE_ID[:8]}… joined as {self.invitee_id[:8]}… ({self.voice}); in the "
+                                   f"roster after {joined.at - sent:.2f} s"}
         self.done(step)
 
     async def caller_joins(self) -> None:
@@ -503,9 +512,10 @@ class BotFlow:
                                       token=grant["token"])
         await self.caller.join(timeout=WAIT)
         pid = self.caller.participant_id
+        assert pid is not None
         joined = await self.receiver.wait_for(self.roster_update(pid, lambda p: True), "roster update listing the caller")
         self.done(Step("caller joins", "POST /whip/…", 201, details={
-            "participantId": pid, "summary": f"WebRTC participant {pid} in the roster after {joined.at - sent:.2f} s"}))
+            "participantId": pid, "summary": f"WebRTC participant {pid[:8]}… in the roster after {joined.at - sent:.2f} s"}))
 
     async def play_prompt(self) -> None:
         step, final = await self.operation("playPrompt", f"{self.call_path}/playPrompt", play_prompt_body(self.prompt),
@@ -548,6 +558,7 @@ class BotFlow:
         self.expect(subscribed, odata_type="#microsoft.graph.subscribeToToneOperation", status="completed",
                     clientContext=CONTEXT)
         mark = len(self.receiver.received)
+        assert self.caller is not None
         await self.caller.send_dtmf(CALLER_KEYS)
         call_url = f"/communications/calls/{self.call_id}"
         presses: list[dict[str, Any]] = []
@@ -676,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", default="http://127.0.0.1:8080", help="the mediamute server (default: %(default)s)")
     parser.add_argument("--token", required=True, help=f"an app token with {', '.join(ROLES)}")
     parser.add_argument("--json", metavar="FILE", help="write every request, response and notification here")
-    parser.add_argument("--prompt", default="prompt.wav", help="playPrompt's mediaInfo.uri (default: %(default)s)")
+    parser.add_argument("--prompt", default="prompt.wav", help="playPrompt's mediaInfo.uri: a package sample or a WAV "
+                        "URL on this machine, at most 6 s long (default: %(default)s)")
     parser.add_argument("--voice", default="bob.wav", help="what the invitee says (default: %(default)s)")
     args = parser.parse_args(argv)
     started = time.monotonic()
