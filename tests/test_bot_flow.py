@@ -1,7 +1,7 @@
 """Issue 12's "done means": the sample bot flow (samples/bot_flow.py: prompt → record → tones → hold → invite → mute,
-with the documentation's request bodies) run against a real `mediamute serve` process on a free loopback port, and
-what it returned checked step by step; plus the create-call answer the flow showed was not Graph's (no `Location`,
-the bot's `source` replaced), in-process."""
+with the documentation's request bodies) run as its own process against a real `mediamute serve` process on a free
+loopback port, and what it recorded (`--json`) checked step by step; plus the create-call answer the flow showed was
+not Graph's (no `Location`, the bot's `source` replaced), in-process."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .cluster_nodes import code_env
 from .helpers import CALLS, assert_graph_error
 
 bot_flow = importlib.import_module("mediamute.samples.bot_flow")  # samples/ is mediamute/samples/ (package data)
+SAMPLE = Path(bot_flow.__file__)
 
 LISTENING = re.compile(rb"listening on (http://127\.0\.0\.1:\d+)")
 START_TIMEOUT = 30.0
@@ -89,65 +90,77 @@ EXPECTED_STEPS = [
 
 
 async def test_the_sample_bot_flow_runs_against_mediamute_serve(tmp_path):
+    """The README's two commands: `mediamute serve`, then `python samples/bot_flow.py --server … --token … --json …`
+    (a process of its own, as a bot is: it shares no state with this test's process)."""
     key_file = tmp_path / "signing-key.pem"
     token = SigningKey.load_or_create(key_file).app_token(list(bot_flow.ROLES))  # as `mediamute token --role …`
-    lines: list[str] = []
     record = tmp_path / "flow.json"
     async with mediamute_serve(key_file, tmp_path) as url:
-        result = await asyncio.wait_for(bot_flow.run(url, token, json_path=str(record), out=lines.append), 60)
-
-    steps = {step.name: step for step in result.steps}
-    assert [s.name for s in result.steps] == [e[0] for e in EXPECTED_STEPS]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(SAMPLE), "--server", url, "--token", token, "--json", str(record),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=code_env(), cwd=tmp_path,
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, stderr.decode(errors="replace")[-3000:]
+    lines = stdout.decode().splitlines()
+    flow = json.loads(record.read_text())
+    assert flow["failure"] is None
+    steps = {step["name"]: step for step in flow["steps"]}
+    assert [step["name"] for step in flow["steps"]] == [e[0] for e in EXPECTED_STEPS]
     for name, status, odata_type, answered, final in EXPECTED_STEPS:
         step = steps[name]
-        assert (step.status, step.odata_type, step.operation_status, step.final_status) == (status, odata_type, answered, final), name
+        got = (step["status"], step["odata_type"], step["operation_status"], step["final_status"])
+        assert got == (status, odata_type, answered, final), name
         if final is not None:
-            assert 0 < step.completed_after < bot_flow.WAIT + bot_flow.RECORD_SECONDS + 6, name
-    assert len(lines) == len(EXPECTED_STEPS) and lines[3].startswith(" 4 playPrompt")
+            assert 0 < step["completed_after"] < bot_flow.WAIT + bot_flow.RECORD_SECONDS + 6, name
+    assert len(lines) == len(EXPECTED_STEPS) + 1 and lines[3].startswith(" 4 playPrompt")
+    assert lines[-1].startswith(f"bot flow done: {len(EXPECTED_STEPS)} steps")
 
     # the prompt played whole (prompt.wav lasts 5.09 s) before it was completed
-    assert steps["playPrompt"].completed_after >= 5.0
-    assert steps["playPrompt"].details["resultInfo"]["code"] == 200
+    assert steps["playPrompt"]["completed_after"] >= 5.0
+    assert steps["playPrompt"]["details"]["resultInfo"]["code"] == 200
     # the recording: the max duration reached (Graph's 200/8515), downloaded with its token, the invitee's voice in it
-    record_step = steps["recordResponse"]
-    assert record_step.details["completionReason"] == "maxRecordDurationReached"
-    assert (record_step.details["resultInfo"]["code"], record_step.details["resultInfo"]["subcode"]) == (200, 8515)
-    recording = record_step.details["recording"]
+    details = steps["recordResponse"]["details"]
+    assert details["completionReason"] == "maxRecordDurationReached"
+    assert (details["resultInfo"]["code"], details["resultInfo"]["subcode"]) == (200, 8515)
+    recording = details["recording"]
     assert (recording["rate"], recording["channels"], recording["sample_bits"]) == (16_000, 1, 16)
     assert recording["seconds"] == pytest.approx(bot_flow.RECORD_SECONDS, abs=0.03)
     assert recording["rms_dbfs"] >= bot_flow.RECORDING_MIN_DBFS
-    assert record_step.details["contentType"] == "application/octet-stream"
+    assert details["contentType"] == "application/octet-stream"
     # the caller's keys arrived as Graph's tone notifications, in order, with increasing sequenceIds
-    tones = steps["subscribeToTone"].details["tones"]
+    tones = steps["subscribeToTone"]["details"]["tones"]
     assert [t["tone"] for t in tones] == bot_flow.CALLER_TONES
     sequence = [t["sequenceId"] for t in tones]
     assert sequence == sorted(sequence) and len(set(sequence)) == len(sequence)
-    assert steps["sendDtmfTones"].details["completionReason"] == "completedSuccessfully"
+    assert steps["sendDtmfTones"]["details"]["completionReason"] == "completedSuccessfully"
     # hold: the roster said so both ways
-    assert steps["startHoldMusic"].details["direction"] == "receiveOnly"
-    assert steps["stopHoldMusic"].details["direction"] == "sendReceive"
+    assert steps["startHoldMusic"]["details"]["direction"] == "receiveOnly"
+    assert steps["stopHoldMusic"]["details"]["direction"] == "sendReceive"
     # the mute: the documented roster notification, isMuted and the stream's serverMuted; then lifted
-    muted, unmuted = steps["mute"].details["participant"], steps["unmute"].details["participant"]
+    muted, unmuted = steps["mute"]["details"]["participant"], steps["unmute"]["details"]["participant"]
     assert (muted["isMuted"], muted["mediaStreams"][0]["serverMuted"]) == (True, True)
     assert (unmuted["isMuted"], unmuted["mediaStreams"][0]["serverMuted"]) == (False, False)
-    assert muted["id"] == unmuted["id"] == steps["invite"].details["participantId"]
+    assert muted["id"] == unmuted["id"] == steps["invite"]["details"]["participantId"]
     assert muted["info"]["identity"]["user"]["id"] == bot_flow.INVITEE_ID
-    location = rf"http://127\.0\.0\.1:\d+/v1\.0/communications/calls/{result.call_id}/operations/[0-9a-f-]{{36}}"
-    assert re.fullmatch(location, steps["mute"].details["location"])
+    location = rf"http://127\.0\.0\.1:\d+/v1\.0/communications/calls/{flow['callId']}/operations/[0-9a-f-]{{36}}"
+    assert re.fullmatch(location, steps["mute"]["details"]["location"])
 
     # every callback verified; the last is the call's end
-    assert result.unverified_callbacks == 0
-    last = result.notifications[-1]
+    exchanges = flow["exchanges"]
+    batches = [e for e in exchanges if e["kind"] == "notification"]
+    assert batches and all(batch["verified"] is True for batch in batches)
+    last = batches[-1]["body"]["value"][-1]
     assert (last["changeType"], last["resourceUrl"], last["resourceData"]["state"]) == (
-        "deleted", f"/communications/calls/{result.call_id}", "terminated")
-
-    # --json: every exchange, the create body exactly the documentation's example 3 but for its callbackUri
-    log = json.loads(record.read_text())
-    assert {entry["kind"] for entry in log} == {"request", "response", "notification"}
-    created = next(e for e in log if e["kind"] == "request" and e["path"] == CALLS)
+        "deleted", f"/communications/calls/{flow['callId']}", "terminated")
+    # the create body was exactly the documentation's example 3 but for its callbackUri
+    created = next(e for e in exchanges if e["kind"] == "request" and e["path"] == CALLS)
     assert created["body"] == bot_flow.create_call_body(created["body"]["callbackUri"])
-    notified = [n for e in log if e["kind"] == "notification" for n in e["body"]["value"]]
-    assert notified == result.notifications
 
 
 async def test_create_call_answers_as_graph_documents_it(api, api_http):

@@ -222,7 +222,7 @@ class CallbackReceiver:
     batch's bearer token verified against the server's keys), GET /prompts/beep.wav serves the bot's prompt.
     It runs on a thread (http.server); arrivals are handed to the flow's event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_batch: Callable[[dict[str, Any], bool | None], None]) -> None:
         self.loop = loop
         self.on_batch = on_batch
         self.received: list[Received] = []
@@ -275,7 +275,6 @@ class CallbackReceiver:
 
     def _arrived(self, body: bytes, authorization: str) -> None:
         batch = json.loads(body)
-        self.on_batch(batch)
         verified = None
         if self.jwks is not None:
             from mediamute.tokens import verify_callback  # what a bot does with the server's signature
@@ -285,6 +284,7 @@ class CallbackReceiver:
                 verified = True
             except Exception:  # noqa: BLE001 (any failure to verify is a finding, reported by the flow)
                 verified = False
+        self.on_batch(batch, verified)
         now = time.monotonic()
         self.received.extend(Received(now, n, verified) for n in batch.get("value", []))
         self._changed.set()
@@ -376,8 +376,8 @@ class BotFlow:
     def _note(self, kind: str, **entry: Any) -> None:
         self.log.append({"at": round(time.monotonic() - self.started, 4), "kind": kind, **entry})
 
-    def _notified(self, batch: dict[str, Any]) -> None:
-        self._note("notification", body=batch)
+    def _notified(self, batch: dict[str, Any], verified: bool | None) -> None:
+        self._note("notification", verified=verified, body=batch)
 
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                       expect: int = 200) -> httpx.Response:
@@ -672,21 +672,28 @@ class BotFlow:
 
 async def run(server: str, token: str, json_path: str | None = None, prompt: str = "prompt.wav",
               voice: str = "bob.wav", out: Callable[[str], None] = print) -> FlowResult:
-    """Run the flow once; raises FlowFailed naming the step that went wrong. `json_path` gets every exchange."""
+    """Run the flow once; raises FlowFailed naming the step that went wrong. `json_path` gets the steps (as the
+    lines say them, with their details), the failure if any, and every request, response and notification."""
     flow = BotFlow(server, token, prompt=prompt, voice=voice, out=out)
+    failure: str | None = None
     try:
         return await flow.run()
+    except FlowFailed as exc:
+        failure = str(exc)
+        raise
     finally:
         if json_path:
+            record = {"server": flow.server, "callId": flow.call_id, "failure": failure,
+                      "steps": [asdict(step) for step in flow.steps], "exchanges": flow.log}
             with open(json_path, "w", encoding="utf-8") as file:
-                json.dump(flow.log, file, indent=1)
+                json.dump(record, file, indent=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", default="http://127.0.0.1:8080", help="the mediamute server (default: %(default)s)")
     parser.add_argument("--token", required=True, help=f"an app token with {', '.join(ROLES)}")
-    parser.add_argument("--json", metavar="FILE", help="write every request, response and notification here")
+    parser.add_argument("--json", metavar="FILE", help="write the steps and every request, response and notification here")
     parser.add_argument("--prompt", default="prompt.wav", help="playPrompt's mediaInfo.uri: a package sample or a WAV "
                         "URL on this machine, at most 6 s long (default: %(default)s)")
     parser.add_argument("--voice", default="bob.wav", help="what the invitee says (default: %(default)s)")
