@@ -11,7 +11,7 @@ the Graph v1.0 documentation's example for that action (create-call example 3, p
 call-playprompt, call-record, call-subscribetotone, call-senddtmftones, participant-startholdmusic /
 stopholdmusic, participant-mute), changed only where a local simulator must: URLs on this machine, short
 durations. Each running operation is waited for until its completing notification arrives at the receiver; every
-wait is bounded. One line per step; `--json FILE` keeps every request, response and notification.
+wait is bounded. One line per step; `--json FILE` keeps the steps and every request, response and notification.
 
 The token needs Calls.InitiateGroupCall.All (create, invite, hang up), Calls.AccessMedia.All (prompt, record,
 tones) and Calls.JoinGroupCall.All (hold, mute): `mediamute token --role Calls.InitiateGroupCall.All --role
