@@ -7,7 +7,7 @@ pydantic models of `schemas`, so the JSON is Graph's: camelCase and `@odata.type
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,7 +28,7 @@ from .auth import Principal, roles
 from .errors import GraphError
 from .resources import call_resource, operation_resource, participant_resource, roster
 from .state import app_state
-from .urls import metadata, operation_location
+from .urls import graph_root, metadata, operation_location
 
 CREATE = roles(ROLE_INITIATE, ROLE_INITIATE_GROUP_CALL)
 READ = roles(*ALL_CALL_ROLES)
@@ -73,6 +73,27 @@ def client_context(body: schemas.ClientContextBody | None) -> str | None:
     return body.client_context if body else None
 
 
+MAX_APP_NAME = 64
+"""The longest application displayName taken from `source` (as `mediamute.appDisplayName`)."""
+
+
+def source_application(source: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The bot's own identity in a create request, `source.identity.application` (Graph's create-call examples send
+    it and Graph's answer echoes it): its (displayName, id), each None when absent. A value that is not a string
+    of 1 to 64 characters is a 400 naming the field."""
+    identity = source.get("identity") if isinstance(source, dict) else None
+    application = identity.get("application") if isinstance(identity, dict) else None
+    if not isinstance(application, dict):
+        return None, None
+    values: list[str | None] = []
+    for key in ("displayName", "id"):
+        value = application.get(key)
+        if value is not None and (not isinstance(value, str) or not 0 < len(value) <= MAX_APP_NAME):
+            raise GraphError(400, f"source.identity.application.{key}: must be a string of 1 to {MAX_APP_NAME} characters")
+        values.append(value)
+    return values[0], values[1]
+
+
 @router.post(
     "/communications/calls", status_code=201, response_model=schemas.Call, responses=ERRORS, summary="Create a call"
 )
@@ -80,6 +101,9 @@ async def create_call(
     request: Request, body: Annotated[schemas.CreateCallBody, Body()], _: Principal = Depends(CREATE)
 ) -> JSONResponse:
     extension = body.mediamute or schemas.MediamuteCallOptions()
+    app_name, app_id = source_application(body.source)
+    if app_name is None or "app_display_name" in extension.model_fields_set:
+        app_name = extension.app_display_name
     try:
         app_source = source_from_spec(extension.app_source, SAMPLES_DIR) if extension.app_source else None
     except ValueError as exc:
@@ -94,7 +118,8 @@ async def create_call(
             peer_to_peer=body.is_peer_to_peer,
             allow_self_unmute=extension.allow_self_unmute,
             subject=body.subject,
-            app_display_name=extension.app_display_name,
+            app_display_name=app_name,
+            app_user_id=app_id,
             app_source=app_source,
             tenant_id=body.tenant_id,
             requested_modalities=list(body.requested_modalities),
@@ -105,7 +130,8 @@ async def create_call(
         ),
     )
     resource = call_resource(call, context=metadata(request, "communications/calls/$entity"))
-    return JSONResponse(resource.wire(), status_code=201)
+    location = f"{graph_root(request)}/communications/calls/{call.id}"  # Graph's 201 names the new call
+    return JSONResponse(resource.wire(), status_code=201, headers={"Location": location})
 
 
 @router.get("/communications/calls/{call_id}", response_model=schemas.Call, responses=ERRORS, summary="Get a call")

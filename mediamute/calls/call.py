@@ -73,6 +73,8 @@ class CallOptions:
     allow_self_unmute: bool = True
     subject: str | None = None
     app_display_name: str = "mediamute application"
+    app_user_id: str | None = None
+    """The application's identity id (the `source` a bot creates its call with); None: a new one."""
     app_source: AudioSource | None = None
     tenant_id: str | None = None
     requested_modalities: list[str] = field(default_factory=lambda: ["audio"])
@@ -119,7 +121,10 @@ class Call:
         """The IVR queue (playPrompt, recordResponse, sendDtmfTones, cancelMediaProcessing): the app's voice."""
         self.hold = HoldMusic(self)
         """startHoldMusic / stopHoldMusic: who is on hold, hearing only its music."""
-        self.app = Participant(display_name=options.app_display_name, kind="application", source=self.ivr)
+        self.app = Participant(
+            display_name=options.app_display_name, kind="application", source=self.ivr,
+            user_id=options.app_user_id or new_id(),
+        )
         self._add(self.app, sink=None, media=None)
 
     # lifecycle ----------------------------------------------------------------------------------------------
