@@ -163,6 +163,7 @@ class CallFamilies:
         self.discarded = _counter("mediamute_mixer_discarded_closed_frames", "Decoded frames refused at the inbox because the gate was closed.", PARTICIPANT)
         self.trimmed = _counter("mediamute_mixer_trimmed_frames", "Frames dropped to trim a standing inbox backlog.", PARTICIPANT)
         self.held = _counter("mediamute_mixer_held_frames", "Frames refused at the inbox while the participant was on hold (hold music).", PARTICIPANT)
+        self.in_flight = _counter("mediamute_mixer_discarded_in_flight_frames", "Frames decoded on another thread and discarded on their return because the gate closed (or closed and reopened) meanwhile.", PARTICIPANT)
         self.depth = _gauge("mediamute_mixer_inbox_depth", "Frames waiting in the participant's inbox.", PARTICIPANT)
         self.rtp_accepted = _counter("mediamute_rtp_packets_accepted", "Packets past the gate that RTP sequence validation accepted.", PARTICIPANT)
         self.rtp_dropped = _counter("mediamute_rtp_packets_dropped", "Packets past the gate that RTP sequence validation dropped, by reason.", [*PARTICIPANT, "reason"])
@@ -265,6 +266,7 @@ class CallFamilies:
             self.discarded.add_metric(labels, slot.discarded_closed)
             self.trimmed.add_metric(labels, slot.trimmed)
             self.held.add_metric(labels, slot.held_frames)
+            self.in_flight.add_metric(labels, slot.discarded_in_flight)
             self.depth.add_metric(labels, slot.inbox_depth)
         rtp = entry.rtp
         if rtp is not None:

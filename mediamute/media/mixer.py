@@ -71,6 +71,43 @@ class FrameSource(Protocol):
         ...
 
 
+class PendingPull(Protocol):
+    """A pull prepared on the loop whose decodes may run on another thread (`FrameSource.prepare`)."""
+
+    def run(self) -> None:
+        """The decodes (decode, FEC recovery, concealment): any thread, touching only its source's decoder."""
+        ...
+
+    def complete(self) -> PulledFrame | None:
+        """Back on the loop: the frame (None: nothing to play, or the source was reset while it was decoding)."""
+        ...
+
+
+class PreparedSource(FrameSource, Protocol):
+    """A receive path whose tick work can be split: bookkeeping on the loop, decodes elsewhere."""
+
+    def prepare(self, at: float, now: float) -> PendingPull | None:
+        """On the loop, at the tick due at `at`: what to decode for it (None: nothing to play)."""
+        ...
+
+
+class PendingTick(NamedTuple):
+    """A tick begun by `Mixer.begin_tick` whose pulls' decodes are out; `Mixer.finish_tick` mixes it."""
+
+    at: float
+    position: int
+    pulled_at: float
+    pulls: list[tuple[MixSlot, int, PendingPull]]
+    """(slot, its gate's epoch when the pull was prepared, the pull), in join order."""
+    concealed: list[str]
+    recovered: list[str]
+    """Of the sources pulled inline at `begin_tick` (those that cannot prepare)."""
+
+    @property
+    def jobs(self) -> list[PendingPull]:
+        return [pull for _slot, _epoch, pull in self.pulls]
+
+
 FrameSink = Callable[[MixTick, Frame, bool], None]
 """`sink(tick, frame, shared)`: the mix a listener hears at `tick`. `shared` is True when the listener contributed
 nothing, so `frame` is the tick's one shared mix, the same array every such listener gets; False when it is the
@@ -91,6 +128,9 @@ class SlotCounters:
     inbox_depth: int
     held_frames: int
     """Decoded frames refused at the inbox (and queued ones discarded) while the participant was on hold."""
+    discarded_in_flight: int = 0
+    """Frames decoded on another thread and discarded on their return, because the participant's gate had closed
+    (or closed and reopened) while they were decoding."""
 
 
 class MixSlot:
@@ -115,6 +155,7 @@ class MixSlot:
         "source",
         "hold",
         "held_frames",
+        "discarded_in_flight",
     )
 
     def __init__(
@@ -143,6 +184,7 @@ class MixSlot:
         self.hold: Callable[[], Frame] | None = None
         """While the participant is on hold: what its sink hears each tick instead of its mix (the hold music)."""
         self.held_frames = 0
+        self.discarded_in_flight = 0
 
     def flush(self) -> int:
         """Discard every frame waiting in the inbox (on mute): they must not reach a later mix."""
@@ -164,6 +206,7 @@ class MixSlot:
             trimmed=self.trimmed,
             inbox_depth=len(self.inbox),
             held_frames=self.held_frames,
+            discarded_in_flight=self.discarded_in_flight,
         )
 
 
@@ -312,8 +355,56 @@ class Mixer:
         if at is None:
             at = mixed_at
         position = self._advance_position(at)
-        slots = self._order
         concealed, recovered = self._pull(self._sourced, at, mixed_at)
+        return self._mix_tick(at, position, mixed_at, concealed, recovered)
+
+    def begin_tick(self, at: float | None = None) -> PendingTick:
+        """The first half of a tick whose decodes run elsewhere (on the loop): every open participant's receive
+        path does its bookkeeping now and hands back what to decode, noted with its gate's epoch. Run the
+        `PendingTick.jobs` (any thread), then `finish_tick` on the loop; no other tick may begin in between."""
+        now = self._clock()
+        if at is None:
+            at = now
+        position = self._advance_position(at)
+        pulls: list[tuple[MixSlot, int, PendingPull]] = []
+        concealed: list[str] = []
+        recovered: list[str] = []
+        for slot in self._sourced:
+            gate = slot.gate
+            if not gate.is_open:
+                continue
+            source = slot.source
+            prepare = getattr(source, "prepare", None)
+            if prepare is None:  # a source that cannot split its pull is pulled here, on the loop, as by `tick`
+                assert source is not None
+                self._admit(slot, source.pull(at, now), concealed, recovered)
+                continue
+            pending = prepare(at, now)
+            if pending is not None:
+                pulls.append((slot, gate.epoch, pending))
+        return PendingTick(at, position, now, pulls, concealed, recovered)
+
+    def finish_tick(self, pending: PendingTick) -> TickRecord:
+        """The second half (on the loop, once every job of `pending` ran): each decoded frame enters its inbox only
+        if its participant is still in the mixer with its gate open in the epoch its pull was prepared in — a mute
+        (or a mute and an unmute) while it was decoding discards it, counted in `discarded_in_flight`. Then the
+        tick mixes as `tick` does; its `mixed_at` is now, after any mute that came while the decodes were out."""
+        mixed_at = self._clock()
+        concealed, recovered = pending.concealed, pending.recovered
+        for slot, epoch, pull in pending.pulls:
+            pulled = pull.complete()  # always: it hands the receive path back its decoder
+            gate = slot.gate
+            if gate.epoch != epoch or not gate.is_open or self._slots.get(slot.participant_id) is not slot:
+                slot.discarded_in_flight += 1  # (its receive path, reset meanwhile, may have dropped it itself)
+                continue
+            self._admit(slot, pulled, concealed, recovered)
+        return self._mix_tick(pending.at, pending.position, mixed_at, tuple(concealed), tuple(recovered))
+
+    def _mix_tick(
+        self, at: float, position: int, mixed_at: float, concealed: tuple[str, ...], recovered: tuple[str, ...]
+    ) -> TickRecord:
+        """Take, mix, hand out and audit one tick whose pulls are in the inboxes."""
+        slots = self._order
         arrivals: list[float] | None = [] if self.added_latency is not None else None
         contributors, taken = self._take_frames(slots, arrivals)
         shared, own, levels = self._mix(taken)
@@ -354,17 +445,18 @@ class Mixer:
         concealed: list[str] = []
         recovered: list[str] = []
         for slot in slots:
-            source = slot.source
-            if source is None or not slot.gate.is_open:
-                continue
-            pulled = source.pull(at, now)
-            if pulled is None or not self._queue(slot, pulled.frame, pulled.arrived):  # (refused while on hold)
-                continue
-            if pulled.concealed:
-                concealed.append(slot.participant_id)
-            elif pulled.recovered:
-                recovered.append(slot.participant_id)
+            if slot.gate.is_open:
+                self._admit(slot, slot.source.pull(at, now), concealed, recovered)  # type: ignore[union-attr]
         return tuple(concealed), tuple(recovered)
+
+    def _admit(self, slot: MixSlot, pulled: PulledFrame | None, concealed: list[str], recovered: list[str]) -> None:
+        """A pulled frame into its inbox (refused while on hold), noting whether it was concealed or recovered."""
+        if pulled is None or not self._queue(slot, pulled.frame, pulled.arrived):
+            return
+        if pulled.concealed:
+            concealed.append(slot.participant_id)
+        elif pulled.recovered:
+            recovered.append(slot.participant_id)
 
     def _advance_position(self, at: float) -> int:
         """The tick's grid position from its deadline: one more than the last, or more if periods were skipped."""
