@@ -7,8 +7,10 @@ call releases the GIL), and calls back on the loop when the last one is done, wh
 each frame only if its participant's gate is still open in the epoch its pull began in. The gate, the inbox flush
 and admission to the mix never leave the loop.
 
-A tick with fewer than `DECODE_INLINE_BELOW` decodes runs them on the loop at once: handing them to threads and
-back costs the loop more than that many decodes (bench/test_bench_encode_pool.py, `test_tick_decodes_*`).
+A tick with fewer than `DECODE_INLINE_BELOW` decodes runs them on the loop at once. Off the loop, the loop's share
+of a tick's decodes falls 3-10 times, but the whole process pays 15-50 % more CPU for them (the hop, and the
+decodes' Python parts contending for the GIL): worth it only where the loop needs the room (bench/decode_threshold.py,
+bench/RESULTS.md, issue 13).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from .encode_pool import EncodePool, PoolBatch
 
 log = logging.getLogger(__name__)
 
-DECODE_INLINE_BELOW = 12
-"""A tick with fewer decodes than this decodes on the loop (see the module docstring and bench/RESULTS.md)."""
+DECODE_INLINE_BELOW = 24
+"""A tick with fewer decodes than this decodes on the loop: below it a call's loop has room to spare (N = 24 talkers'
+decodes are ≈ 0.7 ms of the 20 ms tick) and the hop's extra CPU would buy nothing (bench/decode_threshold.py)."""
 
 
 class DecodeBatch(PoolBatch):
