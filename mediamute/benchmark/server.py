@@ -29,6 +29,7 @@ from typing import Any
 
 from .. import eventloop
 from ..calls.call import Call
+from ..media.mixer import MixSlot
 from ..media.netem import NetworkCounters
 from ..server import MediamuteServer
 from ..settings import ClusterSettings, ServerSettings
@@ -129,23 +130,25 @@ RESUMED_AFTER = 0.1
 
 
 def record_arrivals(call: Call, keep: int = 1000) -> dict[str, deque[float]]:
-    """When each participant's stream resumed at the mixer inbox: the arrival of every admitted frame that came
-    more than RESUMED_AFTER after the one before (the first frame after an unmute is always one), the latest
-    `keep` each. The mixer's `push`, observed on this one call for the benchmark; a few floats per mute cycle."""
+    """When each participant's stream resumed at the mixer inbox: the packet arrival of every admitted frame that
+    came more than RESUMED_AFTER after the one before (the first frame after an unmute is always one), the latest
+    `keep` each. Observes the mixer's inbox (`Mixer._queue`, where pulled and pushed frames alike are admitted) on
+    this one call for the benchmark; a few floats per mute cycle."""
     arrivals: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=keep))
     last: dict[str, float] = {}
     mixer = call.mixer
-    push = mixer.push
+    queue = mixer._queue
 
-    def observed_push(participant_id: str, frame, arrived: float = math.nan) -> bool:
-        accepted = push(participant_id, frame, arrived)
+    def observed_queue(slot: MixSlot, frame, arrived: float = math.nan) -> bool:
+        accepted = queue(slot, frame, arrived)
         if accepted and arrived == arrived:
+            participant_id = slot.participant_id
             if arrived - last.get(participant_id, -math.inf) > RESUMED_AFTER:
                 arrivals[participant_id].append(arrived)
             last[participant_id] = arrived
         return accepted
 
-    mixer.push = observed_push  # type: ignore[method-assign]  # an instance attribute shadows it, for this call only
+    mixer._queue = observed_queue  # type: ignore[method-assign]  # an instance attribute shadows it, for this call only
     return arrivals
 
 
