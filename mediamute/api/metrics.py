@@ -135,6 +135,7 @@ class CallFamilies:
         self.shared_deliveries = _counter("mediamute_encode_shared_deliveries", "Packets of the shared encode handed to listeners.", CALL)
         self.encodes_per_tick = _gauge("mediamute_encodes_per_tick", "Encodes per encoded tick, over the call so far.", CALL)
         self.encode_ticks_by_mode = _counter("mediamute_encode_ticks_by_mode", "Ticks encoded on the encode pool's threads (pool) or on the event loop (inline).", [*CALL, "mode"])
+        self.decode_ticks_by_mode = _counter("mediamute_decode_ticks_by_mode", "Ticks whose receive paths decoded on the pool's threads (pool) or on the event loop (inline).", [*CALL, "mode"])
         self.encode_dropped_ticks = _counter("mediamute_encode_dropped_ticks", "Ticks whose packets were dropped because the encode pool fell behind.", CALL)
         callback = "Callback (callbackUri) deliveries: "
         self.cb_enqueued = _counter("mediamute_callback_notifications_enqueued", callback + "notifications queued.", CALL)
@@ -225,6 +226,8 @@ class CallFamilies:
         self.encodes_per_tick.add_metric(labels, counters["per_tick"])
         self.encode_ticks_by_mode.add_metric([*labels, "pool"], counters["pooled_ticks"])
         self.encode_ticks_by_mode.add_metric([*labels, "inline"], counters["inline_ticks"])
+        self.decode_ticks_by_mode.add_metric([*labels, "pool"], counters["decode_pooled_ticks"])
+        self.decode_ticks_by_mode.add_metric([*labels, "inline"], counters["decode_inline_ticks"])
         self.encode_dropped_ticks.add_metric(labels, counters["dropped_ticks"])
 
     def _add_faults(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
