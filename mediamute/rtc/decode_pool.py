@@ -8,15 +8,16 @@ each frame only if its participant's gate is still open in the epoch its pull be
 and admission to the mix never leave the loop.
 
 A tick with fewer than `DECODE_INLINE_BELOW` decodes runs them on the loop at once. Off the loop, the loop's share
-of a tick's decodes falls 3-10 times, but the whole process pays 15-50 % more CPU for them (the hop, and the
-decodes' Python parts contending for the GIL): worth it only where the loop needs the room (bench/decode_threshold.py,
-bench/RESULTS.md, issue 13).
+of a tick's decodes falls 3-10 times, but the whole process pays 15-50 % more CPU for them in a micro-benchmark
+(the hop, and the decodes' Python parts contending for the GIL), and about twice the work moved in a live call:
+worth it only where the loop needs the room (bench/decode_threshold.py, bench/RESULTS.md, issue 13).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,9 +27,11 @@ from .encode_pool import EncodePool, PoolBatch
 
 log = logging.getLogger(__name__)
 
-DECODE_INLINE_BELOW = 24
-"""A tick with fewer decodes than this decodes on the loop: below it a call's loop has room to spare (N = 24 talkers'
-decodes are ≈ 0.7 ms of the 20 ms tick) and the hop's extra CPU would buy nothing (bench/decode_threshold.py)."""
+DECODE_INLINE_BELOW = int(os.environ.get("MEDIAMUTE_DECODE_INLINE_BELOW", "96"))
+"""A tick with fewer decodes than this decodes on the loop. Off the loop a tick's decodes cost the process more CPU
+in all (the hop, and their Python parts contending for the GIL with the loop: live, N = 48, +14 % of a core on the
+threads for −4 % on the loop), so they leave it only where the loop itself would run out: at ≈ 0.8 % of a core per
+talker on the loop (N = 48: 41 %), about 100 talkers. $MEDIAMUTE_DECODE_INLINE_BELOW overrides it (measurements)."""
 
 
 class DecodeBatch(PoolBatch):
