@@ -42,6 +42,7 @@ STAGES: tuple[str, ...] = (
     "receive: Opus decode (libopus: decode, FEC, concealment)",
     "receive: into the mixer inbox",
     "mix (numpy, the tick's loop over listeners)",
+    "hand-off to and from the pool's threads (queue, wake-ups)",
     "encode (Opus)",
     "packetize (RTP header, extensions, NTP clock)",
     "send: per-packet coroutine chain (aiortc sender, track queue)",
@@ -55,7 +56,7 @@ STAGES: tuple[str, ...] = (
     "unattributed (no Python frame)",
     "other",
 )
-(RX_DATAGRAM, RX_DTLS, RX_SRTP, RX_PARSE, RX_STATS, RX_GATE, RX_SEQ, RX_JITTER, RX_DECODE, RX_INBOX, MIX, ENCODE, PACKETIZE,
+(RX_DATAGRAM, RX_DTLS, RX_SRTP, RX_PARSE, RX_STATS, RX_GATE, RX_SEQ, RX_JITTER, RX_DECODE, RX_INBOX, MIX, HANDOFF, ENCODE, PACKETIZE,
  TX_CHAIN, TX_SRTP, TX_SENDTO, RTCP, CONSENT, LOOP, HTTP, INSTRUMENTATION, UNATTRIBUTED, OTHER) = STAGES
 
 THREAD_ROOT = re.compile(r"^thread \((?:0x)?([0-9a-fA-F]+)\)(?::\s*(.*))?$")
@@ -131,6 +132,9 @@ def classify(frames: list[Frame]) -> str:
             "datetime_to_ntp", "OpusEncoder.pack", "convert_timebase", "LeanRtpSender.send", "MixOutlet.__call__",
             "as_av_packet"):
         return PACKETIZE
+    if _any(frames, "EncodePool.submit", "TickEncoder._finished_elsewhere", "call_soon_threadsafe") or (
+            _any(frames, "EncodePool._work") and _any(frames, "back")):
+        return HANDOFF
     if _any(frames, "Mixer._mix", "Mixer._take_frames", "saturate_int16", "Mixer.tick", "Call._tick",
             "Mixer._mix_tick", "Mixer.begin_tick", "Mixer.finish_tick", "Call._finish_tick", "Call._mixed",
             "MixEncoding.decode", "TickDecoder",
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], object] = print) ->
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="*", type=Path, help="JSON files of `mediamute bench --profile … --json …`")
     parser.add_argument("--raw", type=Path, help="a bare py-spy raw profile instead")
-    parser.add_argument("--cpu", type=float, help="with --raw: the server's CPU over the profile, % of one core")
+    parser.add_argument("--cpu", type=float, help="with --raw: the server's CPU over the profile, %% of one core")
     parser.add_argument("-n", "--participants", type=int, help="with --raw: participants in the call")
     args = parser.parse_args(argv)
     if args.raw is not None:
