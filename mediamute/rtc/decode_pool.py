@@ -27,11 +27,12 @@ from .encode_pool import EncodePool, PoolBatch
 
 log = logging.getLogger(__name__)
 
-DECODE_INLINE_BELOW = int(os.environ.get("MEDIAMUTE_DECODE_INLINE_BELOW", "96"))
+DECODE_INLINE_BELOW = int(os.environ.get("MEDIAMUTE_DECODE_INLINE_BELOW", "64"))
 """A tick with fewer decodes than this decodes on the loop. Off the loop a tick's decodes cost the process more CPU
-in all (the hop, and their Python parts contending for the GIL with the loop: live, N = 48, +14 % of a core on the
-threads for −4 % on the loop), so they leave it only where the loop itself would run out: at ≈ 0.8 % of a core per
-talker on the loop (N = 48: 41 %), about 100 talkers. $MEDIAMUTE_DECODE_INLINE_BELOW overrides it (measurements)."""
+in all (the hop, and their Python parts contending for the GIL with the loop: live at N = 48, +14 % of a core on
+the threads for −4 % on the loop), so they leave it only in calls whose loop runs short: at N = 80 on a loaded
+machine, decoding on the threads halved the late ticks and cut the API's answer from ≈ 300 to ≈ 50 ms
+(bench/RESULTS.md, issue 13). $MEDIAMUTE_DECODE_INLINE_BELOW overrides it (for measurements)."""
 
 
 class DecodeBatch(PoolBatch):
