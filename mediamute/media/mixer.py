@@ -42,6 +42,12 @@ LOUD_COLUMNS = FRAME_SAMPLES // 8
 than fixing those columns one by one through fancy indexing)."""
 
 
+FEW_FRAMES = 24
+"""Below this many frames in a tick, every N-1 mix is made in float32 at once (three numpy calls): with few rows each
+numpy call's fixed cost outweighs the passes the wrapping subtraction saves (bench/test_bench_mixer.py)."""
+_EVERY_COLUMN = np.arange(FRAME_SAMPLES)
+
+
 class MixTick(NamedTuple):
     """Which tick a sink is being handed a frame of: made once per tick, the same object for every sink."""
 
@@ -529,8 +535,11 @@ class Mixer:
         np.copyto(frames, narrow, casting="unsafe")
         total = np.add.reduce(frames, axis=0)
         levels = tuple(np.sqrt(np.vecdot(frames, frames) / FRAME_SAMPLES).tolist())
-        at_risk = np.flatnonzero((total > INT16_MAX + float(narrow.min())) | (total < INT16_MIN + float(narrow.max())))
-        if at_risk.size > LOUD_COLUMNS:  # a loud tick: every N-1 mix exactly in float32, in place, then saturated
+        if count < FEW_FRAMES:  # a few frames: fewer numpy calls beat fewer passes
+            at_risk = _EVERY_COLUMN
+        else:
+            at_risk = np.flatnonzero((total > INT16_MAX + float(narrow.min())) | (total < INT16_MIN + float(narrow.max())))
+        if at_risk.size > LOUD_COLUMNS:  # few frames, or a loud tick: every N-1 mix in float32, in place, saturated
             np.subtract(total, frames, out=frames)
             np.clip(frames, INT16_MIN, INT16_MAX, out=frames)
             own = frames.astype(np.int16)
