@@ -29,6 +29,8 @@ from mediamute.sources import ToneSource
 from .helpers import A, hear_for, join_all, leave_all, tones
 
 T = 0.02
+STORM_ACTIONS = 40
+"""Mutes and unmutes in the storm (bounded by count; 2-5 ticks apart: about 3 s)."""
 
 
 class Clock:
@@ -182,10 +184,10 @@ def test_a_frame_decoded_while_its_gate_closed_never_reaches_a_mix(decoder, reop
 
 @pytest.mark.integration
 async def test_a_mute_storm_over_webrtc_never_mixes_a_frame_of_a_closed_gate(server, http, call_id):
-    """Four talkers and a listener, decodes forced onto the pool (from one decode a tick); three talkers are muted
-    and unmuted at random every 2-5 ticks for 3 s through the API. No tick mixed after a mute's gate closed and
+    """Four talkers, decodes forced onto the pool (from one decode a tick); three of them are muted
+    and unmuted at random every 2-5 ticks through the API, 40 times. No tick mixed after a mute's gate closed and
     before its unmute reopened it may hold that participant (the contributor audit, every record); afterwards
-    everyone unmuted is heard again at the level it sent."""
+    the fourth hears everyone again at the level each sent."""
     frequencies = (440, 660, 880, 1100)
     participants = await join_all(server, call_id, tones(*frequencies))
     call = server.registry.get(call_id)
@@ -199,8 +201,7 @@ async def test_a_mute_storm_over_webrtc_never_mixes_a_frame_of_a_closed_gate(ser
         pooled = call.encoding.counters().decode_pooled_ticks
         stormed = participants[:3]
         muted: set[str] = set()
-        end = asyncio.get_running_loop().time() + 3.0
-        while asyncio.get_running_loop().time() < end:
+        for _ in range(STORM_ACTIONS):
             p = rng.choice(stormed)
             pid = p.participant_id
             if pid in muted:
@@ -219,9 +220,8 @@ async def test_a_mute_storm_over_webrtc_never_mixes_a_frame_of_a_closed_gate(ser
             closed[pid][-1][1] = call.operations[r.json()["id"]].completed_monotonic
         settled = time.monotonic()
         await hear_for(participants, 1.0)
-        assert call.encoding.counters().decode_pooled_ticks - pooled > 100  # the storm's ticks decoded on the pool
-        mutes = sum(len(spans) for spans in closed.values())
-        assert mutes >= 20
+        assert call.encoding.counters().decode_pooled_ticks - pooled > 50  # the storm's ticks decoded on the pool
+        assert sum(len(spans) for spans in closed.values()) >= STORM_ACTIONS // 3
         for pid, spans in closed.items():
             for closed_at, reopened_at in spans:
                 leaked = [r.seq for r in records if closed_at < r.mixed_at < reopened_at and pid in r.contributors]
