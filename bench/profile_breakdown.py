@@ -38,9 +38,11 @@ STAGES: tuple[str, ...] = (
     "receive: statistics and clocks (aiortc, datetime.now)",
     "receive: gate",
     "receive: sequence validation",
-    "receive: Opus decode",
+    "receive: jitter buffer (insert, playout decisions, frame assembly)",
+    "receive: Opus decode (libopus: decode, FEC, concealment)",
     "receive: into the mixer inbox",
     "mix (numpy, the tick's loop over listeners)",
+    "hand-off to and from the pool's threads (queue, wake-ups)",
     "encode (Opus)",
     "packetize (RTP header, extensions, NTP clock)",
     "send: per-packet coroutine chain (aiortc sender, track queue)",
@@ -54,7 +56,7 @@ STAGES: tuple[str, ...] = (
     "unattributed (no Python frame)",
     "other",
 )
-(RX_DATAGRAM, RX_DTLS, RX_SRTP, RX_PARSE, RX_STATS, RX_GATE, RX_SEQ, RX_DECODE, RX_INBOX, MIX, ENCODE, PACKETIZE,
+(RX_DATAGRAM, RX_DTLS, RX_SRTP, RX_PARSE, RX_STATS, RX_GATE, RX_SEQ, RX_JITTER, RX_DECODE, RX_INBOX, MIX, HANDOFF, ENCODE, PACKETIZE,
  TX_CHAIN, TX_SRTP, TX_SENDTO, RTCP, CONSENT, LOOP, HTTP, INSTRUMENTATION, UNATTRIBUTED, OTHER) = STAGES
 
 THREAD_ROOT = re.compile(r"^thread \((?:0x)?([0-9a-fA-F]+)\)(?::\s*(.*))?$")
@@ -101,7 +103,8 @@ def classify(frames: list[Frame]) -> str:
     if _any(frames, "MonoOpusEncoder.encode", "OpusEncoder.encode", "LibopusEncoder.encode", "PyAVMixEncoder.encode",
             "TickBatch.encode"):
         return ENCODE
-    if _any(frames, "MonoOpusDecoder.decode"):
+    if _any(frames, "MonoOpusDecoder.decode", "OpusDecoder._run", "OpusDecoder.decode", "OpusDecoder.recover",
+            "OpusDecoder.conceal", "OpusDecoder.reset", "ReceivePath._decode", "PendingDecode.run", "DecodeBatch.run"):
         return RX_DECODE
     if _any(frames, "unprotect"):
         return RX_SRTP
@@ -112,11 +115,15 @@ def classify(frames: list[Frame]) -> str:
         return TX_SENDTO
     if _any(frames, "RtpPacket.parse"):
         return RX_PARSE
-    if _any(frames, "MuteGate.admit", "_admit"):
+    if _any(frames, "MuteGate.admit", "GateFront._admit", "ReceivePath._admit"):
         return RX_GATE
     if _any(frames, "SequenceValidator.check"):
         return RX_SEQ
-    if _any(frames, "Mixer.push", "Reframer.push", "ParticipantPeer._on_frame"):
+    if _any(frames, "PlayoutBuffer.insert", "PlayoutBuffer.next", "ReceivePath.add", "ReceivePath.pull",
+            "ReceivePath.prepare", "ReceivePath._plan", "ReceivePath._assemble", "ReceivePath._landed",
+            "PendingDecode.complete", "packet_samples", "has_lbrr"):
+        return RX_JITTER
+    if _any(frames, "Mixer.push", "Mixer._queue", "Mixer._admit", "Reframer.push", "ParticipantPeer._on_frame"):
         return RX_INBOX
     if _any(frames, "StreamStatistics.add", "current_datetime", "current_ms") and _any(frames, "_handle_rtp_packet",
                                                                                        "_recv_next"):
@@ -125,7 +132,12 @@ def classify(frames: list[Frame]) -> str:
             "datetime_to_ntp", "OpusEncoder.pack", "convert_timebase", "LeanRtpSender.send", "MixOutlet.__call__",
             "as_av_packet"):
         return PACKETIZE
+    if _any(frames, "EncodePool.submit", "TickEncoder._finished_elsewhere", "call_soon_threadsafe") or (
+            _any(frames, "EncodePool._work") and _any(frames, "back")):
+        return HANDOFF
     if _any(frames, "Mixer._mix", "Mixer._take_frames", "saturate_int16", "Mixer.tick", "Call._tick",
+            "Mixer._mix_tick", "Mixer.begin_tick", "Mixer.finish_tick", "Call._finish_tick", "Call._mixed",
+            "MixEncoding.decode", "TickDecoder",
             "MixClock._fire", "ListenerSink.__call__", "MixEncoding.stage", "MixEncoding.tick_done", "TickEncoder",
             "TickBatch.deliver", "EncodePool.submit"):
         return MIX
@@ -237,7 +249,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], object] = print) ->
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="*", type=Path, help="JSON files of `mediamute bench --profile … --json …`")
     parser.add_argument("--raw", type=Path, help="a bare py-spy raw profile instead")
-    parser.add_argument("--cpu", type=float, help="with --raw: the server's CPU over the profile, % of one core")
+    parser.add_argument("--cpu", type=float, help="with --raw: the server's CPU over the profile, %% of one core")
     parser.add_argument("-n", "--participants", type=int, help="with --raw: participants in the call")
     args = parser.parse_args(argv)
     if args.raw is not None:

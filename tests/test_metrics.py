@@ -60,7 +60,7 @@ GATE = {"mediamute_gate_passed_packets_total": "passedPackets", "mediamute_gate_
 MIXER = {f"mediamute_mixer_{name}_total": key for name, key in (
     ("frames_in", "frames_in"), ("frames_mixed", "frames_mixed"), ("inbox_overflow", "inbox_overflow"),
     ("underruns", "underruns"), ("flushed_frames", "flushed"), ("discarded_closed_frames", "discarded_closed"),
-    ("trimmed_frames", "trimmed"), ("held_frames", "held_frames"))}
+    ("trimmed_frames", "trimmed"), ("held_frames", "held_frames"), ("discarded_in_flight_frames", "discarded_in_flight"))}
 RTP_DROPS = {"duplicate": "duplicates", "jump_pending": "jumps_pending", "ssrc_pending": "ssrcs_pending"}
 JITTER_DROPS = {"late": "late", "duplicate": "duplicates", "overflow": "overflow", "timestamp_jump": "timestamp_jumps",
                 "malformed": "malformed"}

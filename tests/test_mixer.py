@@ -125,6 +125,24 @@ def test_large_calls_mix_correctly(count):
         assert np.array_equal(heard[f"p{i}"], expected)
 
 
+@pytest.mark.parametrize("count, amplitude", [(64, 300), (64, 4000), (128, 2000), (200, 6000)])
+def test_every_n1_mix_is_exact_whether_none_few_or_most_samples_clip(count, amplitude):
+    """The N-1 mixes are a wrapping int16 subtraction, redone in float32 only where one may clip: quiet (nothing at
+    risk), a few clipping samples (fixed column by column) and loud (most samples at risk: all redone) must all
+    equal the saturated exact sum, for every listener, with the levels of the frames themselves."""
+    rng = np.random.default_rng(amplitude)
+    frames = [rng.integers(-amplitude, amplitude, FRAME_SAMPLES).astype(np.int16) for _ in range(count)]
+    mixer, heard, _ = make_mixer(count)
+    for i, frame in enumerate(frames):
+        mixer.push(f"p{i}", frame)
+    record = mixer.tick()
+    stack = np.stack(frames).astype(np.int64)
+    expected = np.clip(stack.sum(axis=0) - stack, -32768, 32767)
+    for i in range(count):
+        assert np.array_equal(heard[f"p{i}"], expected[i]), f"listener p{i}"
+    assert np.allclose(record.levels, np.sqrt((stack.astype(np.float64) ** 2).mean(axis=1)), rtol=1e-5)
+
+
 def test_inbox_is_bounded_drop_oldest_and_counts_overflow():
     mixer, heard, _ = make_mixer(2, inbox=3)
     for value in range(1, 6):  # 5 frames into an inbox of 3: frames 1 and 2 are dropped

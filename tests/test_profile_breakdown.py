@@ -91,5 +91,19 @@ def test_stacks_are_sorted_into_stages_and_scaled_by_each_threads_measured_cpu(b
     lines: list[str] = []
     breakdown.main([str(results)], out=lines.append)
     table = lines[0]
-    assert "| receive: Opus decode | 666.7 | 3.333 | 30.3 % |" in table  # 10 % of a core / 3 participants
+    assert "| receive: Opus decode (libopus: decode, FEC, concealment) | 666.7 | 3.333 | 30.3 % |" in table  # 10 % of a core / 3 participants
     assert "server process, /proc" in table
+
+
+def test_the_receive_paths_jitter_buffer_and_its_decodes_on_the_pool_have_their_own_stages(breakdown):
+    frames = lambda text: [breakdown.parse_frame(f) for f in text.split(";")]  # noqa: E731
+    arrival = "RTCRtpReceiver._handle_rtp_packet (aiortc/rtcrtpreceiver.py);ReceivePath.add (mediamute/rtc/receive.py);PlayoutBuffer.insert (mediamute/media/jitter.py)"
+    gate = "RTCRtpReceiver._handle_rtp_packet (aiortc/rtcrtpreceiver.py);ReceivePath.add (mediamute/rtc/receive.py);GateFront._admit (mediamute/rtc/gate_adapter.py)"
+    pooled = "Thread._bootstrap (threading.py);EncodePool._work (mediamute/rtc/encode_pool.py);DecodeBatch.run (mediamute/rtc/decode_pool.py);PendingDecode.run (mediamute/rtc/receive.py);ReceivePath._decode (mediamute/rtc/receive.py);OpusDecoder._run (mediamute/rtc/opus.py)"
+    landed = "Handle._run (asyncio/events.py);Call._finish_tick (mediamute/calls/call.py);Mixer.finish_tick (mediamute/media/mixer.py);PendingDecode.complete (mediamute/rtc/receive.py);ReceivePath._landed (mediamute/rtc/receive.py)"
+    admitted = "Handle._run (asyncio/events.py);Call._finish_tick (mediamute/calls/call.py);Mixer.finish_tick (mediamute/media/mixer.py);Mixer._admit (mediamute/media/mixer.py);Mixer._queue (mediamute/media/mixer.py)"
+    assert breakdown.classify(frames(arrival)) == breakdown.RX_JITTER
+    assert breakdown.classify(frames(gate)) == breakdown.RX_GATE
+    assert breakdown.classify(frames(pooled)) == breakdown.RX_DECODE
+    assert breakdown.classify(frames(landed)) == breakdown.RX_JITTER
+    assert breakdown.classify(frames(admitted)) == breakdown.RX_INBOX

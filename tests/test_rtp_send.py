@@ -282,6 +282,8 @@ async def test_the_mix_falls_back_to_aiortcs_sender_when_its_internals_moved(ser
     original = RTCRtpSender._run_rtp
 
     async def changed_run_rtp(self, codec):  # an aiortc whose sender loop reads differently
+        # (the level seam still holds, as the clients' senders need: enc_frame = await self._next_encoded_frame(codec)
+        # and its enc_frame.audio_level, inside the original)
         await original(self, codec)
 
     monkeypatch.setattr(RTCRtpSender, "_run_rtp", changed_run_rtp)

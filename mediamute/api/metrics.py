@@ -135,6 +135,7 @@ class CallFamilies:
         self.shared_deliveries = _counter("mediamute_encode_shared_deliveries", "Packets of the shared encode handed to listeners.", CALL)
         self.encodes_per_tick = _gauge("mediamute_encodes_per_tick", "Encodes per encoded tick, over the call so far.", CALL)
         self.encode_ticks_by_mode = _counter("mediamute_encode_ticks_by_mode", "Ticks encoded on the encode pool's threads (pool) or on the event loop (inline).", [*CALL, "mode"])
+        self.decode_ticks_by_mode = _counter("mediamute_decode_ticks_by_mode", "Ticks whose receive paths decoded on the pool's threads (pool) or on the event loop (inline).", [*CALL, "mode"])
         self.encode_dropped_ticks = _counter("mediamute_encode_dropped_ticks", "Ticks whose packets were dropped because the encode pool fell behind.", CALL)
         callback = "Callback (callbackUri) deliveries: "
         self.cb_enqueued = _counter("mediamute_callback_notifications_enqueued", callback + "notifications queued.", CALL)
@@ -163,6 +164,7 @@ class CallFamilies:
         self.discarded = _counter("mediamute_mixer_discarded_closed_frames", "Decoded frames refused at the inbox because the gate was closed.", PARTICIPANT)
         self.trimmed = _counter("mediamute_mixer_trimmed_frames", "Frames dropped to trim a standing inbox backlog.", PARTICIPANT)
         self.held = _counter("mediamute_mixer_held_frames", "Frames refused at the inbox while the participant was on hold (hold music).", PARTICIPANT)
+        self.in_flight = _counter("mediamute_mixer_discarded_in_flight_frames", "Frames decoded on another thread and discarded on their return because the gate closed (or closed and reopened) meanwhile.", PARTICIPANT)
         self.depth = _gauge("mediamute_mixer_inbox_depth", "Frames waiting in the participant's inbox.", PARTICIPANT)
         self.rtp_accepted = _counter("mediamute_rtp_packets_accepted", "Packets past the gate that RTP sequence validation accepted.", PARTICIPANT)
         self.rtp_dropped = _counter("mediamute_rtp_packets_dropped", "Packets past the gate that RTP sequence validation dropped, by reason.", [*PARTICIPANT, "reason"])
@@ -224,6 +226,8 @@ class CallFamilies:
         self.encodes_per_tick.add_metric(labels, counters["per_tick"])
         self.encode_ticks_by_mode.add_metric([*labels, "pool"], counters["pooled_ticks"])
         self.encode_ticks_by_mode.add_metric([*labels, "inline"], counters["inline_ticks"])
+        self.decode_ticks_by_mode.add_metric([*labels, "pool"], counters["decode_pooled_ticks"])
+        self.decode_ticks_by_mode.add_metric([*labels, "inline"], counters["decode_inline_ticks"])
         self.encode_dropped_ticks.add_metric(labels, counters["dropped_ticks"])
 
     def _add_faults(self, labels: list[str], hub: NotificationHub, call_id: str) -> None:
@@ -265,6 +269,7 @@ class CallFamilies:
             self.discarded.add_metric(labels, slot.discarded_closed)
             self.trimmed.add_metric(labels, slot.trimmed)
             self.held.add_metric(labels, slot.held_frames)
+            self.in_flight.add_metric(labels, slot.discarded_in_flight)
             self.depth.add_metric(labels, slot.inbox_depth)
         rtp = entry.rtp
         if rtp is not None:

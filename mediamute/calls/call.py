@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 from pyee import EventEmitter
 
 from ..media.clock import MixClock
-from ..media.mixer import FrameSink, Mixer
+from ..media.mixer import FrameSink, Mixer, PendingPull, PendingTick
 from ..media.netem import NetworkSpec, NetworkState
 from ..sources import AudioSource, SilenceSource
 from .errors import (
@@ -62,6 +62,11 @@ class CallEncoding(Protocol):
         ...
 
     def stats(self) -> dict[str, float] | None: ...
+
+    def decode(self, jobs: Sequence[PendingPull], done: Callable[[], None]) -> None:
+        """Run a tick's prepared decodes (the receive paths' libopus work: on other cores, or inline for a few)
+        and call `done()` on the event loop once they all ran."""
+        ...
 
 
 @dataclass
@@ -115,6 +120,12 @@ class Call:
         self.tone_info: ToneInfo | None = None
         """The latest key press under the subscription (Graph's call `toneInfo`)."""
         self._tone_sequence = 0
+        self._decoding: PendingTick | None = None
+        """The tick whose decodes are out on other threads (begun, not yet mixed)."""
+        self._deferred: float | None = None
+        """A tick's deadline that came while the previous tick's decodes were out: run when they are back."""
+        self.deferred_ticks = 0
+        """Ticks that had to wait for the previous tick's decodes (the pool was behind by a period)."""
         self._talkers: set[Participant] = set()
         """Participants whose talking-while-muted detector says they are talking (polled each tick)."""
         self.ivr = IvrQueue(self, options.app_source or SilenceSource())
@@ -161,10 +172,44 @@ class Call:
         self.events.emit(CALL_ENDED, self)
 
     def _tick(self, deadline: float) -> None:
+        """One tick of the mix clock. With an encoding, the receive paths' decodes may run on other threads: the
+        mixer's `begin_tick` prepares them here, and the tick is mixed (`finish_tick`) when they are back on the
+        loop, where a frame whose participant was muted meanwhile is discarded. Ticks never overlap: one due while
+        the last one's decodes are out waits for them."""
+        if self._decoding is not None:
+            self._deferred = deadline
+            self.deferred_ticks += 1
+            return
         source = self.app.source
         if source is not None and self.app.id in self.participants:
             self.mixer.push(self.app.id, source.next_frame())
-        self.mixer.tick(deadline)
+        if self.encoding is None:
+            self.mixer.tick(deadline)
+            self._mixed(deadline)
+            return
+        pending = self._decoding = self.mixer.begin_tick(deadline)
+        try:
+            self.encoding.decode(pending.jobs, lambda: self._finish_tick(pending, deadline))
+        except Exception:
+            self._decoding = None
+            raise
+
+    def _finish_tick(self, pending: PendingTick, deadline: float) -> None:
+        """The tick's decodes are back (on the loop): mix it, then run a tick that came due meanwhile."""
+        self._decoding = None
+        if self.state == "terminated":
+            return
+        try:
+            self.mixer.finish_tick(pending)
+            self._mixed(deadline)
+        except Exception:  # a broken tick must not stop the call's audio
+            log.exception("mixer tick failed")
+        if self._deferred is not None:
+            deferred, self._deferred = self._deferred, None
+            self._tick(deferred)
+
+    def _mixed(self, deadline: float) -> None:
+        """After a tick's mix: encode and send it, then the tick listeners and the talking detectors."""
         if self.encoding is not None:
             self.encoding.tick_done()
         for listener in self.tick_listeners:

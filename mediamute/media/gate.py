@@ -46,6 +46,7 @@ class MuteGate:
         "_on_close",
         "_on_open",
         "_clock",
+        "epoch",
     )
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -59,6 +60,10 @@ class MuteGate:
         self._on_close: list[GateListener] = []
         self._on_open: list[GateListener] = []
         self._clock = clock
+        self.epoch = 0
+        """Bumped by every close and every open: work started while the gate was open (a decode on another thread)
+        may still be admitted only if the epoch it started in is the current one, so a mute and an unmute in
+        between (the same `is_open` again) cannot let a frame from before the mute through."""
 
     @property
     def is_open(self) -> bool:
@@ -79,6 +84,7 @@ class MuteGate:
         if not self._open:
             return False
         self._open = False
+        self.epoch += 1
         self.closed_since = self._clock()
         self.closures += 1
         for listener in self._on_close:
@@ -90,6 +96,7 @@ class MuteGate:
         if self._open:
             return False
         self._open = True
+        self.epoch += 1
         self.closed_since = None
         for listener in self._on_open:
             listener(self)

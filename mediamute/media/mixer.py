@@ -15,9 +15,10 @@ pushed) are refused at the inbox (counted as `held_frames`), and its own sink is
 its N-1 mix. That costs one attribute test per frame queued and per listener per tick: the tick stays O(N).
 
 The sums are exact in float32 work buffers allocated once: a sum of up to 512 int16 frames is at most 2**24 in
-magnitude, and float32 represents every integer up to 2**24; one float32 copy serves the sum, the N-1 differences
-and the levels. Per tick the mixer allocates only what it hands out (the N-1 mixes and the shared mix). Standard
-library and numpy only.
+magnitude, and float32 represents every integer up to 2**24. The N-1 mixes are one wrapping int16 subtraction from
+the total, exact wherever the result fits; the samples where one may not (the total within the frames' peak of the
+int16 limits) are redone in float32 and saturated (`Mixer._mix`). Per tick the mixer allocates only what it hands
+out (the N-1 mixes and the shared mix). Standard library and numpy only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,17 @@ import numpy as np
 from .audio import FRAME_SAMPLES, FRAME_SECONDS, INT16_MAX, INT16_MIN, SILENT_FRAME, Frame
 from .audit import ContributorAudit, TickRecord
 from .gate import MuteGate
+
+
+LOUD_COLUMNS = FRAME_SAMPLES // 8
+"""Samples of a tick where an N-1 mix may clip above which all the N-1 mixes are redone in float32 (cheaper then
+than fixing those columns one by one through fancy indexing)."""
+
+
+FEW_FRAMES = 24
+"""Below this many frames in a tick, every N-1 mix is made in float32 at once (three numpy calls): with few rows each
+numpy call's fixed cost outweighs the passes the wrapping subtraction saves (bench/test_bench_mixer.py)."""
+_EVERY_COLUMN = np.arange(FRAME_SAMPLES)
 
 
 class MixTick(NamedTuple):
@@ -65,6 +77,43 @@ class FrameSource(Protocol):
         ...
 
 
+class PendingPull(Protocol):
+    """A pull prepared on the loop whose decodes may run on another thread (`FrameSource.prepare`)."""
+
+    def run(self) -> None:
+        """The decodes (decode, FEC recovery, concealment): any thread, touching only its source's decoder."""
+        ...
+
+    def complete(self) -> PulledFrame | None:
+        """Back on the loop: the frame (None: nothing to play, or the source was reset while it was decoding)."""
+        ...
+
+
+class PreparedSource(FrameSource, Protocol):
+    """A receive path whose tick work can be split: bookkeeping on the loop, decodes elsewhere."""
+
+    def prepare(self, at: float, now: float) -> PendingPull | None:
+        """On the loop, at the tick due at `at`: what to decode for it (None: nothing to play)."""
+        ...
+
+
+class PendingTick(NamedTuple):
+    """A tick begun by `Mixer.begin_tick` whose pulls' decodes are out; `Mixer.finish_tick` mixes it."""
+
+    at: float
+    position: int
+    pulled_at: float
+    pulls: list[tuple[MixSlot, int, PendingPull]]
+    """(slot, its gate's epoch when the pull was prepared, the pull), in join order."""
+    concealed: list[str]
+    recovered: list[str]
+    """Of the sources pulled inline at `begin_tick` (those that cannot prepare)."""
+
+    @property
+    def jobs(self) -> list[PendingPull]:
+        return [pull for _slot, _epoch, pull in self.pulls]
+
+
 FrameSink = Callable[[MixTick, Frame, bool], None]
 """`sink(tick, frame, shared)`: the mix a listener hears at `tick`. `shared` is True when the listener contributed
 nothing, so `frame` is the tick's one shared mix, the same array every such listener gets; False when it is the
@@ -85,6 +134,9 @@ class SlotCounters:
     inbox_depth: int
     held_frames: int
     """Decoded frames refused at the inbox (and queued ones discarded) while the participant was on hold."""
+    discarded_in_flight: int = 0
+    """Frames decoded on another thread and discarded on their return, because the participant's gate had closed
+    (or closed and reopened) while they were decoding."""
 
 
 class MixSlot:
@@ -109,6 +161,7 @@ class MixSlot:
         "source",
         "hold",
         "held_frames",
+        "discarded_in_flight",
     )
 
     def __init__(
@@ -137,6 +190,7 @@ class MixSlot:
         self.hold: Callable[[], Frame] | None = None
         """While the participant is on hold: what its sink hears each tick instead of its mix (the hold music)."""
         self.held_frames = 0
+        self.discarded_in_flight = 0
 
     def flush(self) -> int:
         """Discard every frame waiting in the inbox (on mute): they must not reach a later mix."""
@@ -158,6 +212,7 @@ class MixSlot:
             trimmed=self.trimmed,
             inbox_depth=len(self.inbox),
             held_frames=self.held_frames,
+            discarded_in_flight=self.discarded_in_flight,
         )
 
 
@@ -190,12 +245,14 @@ class Mixer:
         self._origin: float | None = None
         self._slots: dict[str, MixSlot] = {}
         self._order: list[MixSlot] = []
+        self._sourced: list[MixSlot] = []
+        """The slots with a receive path to pull, in join order (rebuilt with `_order`)."""
         """The slots in join order, rebuilt (never mutated) on add and remove: what a tick iterates."""
         self._clock = clock
         """Monotonic seconds: when a tick takes its frames (`TickRecord.mixed_at`), and latency ends. The `MixClock`
         that ticks this mixer must read the same clock, so deadlines and mix times are on one timeline."""
         self._frames = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
-        self._work = np.zeros((8, FRAME_SAMPLES), dtype=np.float32)
+        self._narrow = np.zeros((8, FRAME_SAMPLES), dtype=np.int16)
         self.added_latency: deque[float] | None = None
         """Seconds from a frame's packet arrival to the end of the tick that mixed it (while recording)."""
 
@@ -214,13 +271,17 @@ class Mixer:
         slot = MixSlot(participant_id, gate, self.inbox_frames, sink, source)
         gate.on_close(lambda _gate: slot.flush())
         self._slots[participant_id] = slot
-        self._order = list(self._slots.values())
+        self._reorder()
         return slot
+
+    def _reorder(self) -> None:
+        self._order = list(self._slots.values())
+        self._sourced = [slot for slot in self._order if slot.source is not None]
 
     def remove(self, participant_id: str) -> MixSlot | None:
         slot = self._slots.pop(participant_id, None)
         if slot is not None:
-            self._order = list(self._slots.values())
+            self._reorder()
             slot.flush()
             slot.sink = None
         return slot
@@ -300,31 +361,81 @@ class Mixer:
         if at is None:
             at = mixed_at
         position = self._advance_position(at)
+        concealed, recovered = self._pull(self._sourced, at, mixed_at)
+        return self._mix_tick(at, position, mixed_at, concealed, recovered)
+
+    def begin_tick(self, at: float | None = None) -> PendingTick:
+        """The first half of a tick whose decodes run elsewhere (on the loop): every open participant's receive
+        path does its bookkeeping now and hands back what to decode, noted with its gate's epoch. Run the
+        `PendingTick.jobs` (any thread), then `finish_tick` on the loop; no other tick may begin in between."""
+        now = self._clock()
+        if at is None:
+            at = now
+        position = self._advance_position(at)
+        pulls: list[tuple[MixSlot, int, PendingPull]] = []
+        concealed: list[str] = []
+        recovered: list[str] = []
+        for slot in self._sourced:
+            gate = slot.gate
+            if not gate.is_open:
+                continue
+            source = slot.source
+            prepare = getattr(source, "prepare", None)
+            if prepare is None:  # a source that cannot split its pull is pulled here, on the loop, as by `tick`
+                assert source is not None
+                self._admit(slot, source.pull(at, now), concealed, recovered)
+                continue
+            pending = prepare(at, now)
+            if pending is not None:
+                pulls.append((slot, gate.epoch, pending))
+        return PendingTick(at, position, now, pulls, concealed, recovered)
+
+    def finish_tick(self, pending: PendingTick) -> TickRecord:
+        """The second half (on the loop, once every job of `pending` ran): each decoded frame enters its inbox only
+        if its participant is still in the mixer with its gate open in the epoch its pull was prepared in — a mute
+        (or a mute and an unmute) while it was decoding discards it, counted in `discarded_in_flight`. Then the
+        tick mixes as `tick` does; its `mixed_at` is now, after any mute that came while the decodes were out."""
+        mixed_at = self._clock()
+        concealed, recovered = pending.concealed, pending.recovered
+        for slot, epoch, pull in pending.pulls:
+            pulled = pull.complete()  # always: it hands the receive path back its decoder
+            gate = slot.gate
+            if gate.epoch != epoch or not gate.is_open or self._slots.get(slot.participant_id) is not slot:
+                slot.discarded_in_flight += 1  # (its receive path, reset meanwhile, may have dropped it itself)
+                continue
+            self._admit(slot, pulled, concealed, recovered)
+        return self._mix_tick(pending.at, pending.position, mixed_at, tuple(concealed), tuple(recovered))
+
+    def _mix_tick(
+        self, at: float, position: int, mixed_at: float, concealed: tuple[str, ...], recovered: tuple[str, ...]
+    ) -> TickRecord:
+        """Take, mix, hand out and audit one tick whose pulls are in the inboxes."""
         slots = self._order
-        concealed, recovered = self._pull(slots, at, mixed_at)
         arrivals: list[float] | None = [] if self.added_latency is not None else None
         contributors, taken = self._take_frames(slots, arrivals)
         shared, own, levels = self._mix(taken)
+        rows = list(own) if own is not None else []  # one view per contributor, made in one call
 
-        for slot, level in zip(contributors, levels):
-            slot.frames_mixed += 1
-            slot.last_level = level
         mix_tick = MixTick(self.ticks, position)
         for slot in slots:
+            row = slot.row
+            if row >= 0:
+                slot.frames_mixed += 1
+                slot.last_level = levels[row]
             sink = slot.sink
             if sink is not None:
                 if slot.hold is not None:
                     sink(mix_tick, slot.hold(), False)
-                elif slot.row < 0 or own is None:
+                elif row < 0:
                     sink(mix_tick, shared, True)
                 else:
-                    sink(mix_tick, own[slot.row], False)
+                    sink(mix_tick, rows[row], False)
 
         record = TickRecord(
             seq=self.ticks,
             at=at,
             mixed_at=mixed_at,
-            contributors=tuple([s.participant_id for s in contributors]),
+            contributors=tuple(contributors),
             levels=levels,
             concealed=concealed,
             recovered=recovered,
@@ -340,17 +451,18 @@ class Mixer:
         concealed: list[str] = []
         recovered: list[str] = []
         for slot in slots:
-            source = slot.source
-            if source is None or not slot.gate.is_open:
-                continue
-            pulled = source.pull(at, now)
-            if pulled is None or not self._queue(slot, pulled.frame, pulled.arrived):  # (refused while on hold)
-                continue
-            if pulled.concealed:
-                concealed.append(slot.participant_id)
-            elif pulled.recovered:
-                recovered.append(slot.participant_id)
+            if slot.gate.is_open:
+                self._admit(slot, slot.source.pull(at, now), concealed, recovered)  # type: ignore[union-attr]
         return tuple(concealed), tuple(recovered)
+
+    def _admit(self, slot: MixSlot, pulled: PulledFrame | None, concealed: list[str], recovered: list[str]) -> None:
+        """A pulled frame into its inbox (refused while on hold), noting whether it was concealed or recovered."""
+        if pulled is None or not self._queue(slot, pulled.frame, pulled.arrived):
+            return
+        if pulled.concealed:
+            concealed.append(slot.participant_id)
+        elif pulled.recovered:
+            recovered.append(slot.participant_id)
 
     def _advance_position(self, at: float) -> int:
         """The tick's grid position from its deadline: one more than the last, or more if periods were skipped."""
@@ -359,24 +471,25 @@ class Mixer:
         self.position = max(self.position + (self.ticks > 0), round((at - self._origin) / FRAME_SECONDS))
         return self.position
 
-    def _take_frames(self, slots: list[MixSlot], arrivals: list[float] | None) -> tuple[list[MixSlot], list[Frame]]:
-        """Take the oldest frame of every non-empty inbox (noting each slot's row) and count the underruns.
+    def _take_frames(self, slots: list[MixSlot], arrivals: list[float] | None) -> tuple[list[str], list[Frame]]:
+        """Take the oldest frame of every non-empty inbox (noting each slot's row) and count the underruns; who
+        contributed, and their frames in row order.
 
         With `arrivals` (latency recording), each taken frame's arrival time is appended to it, NaN if unknown.
         """
-        contributors: list[MixSlot] = []
+        contributors: list[str] = []
         taken: list[Frame] = []
         for slot in slots:
             inbox = slot.inbox
             if inbox:
                 slot.row = len(taken)
                 taken.append(inbox.popleft())
-                contributors.append(slot)
+                contributors.append(slot.participant_id)
                 if arrivals is not None:
                     arrivals.append(slot.arrivals.popleft() if slot.arrivals else math.nan)
                 if inbox:
                     self._note_backlog(slot)
-                else:
+                elif slot.backlog_ticks:
                     slot.backlog_ticks = 0
             else:
                 slot.row = -1
@@ -401,21 +514,42 @@ class Mixer:
 
     def _mix(self, taken: list[Frame]) -> tuple[Frame, np.ndarray | None, tuple[float, ...]]:
         """The shared mix (everyone), each contributor's N-1 mix (row by row, None if nobody contributed) and
-        each contributor's RMS level, from the frames taken this tick."""
+        each contributor's RMS level, from the frames taken this tick.
+
+        Five passes over the (N, 960) frames: gather them as int16, widen to float32, sum (exact), the levels (one
+        dot product per row), and the N-1 mixes as one wrapping int16 subtraction `total - frame` straight into the
+        array handed out. Wrapping is exact wherever the true value fits in int16 (the arithmetic is modulo 2**16),
+        and it can only fail to fit at a sample where the total is within the frames' peak of the int16 limits:
+        those few columns (none in most ticks) are redone exactly in float32 and saturated.
+        """
         count = len(taken)
         if count == 0:
             return SILENT_FRAME, None, ()
         if count > self._frames.shape[0]:
             rows = max(count, 2 * self._frames.shape[0])
             self._frames = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
-            self._work = np.zeros((rows, FRAME_SAMPLES), dtype=np.float32)
+            self._narrow = np.zeros((rows, FRAME_SAMPLES), dtype=np.int16)
+        narrow = self._narrow[:count]
+        np.concatenate(taken, out=narrow.reshape(-1), casting="unsafe")
         frames = self._frames[:count]
-        np.concatenate(taken, out=frames.reshape(-1), casting="unsafe")
-        total = frames.sum(axis=0)
-        work = self._work[:count]
-        np.subtract(total, frames, out=work)
-        levels = tuple(np.sqrt(np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES).tolist())
-        return saturate_int16(total, in_place=True), saturate_int16(work, in_place=True), levels
+        np.copyto(frames, narrow, casting="unsafe")
+        total = np.add.reduce(frames, axis=0)
+        levels = tuple(np.sqrt(np.vecdot(frames, frames) / FRAME_SAMPLES).tolist())
+        if count < FEW_FRAMES:  # a few frames: fewer numpy calls beat fewer passes
+            at_risk = _EVERY_COLUMN
+        else:
+            at_risk = np.flatnonzero((total > INT16_MAX + float(narrow.min())) | (total < INT16_MIN + float(narrow.max())))
+        if at_risk.size > LOUD_COLUMNS:  # few frames, or a loud tick: every N-1 mix in float32, in place, saturated
+            np.subtract(total, frames, out=frames)
+            np.clip(frames, INT16_MIN, INT16_MAX, out=frames)
+            own = frames.astype(np.int16)
+        else:
+            own = np.subtract(total.astype(np.int32).astype(np.int16), narrow)  # wraps: exact where it fits
+            if at_risk.size:  # redo the few columns that may clip exactly, and saturate them
+                exact = total[at_risk] - frames[:, at_risk]
+                np.clip(exact, INT16_MIN, INT16_MAX, out=exact)
+                own[:, at_risk] = exact
+        return saturate_int16(total, in_place=True), own, levels
 
     def _record_latency(self, arrivals: list[float]) -> None:
         """Arrival → now for every frame this tick mixed that had an arrival time (NaN: none)."""

@@ -46,21 +46,50 @@ class FrameEncoder(Protocol):
 PacketSend = Callable[[Any], None]
 
 
-class TickBatch:
+class PoolBatch:
+    """Work the pool splits across its threads: `jobs`, run in slices by `run(lo, hi)`; `prepare` before submitting."""
+
+    __slots__ = ("jobs", "_parts", "_lock")
+
+    def __init__(self, jobs: list[Any]) -> None:
+        self.jobs = jobs
+        self._parts = 0
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Called by `EncodePool.submit` on the submitting thread, before any slice runs."""
+
+    def run(self, lo: int, hi: int) -> int:
+        """Run jobs [lo, hi) (on a pool thread); returns how many failed."""
+        raise NotImplementedError
+
+    def _split(self, parts: int) -> list[tuple[int, int]]:
+        count = len(self.jobs)
+        parts = max(1, min(parts, count))
+        bounds = [round(k * count / parts) for k in range(parts + 1)]
+        return [(bounds[k], bounds[k + 1]) for k in range(parts)]
+
+
+class TickBatch(PoolBatch):
     """One tick's encodes (encoder, frame, pts) and where each listener's packet goes, in listener order."""
 
-    __slots__ = ("jobs", "results", "deliveries", "_parts", "_lock", "done", "handed_at")
+    __slots__ = ("results", "deliveries", "done", "handed_at")
 
     def __init__(self) -> None:
-        self.jobs: list[tuple[FrameEncoder, Frame, int]] = []
+        super().__init__([])
+        self.jobs: list[tuple[FrameEncoder, Frame, int]]
         self.results: list[Any] = []
         self.deliveries: list[tuple[PacketSend, int]] = []
         """(send, index of the job whose packet it gets), in the order the mixer handed out the mixes."""
-        self._parts = 0
-        self._lock = threading.Lock()
         self.done = False
         self.handed_at = 0.0
         """When the tick was handed to the encoder (monotonic), for `TickEncoder.send_delays`."""
+
+    def prepare(self) -> None:
+        self.results = [None] * len(self.jobs)
+
+    def run(self, lo: int, hi: int) -> int:
+        return self.encode(lo, hi)
 
     def add_job(self, encoder: FrameEncoder, frame: Frame, pts: int) -> int:
         self.jobs.append((encoder, frame, pts))
@@ -85,12 +114,6 @@ class TickBatch:
             if packet is not None:
                 send(packet)
 
-    def _split(self, parts: int) -> list[tuple[int, int]]:
-        count = len(self.jobs)
-        parts = max(1, min(parts, count))
-        bounds = [round(k * count / parts) for k in range(parts + 1)]
-        return [(bounds[k], bounds[k + 1]) for k in range(parts)]
-
 
 def name_native_thread(name: str) -> None:
     """Give the OS thread a name (Linux: 15 bytes, what /proc/<pid>/task/*/comm, top -H and the bench show)."""
@@ -112,7 +135,7 @@ class EncodePool:
         self.threads = threads
         self.min_jobs = min_jobs
         """Ticks with fewer encodes than this stay on the loop when nothing waits (INLINE_BELOW by default)."""
-        self._queue: queue.SimpleQueue[tuple[TickBatch, int, int, Callable[[TickBatch], None]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[PoolBatch, int, int, Callable[[Any], None]] | None] = queue.SimpleQueue()
         self._workers = [
             threading.Thread(target=self._work, args=(k,), name=f"mm-encode-{k}", daemon=True) for k in range(threads)
         ]
@@ -129,10 +152,10 @@ class EncodePool:
                 return None
         return cls(threads) if threads > 0 else None
 
-    def submit(self, batch: TickBatch, on_done: Callable[[TickBatch], None]) -> None:
-        """Encode `batch` across the threads; `on_done(batch)` is called by the thread that finishes last (not on
-        the loop: it must hand over with `call_soon_threadsafe`)."""
-        batch.results = [None] * len(batch.jobs)
+    def submit(self, batch: PoolBatch, on_done: Callable[[Any], None]) -> None:
+        """Run `batch` across the threads (a tick's encodes, or its decodes); `on_done(batch)` is called by the
+        thread that finishes last (not on the loop: it must hand over with `call_soon_threadsafe`)."""
+        batch.prepare()
         parts = batch._split(self.threads)
         batch._parts = len(parts)
         for lo, hi in parts:
@@ -142,7 +165,7 @@ class EncodePool:
         name_native_thread(f"mm-encode-{index}")
         while (item := self._queue.get()) is not None:
             batch, lo, hi, on_done = item
-            failed = batch.encode(lo, hi)
+            failed = batch.run(lo, hi)
             with batch._lock:
                 self.failed += failed
                 batch._parts -= 1

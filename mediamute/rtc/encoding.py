@@ -22,11 +22,12 @@ sink is a `ListenerSink` made by `MixEncoding.listener`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..media.audio import FRAME_SAMPLES, Frame
-from ..media.mixer import MixTick
+from ..media.mixer import MixTick, PendingPull
+from .decode_pool import TickDecoder
 from .encode_pool import EncodePool, TickBatch, TickEncoder
 from .mix_encoder import EncodedMix, MixEncoder, PyAVMixEncoder
 
@@ -51,6 +52,10 @@ class EncodingCounters:
     """Ticks encoded on the event loop (no pool, or too few encodes to be worth a thread hop)."""
     dropped_ticks: int = 0
     """Ticks whose packets were dropped because the pool fell behind (see encode_pool.MAX_WAITING)."""
+    decode_pooled_ticks: int = 0
+    """Ticks whose receive paths' decodes ran on the pool's threads (decode_pool.py)."""
+    decode_inline_ticks: int = 0
+    """Ticks whose decodes ran on the event loop (no pool, or too few decodes to be worth the hop)."""
 
     @property
     def per_tick(self) -> float:
@@ -78,6 +83,7 @@ class MixEncoding:
         self._seen_tick = -1
         self._batch = TickBatch()
         self._runner = TickEncoder(pool)
+        self._decoder = TickDecoder(pool)
         self.ticks = 0
         self.shared = 0
         self.own = 0
@@ -115,15 +121,24 @@ class MixEncoding:
             self._batch = TickBatch()
             self._runner.run(batch)
 
+    def decode(self, jobs: Sequence[PendingPull], done: Callable[[], None]) -> None:
+        """Run a tick's prepared decodes (on the pool, or inline for a few); `done()` on the loop once all ran."""
+        self._decoder.run(jobs, done)
+
+    @property
+    def pool_decode_waits(self) -> list[float]:
+        """Seconds from handing a tick's decodes to the pool to their completion on the loop (latest ticks)."""
+        return list(self._decoder.waits)
+
     @property
     def pool_send_delays(self) -> list[float]:
         """Seconds from tick end to its packets sent, for the latest ticks encoded on the pool."""
         return list(self._runner.send_delays)
 
     def counters(self) -> EncodingCounters:
-        r = self._runner
+        r, d = self._runner, self._decoder
         return EncodingCounters(self.ticks, self.shared, self.own, self.shared_deliveries,
-                                r.pooled_ticks, r.inline_ticks, r.dropped_ticks)
+                                r.pooled_ticks, r.inline_ticks, r.dropped_ticks, d.pooled_ticks, d.inline_ticks)
 
     def stats(self) -> dict[str, float] | None:
         """The counters as JSON-ready numbers (None until a listener has been handed a mix)."""
@@ -132,7 +147,8 @@ class MixEncoding:
             return None
         return {"ticks": c.ticks, "shared": c.shared, "own": c.own, "shared_deliveries": c.shared_deliveries,
                 "per_tick": c.per_tick, "pooled_ticks": c.pooled_ticks, "inline_ticks": c.inline_ticks,
-                "dropped_ticks": c.dropped_ticks}
+                "dropped_ticks": c.dropped_ticks, "decode_pooled_ticks": c.decode_pooled_ticks,
+                "decode_inline_ticks": c.decode_inline_ticks}
 
 
 class ListenerSink:

@@ -12,6 +12,11 @@ and the decoder makes the 20 ms frame. Packets of other durations are cut or gat
 When the gate closes (its listeners run synchronously inside `MuteGate.close()`), the buffer is flushed, the decoder
 reset and any decoded remainder dropped: nothing of the participant reaches a later mix, not even concealment.
 
+The mixer may split `pull` in two (`prepare`, for decodes on other threads: rtc/decode_pool.py): the buffer's
+bookkeeping on the loop, the decodes in a `PendingDecode` run anywhere, the frame assembled back on the loop. While
+one is out it owns the decoder: a mute or a new stream meanwhile marks it stale, and the decoder is reset when it
+comes back, its frame dropped (the mixer also refuses it by the gate's epoch, and counts it).
+
 Constructed without aiortc (`ReceivePath(gate)`), it takes crafted or simulated `RtpPacket`s through `add`; on a
 real receiver it sits where aiortc's own jitter buffer was (`gate_adapter.install_receive_path`).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -28,7 +34,7 @@ from aiortc.rtp import RtpPacket
 
 from ..media.audio import FRAME_SAMPLES, FRAME_SECONDS, Frame
 from ..media.gate import MuteGate
-from ..media.jitter import JitterBufferSettings, JitterStats, PlayoutBuffer, PlayoutKind
+from ..media.jitter import JitterBufferSettings, JitterStats, PlayoutBuffer, PlayoutKind, PlayoutStep
 from ..media.mixer import PulledFrame
 from ..media.sequence import SequenceCounters, SequenceValidator, Verdict
 from .gate_adapter import GateFront
@@ -37,6 +43,33 @@ from .opus import OpusDecoder, OpusPacketError, has_lbrr, packet_samples
 QUIET_RMS = 100.0
 """A frame below this RMS (about -50 dBFS) is a pause: the buffer prefers to drop the next one when catching up."""
 _EMPTY = np.zeros(0, dtype=np.int16)
+
+
+class _Decoded(NamedTuple):
+    pieces: list[np.ndarray]
+    arrived: float
+    recovered: bool
+    concealed: bool
+
+
+class PendingDecode:
+    """A receive path's pull prepared on the loop (`ReceivePath.prepare`): `run` decodes on any thread,
+    `complete` (on the loop) gives the frame. Satisfies the mixer's `PendingPull`."""
+
+    __slots__ = ("path", "steps", "decoded", "stale")
+
+    def __init__(self, path: ReceivePath, steps: list[PlayoutStep]) -> None:
+        self.path = path
+        self.steps = steps
+        self.decoded: _Decoded | None = None
+        self.stale = False
+        """Set on the loop when the gate closed or a new stream began while decoding: the result is discarded."""
+
+    def run(self) -> None:
+        self.decoded = self.path._decode(self.steps)
+
+    def complete(self) -> PulledFrame | None:
+        return self.path._landed(self)
 
 
 class ReceivePath(GateFront, JitterBuffer):
@@ -70,6 +103,10 @@ class ReceivePath(GateFront, JitterBuffer):
         self._last_pull_late = False
         self.stalled_packets = 0
         """Packets read late because this process's loop stalled: played, but kept out of the delay statistics."""
+        self._flight: PendingDecode | None = None
+        """The prepared pull whose decodes are running (it owns the decoder until it is back on the loop)."""
+        self.stale_decodes = 0
+        """Prepared pulls discarded on their return because the gate closed or a new stream began meanwhile."""
         gate.on_close(self._on_gate_close)
 
     # --- arrival ------------------------------------------------------------------------------------------------
@@ -83,7 +120,7 @@ class ReceivePath(GateFront, JitterBuffer):
             return False, None
         if verdict is Verdict.RESYNC:  # a new stream: what is held belongs to the old one
             self.buffer.restart()
-            self.decoder.reset()
+            self._reset_decoder()
             self._pending = _EMPTY
         payload: bytes = getattr(packet, "_data", None) or packet.payload  # aiortc depayloads into _data
         try:
@@ -111,18 +148,48 @@ class ReceivePath(GateFront, JitterBuffer):
     # --- playout --------------------------------------------------------------------------------------------------
     def pull(self, at: float, now: float | None = None) -> PulledFrame | None:
         """The 20 ms frame to play at the tick due at `at` (None: nothing to play, e.g. before the first packet)."""
+        if self._flight is not None:
+            raise RuntimeError("pull while a prepared pull is still decoding")
+        steps = self._plan(at, now)
+        return self._assemble(self._decode(steps))
+
+    def prepare(self, at: float, now: float) -> PendingDecode | None:
+        """`pull` in two halves (`Mixer.begin_tick`): the buffer's bookkeeping now, on the loop; the decodes in
+        the returned job's `run` (any thread: it touches only this path's decoder); the frame from its `complete`,
+        back on the loop. Until then the decoder is the job's: a mute or a new stream meanwhile marks the job
+        stale, and its `complete` resets the decoder and returns nothing."""
+        if self._flight is not None:
+            raise RuntimeError("prepare while a prepared pull is still decoding")
+        steps = self._plan(at, now)
+        if not steps and not self._pending.size:
+            return None
+        self._flight = flight = PendingDecode(self, steps)
+        return flight
+
+    def _plan(self, at: float, now: float | None) -> list[PlayoutStep]:
+        """The buffer's steps for this tick: enough to fill a 20 ms frame (after any decoded remainder)."""
         if now is None:
             now = self._clock()
         self._last_pull, self._last_pull_late = now, now - at > FRAME_SECONDS
-        pieces = [self._pending] if self._pending.size else []
         have = self._pending.size
-        arrived = math.nan
-        recovered = concealed = False
-        decoder = self.decoder
+        steps: list[PlayoutStep] = []
         while have < FRAME_SAMPLES:
             step = self.buffer.next(at, now, have, self._quiet)
             if step is None:
                 break
+            steps.append(step)
+            if not step.discard:
+                have += step.samples
+        return steps
+
+    def _decode(self, steps: list[PlayoutStep]) -> _Decoded:
+        """Run the decoder on the planned steps: the PCM pieces, the first played packet's arrival, and whether a
+        frame was recovered by FEC or concealed. Touches nothing but the decoder (safe off the loop)."""
+        pieces: list[np.ndarray] = []
+        arrived = math.nan
+        recovered = concealed = False
+        decoder = self.decoder
+        for step in steps:
             kind = step.kind
             if kind is PlayoutKind.DECODE:
                 assert step.packet is not None
@@ -148,7 +215,14 @@ class ReceivePath(GateFront, JitterBuffer):
                     pcm = (pcm * np.linspace(1.0, 0.0, pcm.size)).astype(np.int16)
                 concealed = True
             pieces.append(pcm)
-            have += pcm.size
+        return _Decoded(pieces, arrived, recovered, concealed)
+
+    def _assemble(self, decoded: _Decoded) -> PulledFrame | None:
+        """The 20 ms frame from the remainder of the last pull and the new pieces; keeps what is left over."""
+        pieces = decoded.pieces
+        if self._pending.size:
+            pieces = [self._pending, *pieces]
+        have = sum(piece.size for piece in pieces)
         if have == 0:
             self._pending = _EMPTY
             return None
@@ -160,13 +234,32 @@ class ReceivePath(GateFront, JitterBuffer):
         wide = frame.astype(np.float32)
         self._quiet = float(np.dot(wide, wide)) < QUIET_RMS * QUIET_RMS * FRAME_SAMPLES
         self.frames += 1
-        return PulledFrame(frame, arrived, recovered, concealed)
+        return PulledFrame(frame, arrived=decoded.arrived, recovered=decoded.recovered, concealed=decoded.concealed)
+
+    def _landed(self, flight: PendingDecode) -> PulledFrame | None:
+        """A prepared pull is back on the loop (`PendingDecode.complete`)."""
+        self._flight = None
+        decoded = flight.decoded
+        if flight.stale or decoded is None:  # reset while decoding (mute, new stream), or its decode raised
+            self.decoder.reset()
+            self._pending = _EMPTY
+            if flight.stale:
+                self.stale_decodes += 1
+            return None
+        return self._assemble(decoded)
+
+    def _reset_decoder(self) -> None:
+        """Reset the decoder now, or, while a prepared pull is decoding on it, when that pull comes back."""
+        if self._flight is not None:
+            self._flight.stale = True
+        else:
+            self.decoder.reset()
 
     def _on_gate_close(self, _gate: MuteGate) -> None:
         """Muted: nothing held, decoded or remembered of this participant may reach a later mix."""
         self._last_pull = None  # no pulls while muted: that is no stall
         self.buffer.flush()
-        self.decoder.reset()
+        self._reset_decoder()
         self._pending = _EMPTY
         self._quiet = False
 
