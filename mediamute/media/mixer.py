@@ -245,9 +245,9 @@ class Mixer:
         self._origin: float | None = None
         self._slots: dict[str, MixSlot] = {}
         self._order: list[MixSlot] = []
+        """The slots in join order, rebuilt (never mutated) on add and remove: what a tick iterates."""
         self._sourced: list[MixSlot] = []
         """The slots with a receive path to pull, in join order (rebuilt with `_order`)."""
-        """The slots in join order, rebuilt (never mutated) on add and remove: what a tick iterates."""
         self._clock = clock
         """Monotonic seconds: when a tick takes its frames (`TickRecord.mixed_at`), and latency ends. The `MixClock`
         that ticks this mixer must read the same clock, so deadlines and mix times are on one timeline."""
