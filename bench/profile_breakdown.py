@@ -130,7 +130,7 @@ def classify(frames: list[Frame]) -> str:
         return RX_STATS
     if _any(frames, "RtpPacket.serialize", "pack_header_extensions", "RtpPacket.__init__", "current_ntp_time",
             "datetime_to_ntp", "OpusEncoder.pack", "convert_timebase", "LeanRtpSender.send", "MixOutlet.__call__",
-            "as_av_packet"):
+            "opus_av_packet"):
         return PACKETIZE
     if _any(frames, "EncodePool.submit", "TickEncoder._finished_elsewhere", "call_soon_threadsafe") or (
             _any(frames, "EncodePool._work") and _any(frames, "back")):

@@ -42,7 +42,7 @@ from ..media.clock import MixClock
 from ..media.gate import MuteGate
 from ..media.netem import ReceptionReport
 from ..media.mixer import PulledFrame
-from ..rtc.codec import TIME_BASE, encode_loop
+from ..rtc.codec import encode_loop, opus_av_packet
 from ..rtc.gate_adapter import install_receive_path
 from ..rtc.ice import configure_ice, rtc_configuration
 from ..rtc.reception import reception_reports
@@ -88,9 +88,7 @@ class PacketLoopTrack(MediaStreamTrack):
         index = await self._pacer.next()
         now = time.monotonic()
         self.handed.append((now, now - self._pacer.deadline(index)))
-        packet = av.Packet(self._packets[index % len(self._packets)])
-        packet.pts = index * FRAME_SAMPLES
-        packet.time_base = TIME_BASE
+        packet = opus_av_packet(self._packets[index % len(self._packets)], index * FRAME_SAMPLES)
         if self._marker_period and index % self._marker_period == 0:
             self.marker_times.append(time.monotonic())
         return packet

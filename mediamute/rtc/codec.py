@@ -83,6 +83,15 @@ class MonoOpusEncoder:
         return packet
 
 
+def opus_av_packet(payload: bytes, pts: int) -> av.Packet:
+    """An encoded 20 ms frame as aiortc's sender takes it from a track (`OpusEncoder.pack` reads the payload, `pts`
+    and `time_base`): `pts` in 1/48000 s."""
+    packet = av.Packet(payload)
+    packet.pts = pts
+    packet.time_base = TIME_BASE
+    return packet
+
+
 def encode_loop(frames: list[np.ndarray], warmup_cycles: int = 1) -> list[bytes]:
     """Pre-encode a loop of frames (e.g. 1 s of a tone) so a cheap sender can replay it without encoding.
 

@@ -24,12 +24,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 import av
-import numpy as np
 
-from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from ..media.audio import Frame
 from ..media.netem import ReceptionReport
-from .codec import MIX_BITRATE, MIX_COMPLEXITY, TIME_BASE
-from .opus import _binding
+from .codec import MIX_BITRATE, MIX_COMPLEXITY, opus_av_packet
+from .opus import encode_frame, new_voip_encoder
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +81,7 @@ class LiveOpusEncoder:
     __slots__ = ("_encoder", "_percent", "encoded")
 
     def __init__(self, expected_loss_percent: int = 0, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
-        _binding()  # OpusUnavailable, saying what to install, rather than a bare error from the binding
-        import opuslib_next
-
-        encoder = opuslib_next.Encoder(SAMPLE_RATE, 1, opuslib_next.APPLICATION_VOIP)
-        encoder.bitrate = bitrate
-        encoder.complexity = complexity
+        encoder = new_voip_encoder(bitrate, complexity)
         encoder.vbr_constraint = 0  # unconstrained VBR, as PyAV's (FFmpeg's) libopus encoder runs the mixes
         encoder.inband_fec = 1  # negotiated (useinbandfec=1); libopus codes LBRR only while the expected loss is > 0
         self._encoder = encoder
@@ -108,12 +102,9 @@ class LiveOpusEncoder:
 
     def encode(self, mono: Frame, pts: int) -> av.Packet:
         """One 960-sample frame as a packet with the given pts (1/48000 s)."""
-        payload = self._encoder.encode(np.ascontiguousarray(mono, dtype=np.int16).tobytes(), FRAME_SAMPLES)
+        payload = encode_frame(self._encoder, mono)
         self.encoded += 1
-        packet = av.Packet(payload)
-        packet.pts = pts
-        packet.time_base = TIME_BASE
-        return packet
+        return opus_av_packet(payload, pts)
 
 
 ReportSource = Callable[[], Awaitable[ReceptionReport | None]]

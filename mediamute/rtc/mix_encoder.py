@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, NamedTuple, Protocol
 
-import numpy as np
-
-from ..media.audio import FRAME_SAMPLES, SAMPLE_RATE, Frame
+from ..media.audio import Frame
 from .codec import MIX_BITRATE, MIX_COMPLEXITY, MIX_EXPECTED_LOSS_PERCENT, MonoOpusEncoder
+from .opus import OpusUnavailable, encode_frame, new_voip_encoder, require_libopus
 
 MixEncoderKind = Literal["pyav", "libopus"]
 MIX_ENCODER_KINDS: tuple[MixEncoderKind, ...] = ("pyav", "libopus")
@@ -55,39 +54,25 @@ class PyAVMixEncoder:
         return EncodedMix(bytes(packet), pts) if packet is not None else None
 
 
-def _opuslib():  # imported on first use: it raises at import when it finds no libopus
-    try:
-        import opuslib_next
-    except ImportError as exc:
-        raise RuntimeError("the libopus mix encoder needs opuslib-next: pip install opuslib-next") from exc
-    except Exception as exc:
-        raise RuntimeError(f"opuslib-next cannot load the system's libopus (Debian: apt install libopus0): {exc}") from exc
-    return opuslib_next
-
-
 class LibopusEncoder:
     """One continuous mono Opus stream over the system's libopus (opuslib-next, ctypes)."""
 
     __slots__ = ("_encoder", "encoded")
 
     def __init__(self, bitrate: int = MIX_BITRATE, complexity: int = MIX_COMPLEXITY) -> None:
-        opuslib = _opuslib()
-        encoder = opuslib.Encoder(SAMPLE_RATE, 1, opuslib.APPLICATION_VOIP)
-        encoder.bitrate = bitrate
-        encoder.complexity = complexity
-        self._encoder = encoder
+        self._encoder = new_voip_encoder(bitrate, complexity)
         self.encoded = 0
 
     def encode(self, mono: Frame, pts: int) -> EncodedMix:
-        payload = self._encoder.encode(np.ascontiguousarray(mono, dtype=np.int16).tobytes(), FRAME_SAMPLES)
+        payload = encode_frame(self._encoder, mono)
         self.encoded += 1
         return EncodedMix(payload, pts)
 
 
 def libopus_available() -> bool:
     try:
-        _opuslib()
-    except RuntimeError:
+        require_libopus()
+    except OpusUnavailable:
         return False
     return True
 
@@ -98,6 +83,6 @@ def mix_encoder_factory(kind: str = "pyav") -> Callable[[], MixEncoder]:
     if kind == "pyav":
         return PyAVMixEncoder
     if kind == "libopus":
-        _opuslib()
+        require_libopus()
         return LibopusEncoder
     raise ValueError(f"mix encoder must be one of {', '.join(MIX_ENCODER_KINDS)}, not {kind!r}")

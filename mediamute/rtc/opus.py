@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,23 @@ def _binding() -> tuple[ModuleType, ModuleType]:
 def require_libopus() -> None:
     """Raise `OpusUnavailable` with what to install, now rather than at the first packet."""
     _binding()
+
+
+def new_voip_encoder(bitrate: int, complexity: int) -> Any:
+    """A mono 48 kHz VoIP encoder of the system's libopus (opuslib-next's `Encoder`) at `bitrate` and `complexity`;
+    its other settings are libopus's defaults. `OpusUnavailable` if libopus cannot be loaded."""
+    _binding()  # says what to install, rather than the binding's bare Exception
+    import opuslib_next
+
+    encoder = opuslib_next.Encoder(SAMPLE_RATE, 1, opuslib_next.APPLICATION_VOIP)
+    encoder.bitrate = bitrate
+    encoder.complexity = complexity
+    return encoder
+
+
+def encode_frame(encoder: Any, mono: Frame) -> bytes:
+    """One 20 ms mono int16 frame through an encoder of `new_voip_encoder`: the Opus payload."""
+    return encoder.encode(np.ascontiguousarray(mono, dtype=np.int16).tobytes(), FRAME_SAMPLES)
 
 
 # --- reading a packet (RFC 6716 section 3) ------------------------------------------------------------------------

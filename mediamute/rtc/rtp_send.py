@@ -37,14 +37,13 @@ from typing import Any
 import aioice
 import aioice.ice
 import aiortc
-import av
 import pylibsrtp
 from aiortc import RTCDtlsTransport, RTCIceTransport, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from ..media.outbound import OutboundCounters, SendPath
-from .codec import TIME_BASE
+from .codec import opus_av_packet
 from .gate_adapter import SUPPORTED_AIORTC
 from .ice import SUPPORTED_AIOICE
 from .mix_encoder import EncodedMix
@@ -326,14 +325,6 @@ class LeanRtpSender:
         return True
 
 
-def as_av_packet(mix: EncodedMix) -> av.Packet:
-    """What aiortc's sender packetises (its `OpusEncoder.pack` reads the payload, `pts` and `time_base`)."""
-    packet = av.Packet(mix.payload)
-    packet.pts = mix.pts
-    packet.time_base = TIME_BASE
-    return packet
-
-
 class MixOutlet:
     """Where a listener's encoded mix packets go (the `send` the call's `MixEncoding` is given): the lean sender once
     the connection is up, aiortc's sender (through the `MixTrack`) when the lean path cannot be used.
@@ -358,11 +349,11 @@ class MixOutlet:
         elif lean is not None:
             lean.send(mix.payload, mix.pts)
         elif self.path == "aiortc":
-            self.track.push(as_av_packet(mix))
+            self.track.push(opus_av_packet(mix.payload, mix.pts))
         elif self._try_attach():
             self.lean.send(mix.payload, mix.pts)  # type: ignore[union-attr]
         elif self.path == "aiortc":
-            self.track.push(as_av_packet(mix))
+            self.track.push(opus_av_packet(mix.payload, mix.pts))
         else:
             self.dropped_not_connected += 1
 
