@@ -1,14 +1,17 @@
-"""Opus encoding for every sender mediamute owns, through PyAV's public API (no aiortc internals).
+"""Opus encoding through PyAV's public API (no aiortc internals), and the settings every mediamute encoder shares
+(`MIX_BITRATE`, `MIX_COMPLEXITY`). PyAV encodes the server's mixes (by default: `mix_encoder.py`) and the loops
+that simulated and benchmark talkers replay (`encode_loop`).
 
 aiortc encodes every frame as stereo at 96 kbps after computing its audio level in pure Python, on a thread hop,
 and without in-band FEC. A mix of speech needs none of that: one mono VoIP encoder at 32 kbps, called on the loop,
 handing aiortc a ready `av.Packet` (its sender then only packetises it). Mono Opus is valid under `opus/48000/2`
 (RFC 7587), and a stereo decoder plays it on both channels at unity gain.
 
-In-band FEC is on, with an expected loss of `EXPECTED_LOSS_PERCENT`: without an expected loss libopus sends no LBRR
-data, and a receiver could only conceal a lost packet. (libopus adds LBRR data to SILK and hybrid frames while its
-voice-activity detector hears voice: speech, not a steady tone.) Decoding, which needs FEC and concealment, is in
-`opus.py`.
+`MonoOpusEncoder` has in-band FEC on by default, with an expected loss of `EXPECTED_LOSS_PERCENT`: without an
+expected loss libopus sends no LBRR data, and a receiver could only conceal a lost packet. (libopus adds LBRR data
+to SILK and hybrid frames while its voice-activity detector hears voice: speech, not a steady tone.) Live senders
+(`tracks.SourceTrack`, the clients) encode through `fec.py` instead, whose expected loss follows the receiver's
+reports as a browser's does. Decoding, which needs FEC and concealment, is in `opus.py`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ test FEC end to end. Measured in bench/RESULTS.md."""
 MIX_EXPECTED_LOSS_PERCENT = 0
 """The server's mix encoders (`encoding.py`) send no FEC: it costs +40 % of the server's CPU (a tone mix goes hybrid,
 ≈ 2.5x the encode time of CELT), and SILK wideband frames drop everything above 8 kHz, the demo's pilot tones
-included. The senders into the server (clients, bench clients) keep FEC on: the server's receive path uses it."""
+included. The senders into the server keep FEC on where the server's receive path can use it: the clients size it to
+the loss the server reports (`fec.py`), the benchmark's and simulated talkers replay loops encoded at
+`EXPECTED_LOSS_PERCENT`."""
 
 
 class MonoOpusEncoder:

@@ -5,8 +5,10 @@ bytes of a packet (its only option is `apply_phase_inv`), and libavcodec never h
 conceal. The receive path needs both, so it decodes through `opuslib_next` (ctypes bindings of libopus, loading the
 system's `libopus0`): `opus_decode(data, decode_fec=1)` rebuilds a lost frame from the LBRR data of the packet after
 it, `opus_decode(NULL)` conceals one. Calls go to the binding's `opus_decode` with a preallocated numpy buffer (its
-high-level `Decoder.decode` copies the PCM through a Python list: three times slower). Encoding stays on PyAV
-(`codec.py`): its bundled libopus is newer and keeps a tone's level closer with FEC on.
+high-level `Decoder.decode` copies the PCM through a Python list: three times slower). Encoding is mostly PyAV's
+(`codec.py`: its bundled libopus is newer and keeps a tone's level closer with FEC on); `new_voip_encoder` serves the
+two encoders that need the system's libopus: a live sender whose expected loss changes between packets (`fec.py`)
+and the optional libopus mix encoder (`mix_encoder.py`).
 
 `has_lbrr` reads whether a packet carries LBRR data at all, so a frame counts as recovered by FEC only when it was
 (with none, libopus silently conceals instead). libopus 1.5 has `opus_packet_has_lbrr`; Debian's 1.3 does not, so it
