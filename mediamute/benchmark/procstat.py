@@ -95,12 +95,3 @@ class CpuWindow:
             threads.append(ThreadCpu(tid, label, 100.0 * (seconds - before) / wall))
         self.threads = sorted(threads, key=lambda t: -t.percent)
         return self.percent
-
-    @property
-    def cores_used(self) -> float:
-        """The whole process's CPU in cores (1.0 = one core busy all the window)."""
-        return self.percent / 100.0
-
-    def busy_threads(self, at_least: float = 5.0) -> int:
-        """How many threads used at least `at_least` % of a core: how many cores' worth of threads did work."""
-        return sum(1 for t in self.threads if t.percent >= at_least)

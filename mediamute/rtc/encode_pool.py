@@ -73,7 +73,7 @@ class PoolBatch:
 class TickBatch(PoolBatch):
     """One tick's encodes (encoder, frame, pts) and where each listener's packet goes, in listener order."""
 
-    __slots__ = ("results", "deliveries", "done", "handed_at")
+    __slots__ = ("results", "deliveries", "handed_at")
 
     def __init__(self) -> None:
         super().__init__([])
@@ -81,7 +81,6 @@ class TickBatch(PoolBatch):
         self.results: list[Any] = []
         self.deliveries: list[tuple[PacketSend, int]] = []
         """(send, index of the job whose packet it gets), in the order the mixer handed out the mixes."""
-        self.done = False
         self.handed_at = 0.0
         """When the tick was handed to the encoder (monotonic), for `TickEncoder.send_delays`."""
 
@@ -204,7 +203,7 @@ class TickEncoder:
             return
         if self.pool is None or (self._running is None and len(batch.jobs) < self.pool.min_jobs):
             self.inline_ticks += 1
-            batch.results = [None] * len(batch.jobs)
+            batch.prepare()
             batch.encode(0, len(batch.jobs))
             batch.deliver()
             return
@@ -235,7 +234,6 @@ class TickEncoder:
 
     def _finished(self, batch: TickBatch) -> None:
         """On the loop: send the tick's packets, then start the next waiting tick."""
-        batch.done = True
         self._running = None
         batch.deliver()
         self.send_delays.append(time.monotonic() - batch.handed_at)
