@@ -47,7 +47,4 @@ def with_field(spec: str | None, field: str, value: float) -> str:
 
 def with_seed(spec: str, seed: int) -> str:
     """`spec` with every profile seeded by `seed` (each direction draws from its own streams all the same)."""
-    per_direction, profiles = _each_profile(_as_object(spec))
-    for profile in profiles.values():
-        profile["seed"] = seed
-    return _join(per_direction, profiles)
+    return with_field(spec, "seed", seed)

@@ -42,6 +42,20 @@ LATENCY_SAMPLES = 100_000
 
 Request = tuple[float, str, str]
 """(monotonic time the orchestrator sent it, participant id, "mute" | "unmute"): one clock for all processes."""
+Completed = list[tuple[float, str, str]]
+"""(monotonic completion time, participant id, operation kind) of a call's operations, oldest first."""
+
+
+def completed_operations(call: Call) -> Completed:
+    return sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+
+
+def completed_after(operations: Completed, after: float, participant_id: str, kind: str, strictly: bool = False) -> float | None:
+    """When the first `kind` ("mute" | "unmute") operation on the participant completed at or after `after` (strictly
+    after with `strictly`): the gate closed or opened on this node. None if none did."""
+    name = f"{kind}Participant"
+    return next((t for t, p, k in operations if (t > after if strictly else t >= after) and p == participant_id
+                 and k == name), None)
 
 
 def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[float]]:
@@ -49,15 +63,13 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
     after the operation completed in the handler (gate closed or opened)."""
     out: dict[str, list[float]] = {"mute": [], "unmute": [], "mute_after_op": [], "unmute_after_op": []}
     audit = call.mixer.audit
-    operations = sorted(
-        (op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values())
-    )
+    operations = completed_operations(call)
     for sent, pid, kind in requests:
         record = audit.first_without(pid, sent) if kind == "mute" else audit.first_with(pid, sent)
         if record is None:
             continue
         out[kind].append(record.mixed_at - sent)
-        done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
+        done = completed_after(operations, sent, pid, kind)
         if done is not None:
             out[f"{kind}_after_op"].append(record.mixed_at - done)
     return out
@@ -66,16 +78,18 @@ def action_latencies(call: Call, requests: list[Request]) -> dict[str, list[floa
 def leaks_after_mutes(call: Call, requests: list[Request]) -> list[int]:
     """For each mute request: frames of the participant the contributor audit found in mixes made after the mute
     operation completed (the gate closed, before the 200 OK) and before the next unmute re-opened it. Must be 0."""
-    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    operations = completed_operations(call)
     audit = call.mixer.audit
     leaks = []
     for sent, pid, kind in requests:
         if kind != "mute":
             continue
-        closed = next((t for t, p, k in operations if t >= sent and p == pid and k == "muteParticipant"), None)
+        closed = completed_after(operations, sent, pid, "mute")
         if closed is None:
             continue
-        reopened = next((t for t, p, k in operations if t > closed and p == pid and k == "unmuteParticipant"), float("inf"))
+        reopened = completed_after(operations, closed, pid, "unmute", strictly=True)
+        if reopened is None:
+            reopened = float("inf")
         leaks.append(audit.frames_from(pid, closed, reopened))
     return leaks
 
@@ -111,11 +125,11 @@ def unmute_parts(call: Call, requests: list[Request], arrivals: dict[str, deque[
     it. A mute needs no packet, so only an unmute has the middle part."""
     out: dict[str, list[float]] = {"request_to_op": [], "op_to_first_frame": [], "frame_to_mix": []}
     audit = call.mixer.audit
-    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    operations = completed_operations(call)
     for sent, pid, kind in requests:
         if kind != "unmute":
             continue
-        done = next((t for t, p, k in operations if t >= sent and p == pid and k == "unmuteParticipant"), None)
+        done = completed_after(operations, sent, pid, "unmute")
         record = audit.first_with(pid, sent)
         first = next((t for t in arrivals.get(pid, ()) if done is not None and t >= done), None)
         if done is None or record is None or first is None:
@@ -156,10 +170,10 @@ def record_arrivals(call: Call, keep: int = 1000) -> dict[str, deque[float]]:
 def op_after_request(call: Call, requests: list[Request]) -> list[tuple[float, str, str, float]]:
     """(sent, participant, kind, seconds from the request sent to its operation completed here) for each request
     whose operation this call completed: the gate closed (mute) or opened (unmute) on the node holding the call."""
-    operations = sorted((op.completed_monotonic, op.participant_id, op.kind) for op in list(call.operations.values()))
+    operations = completed_operations(call)
     out = []
     for sent, pid, kind in requests:
-        done = next((t for t, p, k in operations if t >= sent and p == pid and k == f"{kind}Participant"), None)
+        done = completed_after(operations, sent, pid, kind)
         if done is not None:
             out.append((sent, pid, kind, done - sent))
     return out
