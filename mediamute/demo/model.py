@@ -37,6 +37,10 @@ class ActionResult:
         return self.status is None or 200 <= self.status < 300
 
 
+REPAIRS = ("recovered", "concealed")
+"""How the server's receive path met a lost packet, as the audit records it: rebuilt by FEC, or concealed."""
+
+
 @dataclass
 class DemoRun:
     """Everything a finished run leaves behind for the report."""
@@ -62,6 +66,17 @@ class DemoRun:
         if participant_id == self.app_id:
             return self.app_name
         return next((n for n, i in self.ids.items() if i == participant_id), participant_id[:8])
+
+    def repaired_ticks(self) -> dict[str, dict[str, list[int]]]:
+        """Per participant id, the indexes (in `ticks`) of the ticks whose frame of it the server's receive path
+        rebuilt by FEC ("recovered") or concealed ("concealed"): what every listener got in place of its lost
+        packets."""
+        found: dict[str, dict[str, list[int]]] = {}
+        for i, record in enumerate(self.ticks):
+            for kind in REPAIRS:
+                for pid in getattr(record, kind):
+                    found.setdefault(pid, {k: [] for k in REPAIRS})[kind].append(i)
+        return found
 
     def pilot_of(self, name: str) -> float:
         """The pilot tone (Hz) that tags `name`'s voice."""

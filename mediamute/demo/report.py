@@ -227,20 +227,8 @@ def final_gate(run: DemoRun, name: str) -> GateCounters | None:
     return final.gate if final is not None else None
 
 
-def repaired_frames(run: DemoRun) -> dict[str, dict[str, int]]:
-    """Per participant id, the frames of its voice the server's receive path rebuilt by FEC or concealed (the audit:
-    what every listener got in place of its lost packets)."""
-    counts: dict[str, dict[str, int]] = {}
-    for record in run.ticks:
-        for kind in ("recovered", "concealed"):
-            for pid in getattr(record, kind):
-                entry = counts.setdefault(pid, {"recovered": 0, "concealed": 0})
-                entry[kind] += 1
-    return counts
-
-
 def participants_section(run: DemoRun) -> list[dict[str, Any]]:
-    repaired = repaired_frames(run)
+    repaired = run.repaired_ticks()
     networks = {spec.name: spec.network for spec in run.scenario.participants}
     out = []
     for name in [*run.participants, run.app_name]:
@@ -255,8 +243,8 @@ def participants_section(run: DemoRun) -> list[dict[str, Any]]:
             "network": networks.get(name),
             "gateDroppedPackets": gate.dropped_packets if gate else None,
             "gatePassedPackets": gate.passed_packets if gate else None,
-            "serverRecoveredFrames": repaired.get(pid or "", {}).get("recovered", 0),
-            "serverConcealedFrames": repaired.get(pid or "", {}).get("concealed", 0),
+            "serverRecoveredFrames": len(repaired.get(pid or "", {}).get("recovered", ())),
+            "serverConcealedFrames": len(repaired.get(pid or "", {}).get("concealed", ())),
             "heardRecoveredFrames": heard.recovered if heard is not None else None,
             "heardConcealedFrames": int(sum(listener.recording.concealed)) if listener is not None else None,
         })

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import DemoRun, MuteWindow
+from .model import REPAIRS, DemoRun, MuteWindow
 
 FIGURE_SIZE = (12.0, 7.5)
 DPI = 110
@@ -40,7 +40,7 @@ def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
             name = run.name_of(pid)
             if name in levels:
                 levels[name][i] = level
-    repaired = _repaired_frames(run, ticks, speakers)
+    repaired = _repaired_by_speaker(run, speakers)
     listeners = list(run.participants)
     fig, axes = plt.subplots(len(listeners), 1, figsize=FIGURE_SIZE, dpi=DPI, sharex=True, squeeze=False)
     peak = max((float(np.max(_smooth(v))) for v in levels.values() if v.size), default=1.0) or 1.0
@@ -102,16 +102,14 @@ def plot_timeline(run: DemoRun, windows: list[MuteWindow], path: Path) -> Path:
     return path
 
 
-def _repaired_frames(run: DemoRun, ticks: list, speakers: list[str]) -> dict[str, dict[str, np.ndarray]]:
+def _repaired_by_speaker(run: DemoRun, speakers: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Per speaker, the indexes of the ticks whose frame of it the server rebuilt by FEC or concealed (the audit)."""
-    found: dict[str, dict[str, list[int]]] = {s: {"recovered": [], "concealed": []} for s in speakers}
-    for i, record in enumerate(ticks):
-        for kind in ("recovered", "concealed"):
-            for pid in getattr(record, kind):
-                name = run.name_of(pid)
-                if name in found:
-                    found[name][kind].append(i)
-    return {s: {k: np.asarray(v, dtype=int) for k, v in kinds.items()} for s, kinds in found.items()}
+    found = {s: {kind: np.zeros(0, dtype=int) for kind in REPAIRS} for s in speakers}
+    for pid, kinds in run.repaired_ticks().items():
+        name = run.name_of(pid)
+        if name in found:
+            found[name] = {kind: np.asarray(ticks, dtype=int) for kind, ticks in kinds.items()}
+    return found
 
 
 def _concealed_by_listener(run: DemoRun, listener: str) -> np.ndarray:
