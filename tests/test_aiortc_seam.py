@@ -108,7 +108,6 @@ def test_sender_packs_an_av_packet_instead_of_encoding_it():
 
 # --- DTMF: telephone-event negotiated, kept out of the decoder by the ToneTap, sent by DtmfSender ---
 
-from mediamute.media.mixer import Mixer  # noqa: E402
 from mediamute.media.telephone_event import EventReport  # noqa: E402
 from mediamute.rtc.dtmf import ToneTap, check_dtmf_seam, install_tone_tap, register_telephone_event  # noqa: E402
 from mediamute.rtc.peer import ParticipantPeer  # noqa: E402

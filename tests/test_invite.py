@@ -4,7 +4,6 @@ muted like anyone (0 frames in the audit), removed."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -22,7 +21,6 @@ from .helpers import (
     create_call,
     hear_for,
     join_all,
-    join_without_media,
     leave_all,
     tones,
     wait_until,
