@@ -26,25 +26,17 @@ from mediamute.rtc.opus import OpusDecoder
 from mediamute.rtc.receive import ReceivePath
 from mediamute.sources import ToneSource
 
-from .helpers import A, hear_for, join_all, leave_all, tones
+from .helpers import A, InjectedClock, hear_for, join_all, leave_all, tones
 
 T = 0.02
 STORM_ACTIONS = 40
 """Mutes and unmutes in the storm (bounded by count; 2-5 ticks apart: about 3 s)."""
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Talker:
     """A participant whose real Opus packets (a tone) enter its own ReceivePath."""
 
-    def __init__(self, name: str, hz: float, clock: Clock, mixer: Mixer) -> None:
+    def __init__(self, name: str, hz: float, clock: InjectedClock, mixer: Mixer) -> None:
         self.name = name
         self.gate = MuteGate(clock=clock)
         self.path = ReceivePath(self.gate, clock=clock)
@@ -66,7 +58,7 @@ class Talker:
 
 class Room:
     def __init__(self, *talkers: tuple[str, float]) -> None:
-        self.clock = Clock()
+        self.clock = InjectedClock(50.0)
         self.mixer = Mixer(clock=self.clock)
         self.talkers = {name: Talker(name, hz, self.clock, self.mixer) for name, hz in talkers}
         self.heard: list[np.ndarray] = []

@@ -17,22 +17,16 @@ from mediamute.rtc.opus import OpusDecoder, has_lbrr
 from mediamute.rtc.receive import ReceivePath
 from mediamute.sources import AudioSource, SyllableToneSource, ToneSource
 
+from .helpers import InjectedClock
+
 T = 0.02
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Path:
     """A participant "p" whose packets enter a ReceivePath; a listener's sink keeps what the mixer makes of them."""
 
     def __init__(self, settings: JitterBufferSettings | None = None) -> None:
-        self.clock = Clock()
+        self.clock = InjectedClock(50.0)
         self.gate = MuteGate(clock=self.clock)
         self.path = ReceivePath(self.gate, settings, clock=self.clock)
         self.mixer = Mixer(clock=self.clock)

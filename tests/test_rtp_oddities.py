@@ -30,23 +30,15 @@ from mediamute.rtc.receive import ReceivePath
 from mediamute.rtc.sender_faults import SenderFaults
 from mediamute.sources import ToneSource
 
-from .helpers import A, amplitude, hear_for, join_all, leave_all, least_heard, tones, wait_until
+from .helpers import A, InjectedClock, amplitude, hear_for, join_all, leave_all, least_heard, tones, wait_until
 
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CraftedPath:
     """A server ParticipantPeer connected to a silent client; crafted RTP enters where SRTP hands it over."""
 
     def __init__(self, peer: ParticipantPeer, client: RTCPeerConnection, payload_type: int, ssrc: int,
-                 clock: ManualClock) -> None:
+                 clock: InjectedClock) -> None:
         self.peer, self.client, self.payload_type, self.ssrc, self.clock = peer, client, payload_type, ssrc, clock
         self.mixer = Mixer(clock=clock)
         self.mixer.add("p", peer.gate, source=peer.frame_source)
@@ -86,7 +78,7 @@ class CraftedPath:
 
 @pytest.fixture
 async def receive_path() -> AsyncIterator[CraftedPath]:
-    clock = ManualClock()
+    clock = InjectedClock(100.0)
     peer = ParticipantPeer("p", MuteGate(), clock=clock)
     client = RTCPeerConnection(rtc_configuration())
     client.addTransceiver("audio", direction="sendrecv")  # no track: the client itself sends no RTP

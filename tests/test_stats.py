@@ -17,17 +17,9 @@ from mediamute.media.outbound import OutboundCounters
 from mediamute.media.sequence import SequenceCounters
 from mediamute.media.telephone_event import ToneCounters
 
+from .helpers import InjectedClock
+
 AMPLITUDE = 8000.0
-
-
-class ManualClock:
-    """The call's monotonic clock, moved by the test: ticks mix at chosen times."""
-
-    def __init__(self, now: float = 10.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class LevelOnlySession:
@@ -57,8 +49,8 @@ def tone() -> np.ndarray:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> InjectedClock:
+    return InjectedClock(10.0)
 
 
 @pytest.fixture
@@ -66,7 +58,7 @@ def call(clock) -> Call:
     return Call(CallOptions(), EventEmitter(), clock=clock)  # never started: the test ticks the mixer by hand
 
 
-def tick_at(call: Call, clock: ManualClock, at: float) -> None:
+def tick_at(call: Call, clock: InjectedClock, at: float) -> None:
     clock.now = at
     call.mixer.tick()  # deadline and mix time are both `at`
 

@@ -11,7 +11,7 @@ from mediamute.calls.model import Participant
 from mediamute.media.talking import TalkingDetector, TalkingParams
 from mediamute.sources import SilenceSource, ToneSource
 
-from .helpers import CALLS, call_with_callback, wait_until
+from .helpers import CALLS, InjectedClock, call_with_callback, wait_until
 
 PACKET = 0.02
 LOUD, QUIET = -20.0, -60.0
@@ -74,17 +74,9 @@ def test_reset_ends_the_episode_and_forgets_the_run():
 
 
 # the call's use of it ---------------------------------------------------------------------------------------------
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def setup():
-    clock = ManualClock()
+    clock = InjectedClock(100.0)
     events = EventEmitter()
     updates: list[tuple[str, bool, bool]] = []
     events.on(PARTICIPANT_UPDATED, lambda call, *ps: updates.extend((p.display_name, p.server_muted, p.talking.talking) for p in ps))
@@ -92,7 +84,7 @@ def setup():
     return call, clock, updates
 
 
-def speak(call: Call, clock: ManualClock, participant: Participant, level: float, seconds: float) -> None:
+def speak(call: Call, clock: InjectedClock, participant: Participant, level: float, seconds: float) -> None:
     for _ in range(round(seconds / PACKET)):
         clock.now += PACKET
         call.heard_while_muted(participant.id, level)
