@@ -23,12 +23,15 @@ DATA = Path(__file__).parent / "data"
 CLI = [sys.executable, "-m", "mediamute.cli"]
 
 
+def run_demo(scenario: Path, out: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`mediamute demo` on a scenario file, without the live view, as its own process."""
+    return subprocess.run([*CLI, "demo", "--scenario", str(scenario), "--out", str(out), "--no-live"],
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
     out = tmp_path / "demo"
-    done = subprocess.run(
-        [*CLI, "demo", "--scenario", str(DATA / "short-scenario.toml"), "--out", str(out), "--no-live"],
-        capture_output=True, text=True, timeout=120,
-    )
+    done = run_demo(DATA / "short-scenario.toml", out)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASS" in done.stdout
     for name in ("report.json", "report.md", "timeline.png", "notifications.jsonl",
@@ -97,10 +100,7 @@ def test_demo_runs_the_scenario_and_proves_the_mute(tmp_path):
 
 def test_the_bad_network_demo_shows_the_lossy_voice_rebuilt_and_concealed_and_its_mute_leaks_nothing(tmp_path):
     out = tmp_path / "bad"
-    done = subprocess.run(
-        [*CLI, "demo", "--scenario", str(DATA / "short-bad-network-scenario.toml"), "--out", str(out), "--no-live"],
-        capture_output=True, text=True, timeout=120,
-    )
+    done = run_demo(DATA / "short-bad-network-scenario.toml", out)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["ok"] is True and report["leakedFramesTotal"] == 0
@@ -152,8 +152,7 @@ def test_a_bad_scenario_is_refused_precisely_before_anything_starts(tmp_path, co
         load_scenario(path)
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
-    done = subprocess.run([*CLI, "demo", "--scenario", str(path), "--no-live", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=60)
+    done = run_demo(path, tmp_path / "o", timeout=60)
     assert done.returncode == 2
     assert message.split(":")[0] in " ".join(done.stdout.split())
     assert not (tmp_path / "o").exists()
