@@ -30,6 +30,7 @@ from typing import Any
 from .. import eventloop
 from ..calls.call import Call
 from ..media.audio import Frame
+from ..media.jitter import JitterStats
 from ..media.mixer import MixSlot
 from ..media.netem import NetworkCounters
 from ..server import MediamuteServer
@@ -94,18 +95,23 @@ def leaks_after_mutes(call: Call, requests: list[Request]) -> list[int]:
     return leaks
 
 
-def jitter_by_participant(call: Call) -> dict[str, dict[str, Any]]:
-    """Every remote participant's jitter buffer (counters, delays in seconds), by participant id."""
+def jitter_stats(call: Call) -> dict[str, JitterStats]:
+    """Every remote participant's jitter buffer now, by participant id."""
     return {
-        p.id: stats.as_dict()
+        p.id: stats
         for p in list(call.participants.values())
         if p.media is not None and (stats := p.media.jitter_stats()) is not None
     }
 
 
-def jitter_summary(call: Call) -> dict[str, Any] | None:
-    """Every remote participant's jitter buffer in one: counters summed, delays (ms) as the median participant's."""
-    stats = [s for p in call.participants.values() if p.media is not None and (s := p.media.jitter_stats()) is not None]
+def jitter_by_participant(by_id: dict[str, JitterStats]) -> dict[str, dict[str, Any]]:
+    """The buffers of `jitter_stats` as JSON (counters, delays in seconds)."""
+    return {pid: stats.as_dict() for pid, stats in by_id.items()}
+
+
+def jitter_summary(by_id: dict[str, JitterStats]) -> dict[str, Any] | None:
+    """The buffers of `jitter_stats` in one: counters summed, delays (ms) as the median participant's."""
+    stats = list(by_id.values())
     if not stats:
         return None
     out: dict[str, Any] = {name: sum(getattr(s.counters, name) for s in stats)
@@ -244,7 +250,7 @@ class BenchServer:
                 if call.mixer.added_latency is not None:
                     call.mixer.added_latency.clear()
             self.rss_at_mark = rss_bytes(os.getpid())
-            buffers = {pid: stats for call in calls for pid, stats in jitter_by_participant(call).items()}
+            buffers = {pid: stats for call in calls for pid, stats in jitter_by_participant(jitter_stats(call)).items()}
             return {"event": "marked", "at": self.window_start, "jitter_by_participant": buffers}
         if cmd == "report":
             requests = [tuple(r) for r in command.get("requests", [])]
@@ -302,8 +308,9 @@ class BenchServer:
                 out["server_unmute_parts_ms"] = {k: percentiles_ms(v) for k, v in parts.items()}
             out["leaked_frames"] = leaks_after_mutes(call, requests)
         out["encoding"] = call.encoding_counters()
-        out["jitter_buffer"] = jitter_summary(call)
-        out["jitter_by_participant"] = jitter_by_participant(call)
+        buffers = jitter_stats(call)
+        out["jitter_buffer"] = jitter_summary(buffers)
+        out["jitter_by_participant"] = jitter_by_participant(buffers)
         delays = getattr(call.encoding, "pool_send_delays", None)  # rtc's MixEncoding
         if delays:
             out["pool_send_delay_ms"] = percentiles_ms(delays)
